@@ -1,0 +1,259 @@
+"""Request and response bodies sealed to the federation's auditors (pure, no I/O but key files).
+
+A provider service configured with `audit_bodies: encrypted` keeps, next to
+each audit record, the exchange's bodies encrypted so that only the holders
+of the auditor's X25519 private key can read them; the security server that
+wrote them cannot, as it never holds that key.
+
+Sealed form (all lengths fixed but the last):
+
+    b"SPB1"                 magic and version
+    ephemeral public key    32 bytes, X25519, fresh for every exchange
+    wrap nonce              12 bytes
+    wrapped data key        48 bytes: AES-256-GCM(KEK, data key), tag included
+    body nonce              12 bytes
+    ciphertext              AES-256-GCM(data key, plaintext), tag included
+
+    KEK       = HKDF-SHA256(X25519(ephemeral, auditor), salt = ephemeral public
+                || auditor public, info = "spean audit bodies v1 key wrap")
+    plaintext = u32 len(request) || request || u32 count || (u32 len(m) || m)*
+    AAD       = "spean-bodies/1\\n" origin "\\n" side "\\n" exchange id
+
+Invariants:
+- The data key is random per exchange and exists in the clear only while
+  sealing; the KEK needs the auditor's private key to rebuild.
+- The AAD binds a sealed blob to its record (writer, side, exchange): moved
+  onto another record it does not decrypt.
+- Bodies are not hashed into the Merkle tree; the record's digests are.
+  An auditor checks decrypted bodies against those digests
+  (`check_bodies`), so bodies prove themselves through the signed log, and
+  can be erased (retention, data protection) without breaking verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.audit.record import AuditRecord
+from gateway.digests import ResponseDigest, request_digest
+from gateway.errors import ConfigError, InvalidArgument
+
+MAGIC = b"SPB1"
+_KEY = 32
+_NONCE = 12
+_TAG = 16
+_HEADER = len(MAGIC) + _KEY + _NONCE + _KEY + _TAG + _NONCE
+_U32 = struct.Struct(">I")
+_INFO = b"spean audit bodies v1 key wrap"
+
+
+class BodiesError(InvalidArgument):
+    """Sealed bodies cannot be opened: wrong key, altered, or not sealed bodies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bodies:
+    """One exchange's request and response messages, in order."""
+
+    request: bytes
+    responses: tuple[bytes, ...]
+
+    def to_bytes(self) -> bytes:
+        parts = [_U32.pack(len(self.request)), self.request, _U32.pack(len(self.responses))]
+        for message in self.responses:
+            parts += [_U32.pack(len(message)), message]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Bodies:
+        try:
+            (size,) = _U32.unpack_from(data, 0)
+            offset = 4 + size
+            request = data[4:offset]
+            (count,) = _U32.unpack_from(data, offset)
+            offset += 4
+            responses = []
+            for _ in range(count):
+                (size,) = _U32.unpack_from(data, offset)
+                responses.append(data[offset + 4 : offset + 4 + size])
+                offset += 4 + size
+        except struct.error as exc:
+            raise BodiesError("decrypted bodies are truncated") from exc
+        if offset != len(data) or len(request) != _U32.unpack_from(data, 0)[0]:
+            raise BodiesError("decrypted bodies have a wrong length")
+        return cls(request, tuple(responses))
+
+
+def associated_data(origin: str, side: str, exchange_id: str) -> bytes:
+    return f"spean-bodies/1\n{origin}\n{side}\n{exchange_id}".encode()
+
+
+def _kek(shared: bytes, ephemeral: bytes, auditor: bytes) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY, salt=ephemeral + auditor, info=_INFO)
+    return hkdf.derive(shared)
+
+
+def _raw(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def seal(bodies: Bodies, auditor_public_key: bytes, aad: bytes) -> bytes:
+    """Encrypt `bodies` to the auditor's raw 32-byte X25519 public key."""
+    if len(auditor_public_key) != _KEY:
+        raise ConfigError("the auditor public key must be a raw 32-byte X25519 key")
+    auditor = X25519PublicKey.from_public_bytes(auditor_public_key)
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = _raw(ephemeral.public_key())
+    kek = _kek(ephemeral.exchange(auditor), ephemeral_public, auditor_public_key)
+    data_key = AESGCM.generate_key(bit_length=256)
+    wrap_nonce, body_nonce = os.urandom(_NONCE), os.urandom(_NONCE)
+    wrapped = AESGCM(kek).encrypt(wrap_nonce, data_key, aad)
+    ciphertext = AESGCM(data_key).encrypt(body_nonce, bodies.to_bytes(), aad)
+    return MAGIC + ephemeral_public + wrap_nonce + wrapped + body_nonce + ciphertext
+
+
+def open_sealed(sealed: bytes, auditor_key: X25519PrivateKey, aad: bytes) -> Bodies:
+    """Decrypt sealed bodies with the auditor's private key; `BodiesError` if impossible."""
+    if len(sealed) < _HEADER + _TAG or not sealed.startswith(MAGIC):
+        raise BodiesError("not sealed bodies (bad magic or too short)")
+    offset = len(MAGIC)
+    ephemeral_public = sealed[offset : offset + _KEY]
+    offset += _KEY
+    wrap_nonce = sealed[offset : offset + _NONCE]
+    offset += _NONCE
+    wrapped = sealed[offset : offset + _KEY + _TAG]
+    offset += _KEY + _TAG
+    body_nonce = sealed[offset : offset + _NONCE]
+    ciphertext = sealed[offset + _NONCE :]
+    auditor_public = _raw(auditor_key.public_key())
+    try:
+        shared = auditor_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+        kek = _kek(shared, ephemeral_public, auditor_public)
+        data_key = AESGCM(kek).decrypt(wrap_nonce, wrapped, aad)
+        plaintext = AESGCM(data_key).decrypt(body_nonce, ciphertext, aad)
+    except (InvalidTag, ValueError) as exc:
+        raise BodiesError(
+            "sealed bodies do not decrypt with this auditor key (another key, another "
+            "record, or altered)"
+        ) from exc
+    return Bodies.from_bytes(plaintext)
+
+
+def open_for(record: AuditRecord, sealed: bytes, auditor_key: X25519PrivateKey) -> Bodies:
+    """Decrypt the sealed bodies stored with `record`."""
+    aad = associated_data(record.origin, record.side.value, record.exchange_id)
+    return open_sealed(sealed, auditor_key, aad)
+
+
+def check_bodies(record: AuditRecord, bodies: Bodies) -> str:
+    """Why `bodies` are not the ones `record` digests, or "" when they are."""
+    if request_digest(bodies.request) != record.request_sha256:
+        return "the decrypted request does not match the record's request digest"
+    if len(bodies.request) != record.request_size:
+        return "the decrypted request's size differs from the record"
+    digest = ResponseDigest()
+    for message in bodies.responses:
+        digest.update(message)
+    if (digest.digest(), digest.count, digest.size) != (
+        record.response_sha256,
+        record.response_messages,
+        record.response_size,
+    ):
+        return "the decrypted response does not match the record's digest, count or size"
+    return ""
+
+
+# -- key files (the edge) -------------------------------------------------------------------
+
+
+def generate_auditor_key(path: Path) -> bytes:
+    """Write a new X25519 private key (PKCS#8 PEM, mode 0600) to `path`; return its public key."""
+    key = X25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+    except FileExistsError as exc:
+        raise ConfigError(f"{path} already exists; an auditor key is never overwritten") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot write auditor key {path}: {exc.strerror}") from exc
+    return _raw(key.public_key())
+
+
+def load_auditor_key(path: Path) -> X25519PrivateKey:
+    """Read an auditor's X25519 private key (PKCS#8 PEM)."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(key, X25519PrivateKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 auditor key")
+    return key
+
+
+def load_auditor_public_key(path: Path) -> bytes:
+    """Raw 32-byte public key from a PEM public key, or from a PEM private key."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
+    if b"PRIVATE KEY" in data:
+        return _raw(load_auditor_key(path).public_key())
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, X25519PublicKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 public key")
+    return _raw(key)
+
+
+def fingerprint(public_key: bytes) -> str:
+    """Short SHA-256 fingerprint of a raw auditor public key, for logs and reports."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def seal_exchange(
+    request: bytes,
+    responses: Sequence[bytes],
+    auditor_public_key: bytes,
+    *,
+    origin: str,
+    side: str,
+    exchange_id: str,
+) -> bytes:
+    """Seal one exchange's bodies for the record (origin, side, exchange id)."""
+    aad = associated_data(origin, side, exchange_id)
+    return seal(Bodies(request, tuple(responses)), auditor_public_key, aad)
+
+
+class RetainingDigest(ResponseDigest):
+    """A response digest that also keeps the messages, for services whose bodies are sealed."""
+
+    __slots__ = ("messages",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[bytes] = []
+
+    def update(self, message: bytes) -> None:
+        super().update(message)
+        self.messages.append(message)

@@ -1,0 +1,345 @@
+"""Audit bundles: a self-contained export of one writer's log, for offline auditors.
+
+A bundle is a ZIP file holding:
+
+    manifest.json      format, origin, first index, record count, the log size
+                       at export, the chain hash before the first record, the
+                       Merkle compact range before the first record, export time
+    records.bin        the records' canonical bytes, each preceded by its length
+                       (4 bytes, big-endian), in index order
+    chains.bin         the stored chain hash of each record (32 bytes each)
+    checkpoints.txt    the signed checkpoint notes covering the range, by size,
+                       each note followed by the line "~~~~" (never part of a note)
+    globalconf.bin     the SignedGlobalConfiguration the exporter held
+    anchor.pem         the configuration-signing certificate the exporter trusted
+    bodies.bin         optional: the sealed bodies of records that have them
+                       (gateway/audit/bodies.py), each as index (8 bytes),
+                       length (4 bytes), sealed bytes, all big-endian
+
+Invariants: nothing in a bundle is trusted by the verifier because it is in
+the bundle. Records are checked against signed checkpoints; checkpoints and
+tokens against certificates in the global configuration; the configuration
+against an anchor the auditor supplies (the bundled one is only a default,
+and the report says so). The manifest's numbers only frame the data; every
+one of them is re-derived or cross-checked by `gateway.audit.verify`.
+
+An export covers the contiguous index range of the records received in the
+requested time range, cut at the last signed checkpoint: records after it are
+not provable yet and are left for the next export. Records already moved to
+archive segments (gateway/audit/archive.py) are not in the store: an export
+then starts at the archive cut, from the chain hash and tree state kept there.
+The same format serves as an archive segment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import struct
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway import pki
+from gateway.audit.chain import GENESIS, HASH_SIZE
+from gateway.audit.checkpoint import CheckpointError, parse_checkpoint
+from gateway.audit.merkle import CompactRange, CompactRangeState
+from gateway.audit.record import AuditRecord
+from gateway.audit.store import ArchiveCut, AuditStore, StoredCheckpoint
+from gateway.errors import FailedPrecondition, InvalidArgument
+
+FORMAT = "spean-audit-bundle/1"
+NOTE_SEPARATOR = b"~~~~\n"
+_LENGTH = struct.Struct(">I")
+_BODY = struct.Struct(">QI")
+
+
+class BundleError(InvalidArgument):
+    """A bundle file cannot be read: not a bundle, damaged, or of another format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """One writer's log (or a contiguous part of it) with what proves it."""
+
+    origin: str
+    start: int
+    records: tuple[bytes, ...]
+    chains: tuple[bytes, ...]
+    start_chain: bytes
+    start_state: CompactRangeState
+    checkpoints: tuple[bytes, ...]
+    globalconf: bytes
+    anchor_pem: bytes
+    log_size: int
+    exported_at_ns: int
+    bodies: tuple[tuple[int, bytes], ...] = ()
+    """(record index, sealed bodies), by index; only records that have them."""
+
+    @property
+    def stop(self) -> int:
+        """One past the last index in the bundle."""
+        return self.start + len(self.records)
+
+
+def export_bundle(
+    store: AuditStore,
+    *,
+    globalconf: bytes,
+    anchor_pem: bytes,
+    origin: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> Bundle:
+    """Export `origin`'s log (this store's by default), or the part received in
+    [since_ns, until_ns), up to its last signed checkpoint."""
+    origin = store.origin if origin is None else origin
+    checkpoints = store.checkpoints(origin=origin)
+    # Records below an archive cut are in archive segments, no longer stored.
+    cut = store.cut(origin=origin)
+    floor = 0 if cut is None else cut.size
+    covered = checkpoints[-1].size if checkpoints else floor
+    start, stop = floor, covered
+    if since_ns is not None or until_ns is not None:
+        first: int | None = None
+        last = -1
+        for stored in store.read(0, covered, origin=origin):
+            received = AuditRecord.from_bytes(stored.record_bytes).received_at_ns
+            inside = (since_ns is None or received >= since_ns) and (
+                until_ns is None or received < until_ns
+            )
+            if inside:
+                first = stored.index if first is None else first
+                last = stored.index
+        start, stop = (floor, floor) if first is None else (first, last + 1)
+    return _export(store, origin, checkpoints, cut, start, stop, globalconf, anchor_pem)
+
+
+def export_range(
+    store: AuditStore,
+    *,
+    origin: str,
+    start: int,
+    stop: int,
+    globalconf: bytes,
+    anchor_pem: bytes,
+) -> Bundle:
+    """Export exactly `origin`'s records `[start, stop)` (within what the store holds),
+    with the checkpoints over them; archive segments use this with `stop` at a
+    checkpoint size, so the segment ends proven."""
+    checkpoints = store.checkpoints(origin=origin)
+    cut = store.cut(origin=origin)
+    if cut is not None and start < cut.size:
+        raise InvalidArgument(
+            f"records [{start}, {cut.size}) of {origin} were archived to {cut.segment}"
+        )
+    return _export(store, origin, checkpoints, cut, start, stop, globalconf, anchor_pem)
+
+
+def _export(
+    store: AuditStore,
+    origin: str,
+    checkpoints: list[StoredCheckpoint],
+    cut: ArchiveCut | None,
+    start: int,
+    stop: int,
+    globalconf: bytes,
+    anchor_pem: bytes,
+) -> Bundle:
+    covered = checkpoints[-1].size if checkpoints else 0
+    # Tree and chain state before `start`: from the nearest stored checkpoint
+    # at or before it, then the records in between.
+    base = [c for c in checkpoints if c.size <= start]
+    state = CompactRangeState.from_bytes(base[-1].tree_state) if base else CompactRangeState(0, ())
+    tree = CompactRange.from_state(state)
+    start_chain = cut.chain if cut is not None and start == cut.size else GENESIS.hash
+    for stored in store.read(max(0, start - 1), start, origin=origin):
+        start_chain = stored.chain_hash
+    for stored in store.read(state.size, start, origin=origin):
+        tree.append_record(stored.record_bytes)
+    records: list[bytes] = []
+    chains: list[bytes] = []
+    for stored in store.read(start, stop, origin=origin):
+        records.append(stored.record_bytes)
+        chains.append(stored.chain_hash)
+    # The checkpoints over the range, plus the first one after it (it proves
+    # the range's last records when the range ends between checkpoints).
+    notes = [c.note for c in checkpoints if start <= c.size <= stop]
+    later = [c for c in checkpoints if c.size > stop]
+    if later and stop not in {c.size for c in checkpoints} and records:
+        records_to_next: list[bytes] = []
+        for stored in store.read(stop, later[0].size, origin=origin):
+            records_to_next.append(stored.record_bytes)
+            chains.append(stored.chain_hash)
+        records.extend(records_to_next)
+        notes.append(later[0].note)
+    return Bundle(
+        origin=origin,
+        start=start,
+        records=tuple(records),
+        chains=tuple(chains),
+        start_chain=start_chain,
+        start_state=tree.state(),
+        checkpoints=tuple(notes),
+        globalconf=globalconf,
+        anchor_pem=anchor_pem,
+        log_size=store.size() if origin == store.origin else covered,
+        exported_at_ns=time.time_ns(),
+        bodies=tuple(sorted(store.read_bodies(start, start + len(records), origin=origin).items())),
+    )
+
+
+def write_bundle(bundle: Bundle, path: Path) -> None:
+    """Write `bundle` to `path` as a ZIP file, durably and atomically.
+
+    Once this returns the file survives a crash; a failed write leaves any
+    earlier file at `path` as it was and no partial file behind.
+    """
+    try:
+        pki.write_file_atomically(path, encode_bundle(bundle), mode=0o640)
+    except FailedPrecondition as exc:
+        raise BundleError(f"cannot write audit bundle {path}: {exc.message}") from exc
+
+
+def encode_bundle(bundle: Bundle) -> bytes:
+    """The ZIP bytes of `bundle` (see the module docstring)."""
+    manifest = {
+        "format": FORMAT,
+        "origin": bundle.origin,
+        "start": bundle.start,
+        "records": len(bundle.records),
+        "log_size": bundle.log_size,
+        "start_chain": base64.b64encode(bundle.start_chain).decode("ascii"),
+        "start_state": bundle.start_state.to_dict(),
+        "exported_at_ns": bundle.exported_at_ns,
+    }
+    body = io.BytesIO()
+    for data in bundle.records:
+        body.write(_LENGTH.pack(len(data)))
+        body.write(data)
+    encoded = io.BytesIO()
+    with zipfile.ZipFile(encoded, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+        archive.writestr("records.bin", body.getvalue())
+        archive.writestr("chains.bin", b"".join(bundle.chains))
+        archive.writestr(
+            "checkpoints.txt", b"".join(n + NOTE_SEPARATOR for n in bundle.checkpoints)
+        )
+        archive.writestr("globalconf.bin", bundle.globalconf)
+        archive.writestr("anchor.pem", bundle.anchor_pem)
+        if bundle.bodies:
+            archive.writestr(
+                "bodies.bin",
+                b"".join(
+                    _BODY.pack(index, len(sealed)) + sealed for index, sealed in bundle.bodies
+                ),
+            )
+    return encoded.getvalue()
+
+
+def read_bundle(path: Path) -> Bundle:
+    """Read a bundle file; `BundleError` names what is missing or malformed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise BundleError(f"{path} is not a readable audit bundle: {exc}") from exc
+    for name in (
+        "manifest.json",
+        "records.bin",
+        "chains.bin",
+        "checkpoints.txt",
+        "globalconf.bin",
+        "anchor.pem",
+    ):
+        if name not in files:
+            raise BundleError(f"{path}: audit bundle lacks {name}")
+    try:
+        manifest: dict[str, Any] = json.loads(files["manifest.json"])
+    except ValueError as exc:
+        raise BundleError(f"{path}: manifest.json is not JSON: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format {manifest.get('format')!r} is not {FORMAT}")
+    records = _split_records(files["records.bin"], path)
+    chain_blob = files["chains.bin"]
+    if len(chain_blob) % HASH_SIZE:
+        raise BundleError(f"{path}: chains.bin is not a whole number of 32-byte hashes")
+    chains = tuple(chain_blob[i : i + HASH_SIZE] for i in range(0, len(chain_blob), HASH_SIZE))
+    notes = files["checkpoints.txt"].split(NOTE_SEPARATOR)
+    if notes[-1] != b"":
+        raise BundleError(f"{path}: checkpoints.txt does not end with a separator line")
+    try:
+        start_chain = base64.b64decode(str(manifest["start_chain"]), validate=True)
+        start_state = CompactRangeState.from_dict(manifest["start_state"])
+        origin = str(manifest["origin"])
+        start = _int(manifest["start"])
+        log_size = _int(manifest["log_size"])
+        exported = _int(manifest["exported_at_ns"])
+    except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
+        raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
+    return Bundle(
+        origin=origin,
+        start=start,
+        records=records,
+        chains=chains,
+        start_chain=start_chain,
+        start_state=start_state,
+        checkpoints=tuple(notes[:-1]),
+        globalconf=files["globalconf.bin"],
+        anchor_pem=files["anchor.pem"],
+        log_size=log_size,
+        exported_at_ns=exported,
+        bodies=_split_bodies(files.get("bodies.bin", b""), path),
+    )
+
+
+def _split_bodies(blob: bytes, path: Path) -> tuple[tuple[int, bytes], ...]:
+    bodies: list[tuple[int, bytes]] = []
+    offset = 0
+    while offset < len(blob):
+        if offset + _BODY.size > len(blob):
+            raise BundleError(f"{path}: bodies.bin ends inside an entry header")
+        index, length = _BODY.unpack_from(blob, offset)
+        offset += _BODY.size
+        if offset + length > len(blob):
+            raise BundleError(f"{path}: bodies.bin ends inside the bodies of record {index}")
+        bodies.append((index, blob[offset : offset + length]))
+        offset += length
+    return tuple(bodies)
+
+
+def checkpoint_sizes(bundle: Bundle) -> list[int]:
+    """Sizes of the bundle's parseable checkpoints (for display)."""
+    sizes = []
+    for note in bundle.checkpoints:
+        try:
+            sizes.append(parse_checkpoint(note).size)
+        except CheckpointError:
+            continue
+    return sizes
+
+
+def _split_records(blob: bytes, path: Path) -> tuple[bytes, ...]:
+    records: list[bytes] = []
+    offset = 0
+    view = memoryview(blob)
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise BundleError(f"{path}: records.bin ends inside a length prefix")
+        (length,) = _LENGTH.unpack_from(blob, offset)
+        offset += 4
+        if offset + length > len(blob):
+            raise BundleError(f"{path}: records.bin ends inside record {len(records)}")
+        records.append(bytes(view[offset : offset + length]))
+        offset += length
+    return tuple(records)
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return value

@@ -1,0 +1,474 @@
+"""`spean audit ...`: export, verify, reconcile, show and replay logs; archive old records.
+
+Exit codes: 0 when everything holds, 1 for an error (unreadable input), 2 when
+verification or reconciliation found a problem. `--json` prints one JSON
+document on stdout; otherwise a human summary, and a progress bar when stderr
+is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway import pki
+from gateway.errors import ConfigError, InvalidArgument
+
+if TYPE_CHECKING:
+    from gateway.audit.replay import Exchange
+
+EXIT_PROBLEMS = 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "audit", help="export, verify, reconcile, replay and archive audit logs"
+    )
+    commands = parser.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+
+    export = commands.add_parser("export", help="export a writer's log as a bundle")
+    export.add_argument("--config", type=Path, help="the security server's YAML file")
+    export.add_argument("--store", help="audit store path or URL (instead of --config)")
+    export.add_argument("--globalconf", type=Path, help="signed global configuration file")
+    export.add_argument("--anchor", type=Path, help="configuration-signing certificate (PEM)")
+    export.add_argument("--origin", help="the log to export (default: SERVER#w0)")
+    export.add_argument("--since", help="first receive time, ISO 8601 (default: the beginning)")
+    export.add_argument("--until", help="receive time to stop before, ISO 8601 (default: now)")
+    export.add_argument("--out", type=Path, required=True, help="bundle file to write")
+    export.set_defaults(func=cmd_export)
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify a bundle completely; several: archive segments then a live export, "
+        "which must chain into one log",
+    )
+    verify.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
+    verify.add_argument("--anchor", type=Path, help="trusted configuration-signing certificate")
+    verify.add_argument("--no-tokens", action="store_true", help="skip token signatures")
+    verify.add_argument("--json", action="store_true", help="print a JSON report")
+    verify.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes verifying token signatures (1: no workers; default: one per core, "
+        "for bundles of 5,000 records or more)",
+    )
+    verify.add_argument(
+        "--auditor-key",
+        type=Path,
+        help="the auditors' X25519 private key (PEM): decrypt sealed bodies, check their digests",
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    reconcile = commands.add_parser("reconcile", help="match a consumer's log with a provider's")
+    reconcile.add_argument("consumer", type=Path, help="the consumer's bundle")
+    reconcile.add_argument("provider", type=Path, help="the provider's bundle")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    show = commands.add_parser("show", help="print one exchange from every bundle given")
+    show.add_argument("exchange_id")
+    show.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    replay = commands.add_parser(
+        "replay",
+        help="decrypt a bundle's bodies, show the timeline, and re-send the requests to a test "
+        "instance",
+    )
+    replay.add_argument("bundle", type=Path)
+    replay.add_argument(
+        "--auditor-key", type=Path, required=True, help="the auditors' X25519 private key (PEM)"
+    )
+    replay.add_argument("--anchor", type=Path, help="trusted configuration-signing certificate")
+    replay.add_argument(
+        "--against",
+        metavar="ADDRESS",
+        help="host:port of a test instance's consumer endpoint: re-send every request there",
+    )
+    replay.add_argument(
+        "--as-client",
+        metavar="SUBSYSTEM",
+        help="with --against: call as this subsystem instead of the recorded client",
+    )
+    replay.add_argument("--client", help="only exchanges of this calling subsystem")
+    replay.add_argument("--service", help="only exchanges with this provider subsystem")
+    replay.add_argument("--user", help="only exchanges made for this end user")
+    replay.add_argument("--since", help="only exchanges received at or after, ISO 8601")
+    replay.add_argument("--until", help="only exchanges received before, ISO 8601")
+    replay.add_argument("--timeout", type=float, default=30.0, help="seconds per re-sent call")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(func=cmd_replay)
+
+    archive = commands.add_parser(
+        "archive",
+        help="move records older than the retention age to archive segments",
+    )
+    archive.add_argument("--config", type=Path, required=True, help="the server's YAML file")
+    archive.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help="archive records received more than DAYS ago (default: audit.retention.max_age_days)",
+    )
+    archive.add_argument(
+        "--archive-dir", type=Path, help="segment folder (default: audit.retention.archive_dir)"
+    )
+    archive.add_argument("--json", action="store_true")
+    archive.set_defaults(func=cmd_archive)
+
+
+def _time(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"{what} {text!r} is not an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.audit.bundle import export_bundle, write_bundle
+    from gateway.audit.store import open_store
+
+    store_url: str | None = args.store
+    globalconf_path: Path | None = args.globalconf
+    anchor_path: Path | None = args.anchor
+    origin: str | None = args.origin
+    if args.config is not None:
+        from gateway.config import load_config
+
+        config = load_config(args.config)
+        if store_url is None:
+            store_url = config.audit.store
+            if "://" not in store_url:
+                store_url = str(config.resolve(Path(store_url)))
+        gc = config.global_configuration
+        globalconf_path = globalconf_path or config.resolve(gc.cache)
+        anchor_path = anchor_path or config.resolve(gc.anchor)
+        origin = origin or f"{config.server_id}#w0"
+    if store_url is None or globalconf_path is None or anchor_path is None or origin is None:
+        raise ConfigError(
+            "audit export needs --config, or all of --store, --globalconf, --anchor and --origin"
+        )
+    try:
+        globalconf = globalconf_path.read_bytes()
+        anchor_pem = anchor_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    pki.parse_certificate_pem(anchor_pem, str(anchor_path))
+    # The exporter reads under its own origin name so it never writes the log.
+    with open_store(store_url, f"{origin}.export") as store:
+        bundle = export_bundle(
+            store,
+            globalconf=globalconf,
+            anchor_pem=anchor_pem,
+            origin=origin,
+            since_ns=_time(args.since, "--since"),
+            until_ns=_time(args.until, "--until"),
+        )
+    write_bundle(bundle, args.out)
+    print(
+        f"exported {len(bundle.records)} records [{bundle.start}, {bundle.stop}) and "
+        f"{len(bundle.checkpoints)} checkpoints of {bundle.origin} to {args.out}"
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gateway.audit.bundle import read_bundle
+    from gateway.audit.verify import verify_bundle
+
+    anchor = pki.load_certificate(args.anchor) if args.anchor is not None else None
+    auditor_key = None
+    if args.auditor_key is not None:
+        from gateway.audit.bodies import load_auditor_key
+
+        auditor_key = load_auditor_key(args.auditor_key)
+    if args.jobs is not None and args.jobs < 1:
+        raise InvalidArgument(f"--jobs must be 1 or more, got {args.jobs}")
+    if len(args.bundles) > 1:
+        return _verify_sequence(args, anchor, auditor_key)
+    bundle = read_bundle(args.bundles[0])
+    if not args.json and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        total = len(bundle.records) * 2
+        with Progress(transient=True) as bar:
+            task = bar.add_task("verifying", total=total)
+            report = verify_bundle(
+                bundle,
+                anchor=anchor,
+                check_tokens=not args.no_tokens,
+                progress=lambda n: bar.advance(task, n),
+                auditor_key=auditor_key,
+                jobs=args.jobs,
+            )
+    else:
+        report = verify_bundle(
+            bundle,
+            anchor=anchor,
+            check_tokens=not args.no_tokens,
+            auditor_key=auditor_key,
+            jobs=args.jobs,
+        )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(
+            f"{report.origin}: {report.records} records from index {report.start}, "
+            f"{report.checkpoints} checkpoints verified, {report.tokens_verified} tokens "
+            f"verified, {report.bodies_verified} of {report.bodies} sealed bodies checked, "
+            f"anchor {report.anchor}"
+        )
+        first = report.first
+        if first is None:
+            print("OK: every check holds")
+        else:
+            where = "" if first.index is None else f" at record {first.index}"
+            print(f"FAILED{where} ({first.check.value}): {first.reason}")
+            for problem in report.problems:
+                if problem is not first:
+                    where = "" if problem.index is None else f"record {problem.index}: "
+                    print(f"  also: {where}{problem.check.value}: {problem.reason}")
+    return 0 if report.ok else EXIT_PROBLEMS
+
+
+def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) -> int:
+    from gateway.audit.archive import verify_sequence
+    from gateway.audit.bundle import read_bundle
+
+    bundles = [read_bundle(path) for path in args.bundles]
+    result = verify_sequence(
+        bundles, anchor=anchor, check_tokens=not args.no_tokens, auditor_key=auditor_key
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0 if result.ok else EXIT_PROBLEMS
+    for path, report in zip(args.bundles, result.reports, strict=True):
+        summary = (
+            f"{path}: {report.origin} records [{report.start}, {report.start + report.records}), "
+            f"{report.checkpoints} checkpoints, {report.tokens_verified} tokens"
+        )
+        first = report.first
+        if first is None:
+            print(f"{summary}: OK")
+        else:
+            where = "" if first.index is None else f" at record {first.index}"
+            print(f"{summary}: FAILED{where} ({first.check.value}): {first.reason}")
+    for problem in result.links:
+        where = "" if problem.index is None else f" at record {problem.index}"
+        print(f"FAILED{where} (sequence): {problem.reason}")
+    if result.ok:
+        total = sum(r.records for r in result.reports)
+        print(f"OK: {len(bundles)} bundles chain into one log of {total} records")
+    return 0 if result.ok else EXIT_PROBLEMS
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from gateway.audit.bundle import read_bundle
+    from gateway.audit.reconcile import reconcile
+
+    result = reconcile(read_bundle(args.consumer), read_bundle(args.provider))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(
+            f"{result.matched} exchanges found on both sides, {result.witnessed} checkpoints "
+            "of the provider's log witnessed by the consumer checked against it"
+        )
+        for finding in result.findings:
+            print(f"  {finding.kind.value}: {finding.exchange_id or '-'}: {finding.detail}")
+        if result.ok:
+            print("OK: both logs agree")
+    return 0 if result.ok else EXIT_PROBLEMS
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from gateway.audit.bundle import read_bundle
+    from gateway.audit.reconcile import find_exchange, record_to_dict
+
+    found = []
+    for path in args.bundles:
+        for index, record in find_exchange(read_bundle(path), args.exchange_id):
+            found.append({"bundle": str(path), "index": index, **record_to_dict(record)})
+    if not found:
+        print(f"exchange {args.exchange_id} is in none of the bundles", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for entry in found:
+            print(f"{entry['side']} record {entry['index']} in {entry['bundle']}:")
+            for key, value in entry.items():
+                if key not in ("bundle", "index", "side") and value not in ("", 0, None):
+                    print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import grpc
+
+    from gateway.audit.bodies import load_auditor_key
+    from gateway.audit.bundle import read_bundle
+    from gateway.audit.replay import TimelineFilter, build_timeline, iso, replay
+    from gateway.audit.verify import load_configuration
+    from gateway.errors import SpeanError
+
+    bundle = read_bundle(args.bundle)
+    key = load_auditor_key(args.auditor_key)
+    where = TimelineFilter(
+        client=args.client,
+        service=args.service,
+        user=args.user,
+        since_ns=_time(args.since, "--since"),
+        until_ns=_time(args.until, "--until"),
+    )
+    timeline = build_timeline(bundle, key, where)
+    if args.against is None:
+        if args.json:
+            print(json.dumps([e.to_dict() for e in timeline], indent=2))
+        else:
+            _print_timeline(timeline)
+        return 0
+    anchor = pki.load_certificate(args.anchor) if args.anchor is not None else None
+    try:
+        conf, _ = load_configuration(bundle, anchor)
+    except SpeanError as exc:
+        # Only used to tell streaming methods apart; the recorded answers then decide.
+        print(f"warning: bundled configuration not used: {exc.message}", file=sys.stderr)
+        conf = None
+    with grpc.insecure_channel(args.against) as channel:
+        results = replay(channel, timeline, conf, client=args.as_client, timeout_s=args.timeout)
+    differing = [r for r in results if r.outcome.value == "different"]
+    if args.json:
+        document = {
+            "ok": not differing,
+            "replayed": sum(1 for r in results if r.answer is not None),
+            "different": len(differing),
+            "exchanges": [r.to_dict() for r in results],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for result in results:
+            record = result.exchange.record
+            line = (
+                f"{iso(record.received_at_ns)}  #{result.exchange.index:<6} "
+                f"{record.exchange_id}  {result.outcome.value.upper():<9}"
+            )
+            print(f"{line} {result.detail}".rstrip())
+        replayed = sum(1 for r in results if r.answer is not None)
+        print(
+            f"{replayed} exchanges replayed against {args.against}: "
+            f"{replayed - len(differing)} same, {len(differing)} different, "
+            f"{len(results) - replayed} skipped"
+        )
+    return EXIT_PROBLEMS if differing else 0
+
+
+def _print_timeline(timeline: list[Exchange]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.audit.replay import iso
+
+    table = Table(title=f"{len(timeline)} exchanges", show_lines=False)
+    for column in (
+        "received",
+        "#",
+        "exchange",
+        "client",
+        "service / method",
+        "user",
+        "status",
+        "bodies",
+    ):
+        table.add_column(column, overflow="fold")
+    for exchange in timeline:
+        record = exchange.record
+        table.add_row(
+            iso(record.received_at_ns),
+            str(exchange.index),
+            record.exchange_id,
+            record.client,
+            f"{record.service}:{record.method}",
+            record.user,
+            record.status,
+            "decrypted" if exchange.bodies is not None else exchange.bodies_problem,
+        )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.audit.archive import NS_PER_DAY, archive_log, member_certificates
+    from gateway.audit.store import open_store
+    from gateway.config import load_config
+
+    config = load_config(args.config)
+    retention = config.audit.retention
+    days = (
+        args.older_than
+        if args.older_than is not None
+        else (retention.max_age_days if retention is not None else None)
+    )
+    folder = (
+        args.archive_dir
+        if args.archive_dir is not None
+        else (config.resolve(retention.archive_dir) if retention is not None else None)
+    )
+    if days is None or folder is None:
+        raise ConfigError(
+            f"{args.config}: audit.retention is not configured; set audit.retention.max_age_days "
+            "and archive_dir, or give --older-than and --archive-dir"
+        )
+    if days < 0:
+        raise InvalidArgument(f"--older-than must be 0 or more days, got {days}")
+    store_url = config.audit.store
+    if "://" not in store_url:
+        store_url = str(config.resolve(Path(store_url)))
+    gc = config.global_configuration
+    try:
+        globalconf = config.resolve(gc.cache).read_bytes()
+        anchor_pem = config.resolve(gc.anchor).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    before_ns = time.time_ns() - days * NS_PER_DAY
+    prefix = f"{config.server_id}#"
+    done = []
+    with open_store(store_url, f"{config.server_id}#archiver") as store:
+        for origin in store.origins():
+            if not origin.startswith(prefix):
+                continue  # another server's log in a shared store: its own archiver's job
+            segment = archive_log(
+                store,
+                origin,
+                before_ns=before_ns,
+                archive_dir=folder,
+                globalconf=globalconf,
+                anchor_pem=anchor_pem,
+                certificates=member_certificates(globalconf, anchor_pem, origin),
+            )
+            if segment is not None:
+                done.append(segment)
+    if args.json:
+        print(json.dumps({"segments": [s.to_dict() for s in done]}, indent=2))
+    else:
+        for segment in done:
+            print(
+                f"archived {segment.origin} records [{segment.start}, {segment.stop}) to "
+                f"{segment.path} ({segment.deleted} deleted from the store)"
+            )
+        if not done:
+            print(f"nothing to archive: no checkpointed records older than {days} days")
+    return 0

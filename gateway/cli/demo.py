@@ -1,0 +1,108 @@
+"""`spean demo`: build the demo federation, run the hospital's calls, keep serving."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gateway.errors import ConfigError
+
+MARKER = ".spean-demo"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="build and run a demo federation of three ministries on loopback"
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=Path("spean-demo"), help="folder (default ./spean-demo)"
+    )
+    parser.add_argument("--once", action="store_true", help="exit after the demo calls")
+    parser.add_argument(
+        "--mpwt-db",
+        metavar="URL",
+        help="put MPWT's vehicle registry on this PostgreSQL or MariaDB database"
+        " (e.g. postgresql://user@host/db, mysql://user@host/db); its sample data is loaded"
+        " there, replacing any 'vehicles' table (default: a SQLite file in --dir)",
+    )
+    parser.set_defaults(func=cmd_demo)
+
+
+def _fresh_folder(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            if any(folder.iterdir()):
+                raise ConfigError(
+                    f"{folder} exists and is not a Spean demo folder; choose another --dir"
+                )
+        else:
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("built by spean demo; removed and rebuilt on each run\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import MOH, build_demo, run_demo_calls
+    from gateway.logging import configure_logging
+
+    configure_logging("console", level=30)
+    folder: Path = args.dir
+    _fresh_folder(folder)
+    print(f"Building a fresh demo federation in {folder}/ ...")
+    federation = build_demo(folder, mpwt_database_url=args.mpwt_db)
+    federation.start_all()
+    try:
+        conf = federation.servers[MOH].current_configuration()
+        print(
+            f"  authority: global configuration version {conf.version},"
+            f" expires {conf.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        for _member, server in federation.servers.items():
+            parts = [f"provider 127.0.0.1:{server.provider_port}"] if server.provider_port else []
+            if server.consumer_port:
+                parts.append(f"consumer 127.0.0.1:{server.consumer_port}")
+            print(f"  {server.config.server_id:<18} {', '.join(parts)}")
+        consumer = federation.consumer_addresses[MOH]
+        print(f"\nMoH hospital application (KH/GOV/MOH/nhis) calls through {consumer}:")
+        print(f"  {'call':<26}{'service':<22}{'status':<19}{'ms':>7}  exchange id / result")
+        for result in run_demo_calls(consumer):
+            print(
+                f"  {result.label:<26}{result.service:<22}{result.status:<19}{result.ms:>7.1f}"
+                f"  {result.exchange_id}\n  {'':<26}{result.detail}"
+            )
+        print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
+        for _member, server in federation.servers.items():
+            print(f"  {server.origin:<22} {server.audit.size()} records")
+        print(
+            "\nCall a service yourself with grpcurl (any gRPC client works the same way):\n"
+            "  grpcurl -plaintext -import-path protos"
+            " -proto spean/demo/vehicles/v1/vehicles.proto \\\n"
+            "    -H 'spean-client: KH/GOV/MOH/nhis' -H 'spean-service: KH/GOV/MPWT/vehicles' \\\n"
+            f'    -d \'{{"plate": "{_sample_plate()}"}}\' {consumer}'
+            " vehicles.v1.VehicleRegistry/GetVehicle"
+        )
+        if args.once:
+            return 0
+        print("\nServing until Ctrl-C.")
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        stop.wait()
+        return 0
+    finally:
+        federation.stop_all()
+
+
+def _sample_plate() -> str:
+    from gateway import demo_data
+
+    return demo_data.SAMPLE_PLATE

@@ -1,0 +1,414 @@
+"""The security server's YAML configuration, validated at start.
+
+One file per security server. Every path in it is resolved against the
+folder of the file, so a server's folder can be moved as a whole. Validation
+is complete before anything starts: an error names the file, the field (as a
+dotted path such as ``provider.access[2].methods[0]``) and what is wrong, and
+is raised as `ConfigError`. The loaded value is immutable.
+
+Secrets never live in this file: key passphrases come from a file named here
+or from the environment variable ``SPEAN_KEY_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.errors import ConfigError, SpeanError
+from gateway.identifiers import ServerId, SubsystemId, parse_method, parse_server
+
+PASSPHRASE_ENV = "SPEAN_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
+
+def _subsystem(value: str) -> str:
+    try:
+        SubsystemId.parse(value)
+    except SpeanError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def _method_or_star(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        parse_method(value)
+    except SpeanError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` or ``[v6]:port``; raises ValueError naming the problem."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"address {address!r} must be host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"address {address!r} has an invalid port")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(value: str) -> str:
+    split_address(value)
+    return value
+
+
+Subsystem = Annotated[str, AfterValidator(_subsystem)]
+MethodPattern = Annotated[str, AfterValidator(_method_or_star)]
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeysConfig(_Model):
+    """The member signing key and this server's TLS key, with their certificates."""
+
+    tls_key: Path
+    tls_certificate: Path
+    signing_key: Path
+    signing_certificate: Path
+    passphrase_file: Path | None = None
+
+
+class GlobalConfigurationSource(_Model):
+    """Where the signed global configuration comes from and how it is trusted."""
+
+    source: str = Field(description="file path or http(s) URL of the signed configuration")
+    anchor: Path = Field(description="the authority's configuration-signing certificate")
+    cache: Path = Field(description="where the last good copy is kept")
+    refresh_seconds: float = Field(default=60.0, gt=0, le=86400)
+
+
+class InternalTls(_Model):
+    """TLS on the consumer endpoint (required unless it listens on loopback)."""
+
+    certificate: Path
+    key: Path
+
+
+class ClientConfig(_Model):
+    """A subsystem of this member whose applications call through this server."""
+
+    subsystem: Subsystem
+    certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate the application must present (X-Road's internal TLS)",
+    )
+
+
+class ConsumerConfig(_Model):
+    listen: Address
+    tls: InternalTls | None = None
+    clients: list[ClientConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> ConsumerConfig:
+        host, _ = split_address(self.listen)
+        if self.tls is None and not is_loopback(host):
+            raise ValueError(
+                f"listen address {self.listen} is not loopback: plaintext is only allowed on"
+                " loopback; configure consumer.tls"
+            )
+        if self.tls is None and any(c.certificate for c in self.clients):
+            raise ValueError("client certificates need consumer.tls to be configured")
+        registered = [c.subsystem for c in self.clients if c.certificate is not None]
+        if registered and len(registered) != len(self.clients):
+            # gRPC can only require a client certificate of every connection or
+            # of none: once one is registered, the handshake demands one of them.
+            missing = ", ".join(c.subsystem for c in self.clients if c.certificate is None)
+            raise ValueError(
+                "once a client certificate is registered, every client needs one (the TLS"
+                f" handshake requires a registered certificate); missing for {missing}"
+            )
+        seen: set[str] = set()
+        for client in self.clients:
+            if client.subsystem in seen:
+                raise ValueError(f"client {client.subsystem} is listed twice")
+            seen.add(client.subsystem)
+        return self
+
+
+class ServiceConfig(_Model):
+    """A subsystem published by this server and the adapter that serves it."""
+
+    subsystem: Subsystem
+    adapter: dict[str, Any]
+    audit_bodies: Literal["metadata", "encrypted"] = Field(
+        default="metadata",
+        description="metadata: the audit log keeps digests only; encrypted: also the bodies,"
+        " sealed to the federation's auditor key (gateway/audit/bodies.py)",
+    )
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter_has_type(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("type"), str):
+            raise ValueError("adapter needs a 'type' (sql, grpc or python)")
+        return value
+
+
+def _response_field(value: str) -> str:
+    parts = value.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise ValueError(f"{value!r} is not a field path such as owner_id or owner.id")
+    return value
+
+
+FieldPath = Annotated[str, AfterValidator(_response_field)]
+
+
+class MinimiseConfig(_Model):
+    """Response fields a client does not receive in full (data minimisation)."""
+
+    method: MethodPattern = "*"
+    drop: list[FieldPath] = Field(default_factory=list)
+    pseudonymise: list[FieldPath] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something_and_once(self) -> MinimiseConfig:
+        if not self.drop and not self.pseudonymise:
+            raise ValueError("list at least one field under drop or pseudonymise")
+        twice = set(self.drop) & set(self.pseudonymise)
+        if twice:
+            raise ValueError(f"field {sorted(twice)[0]!r} is both dropped and pseudonymised")
+        return self
+
+
+class AccessRuleConfig(_Model):
+    """Deny by default: a client may call only the methods listed for it."""
+
+    client: Subsystem
+    service: Subsystem
+    methods: list[MethodPattern] = Field(min_length=1)
+    minimise: list[MinimiseConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _minimise_allowed_methods(self) -> AccessRuleConfig:
+        for index, entry in enumerate(self.minimise):
+            if "*" not in self.methods and entry.method not in (*self.methods, "*"):
+                raise ValueError(
+                    f"minimise[{index}].method {entry.method} is not among this rule's methods"
+                )
+        return self
+
+
+class ProviderConfig(_Model):
+    listen: Address
+    services: list[ServiceConfig] = Field(min_length=1)
+    access: list[AccessRuleConfig] = Field(default_factory=list)
+    pseudonymisation_key: Path | None = Field(
+        default=None,
+        description="file of at least 32 secret bytes keying pseudonyms (gateway.masking)",
+    )
+
+    @model_validator(mode="after")
+    def _access_names_published_services(self) -> ProviderConfig:
+        published = {s.subsystem for s in self.services}
+        if len(published) != len(self.services):
+            raise ValueError("a subsystem is listed twice in services")
+        for index, rule in enumerate(self.access):
+            if rule.service not in published:
+                raise ValueError(
+                    f"access[{index}].service {rule.service} is not one of the services"
+                    " published here"
+                )
+            if self.pseudonymisation_key is None and any(m.pseudonymise for m in rule.minimise):
+                raise ValueError(
+                    f"access[{index}] pseudonymises fields: set provider.pseudonymisation_key"
+                    " to a file of at least 32 secret bytes (e.g. 'openssl rand -hex 32')"
+                )
+        return self
+
+
+class RetentionConfig(_Model):
+    """How long records stay in the audit store before `spean audit archive` moves them
+    to self-contained archive segments (gateway/audit/archive.py)."""
+
+    max_age_days: int = Field(
+        ge=1, le=36500, description="records received longer ago than this are archived"
+    )
+    archive_dir: Path = Field(
+        description="folder of the archive segments (relative to the config file)"
+    )
+
+
+class AuditConfig(_Model):
+    store: str = Field(description="SQLite path (relative to the config file) or database URL")
+    retention: RetentionConfig | None = Field(
+        default=None, description="absent: records stay in the store for ever"
+    )
+
+
+class LimitsConfig(_Model):
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    token_lifetime_seconds: int = Field(default=60, ge=5, le=300)
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    max_header_bytes: int = Field(default=1024, ge=64, le=8192)
+    workers: int = Field(default=32, ge=1, le=1024, description="threads serving calls")
+
+
+class MetricsConfig(_Model):
+    """The Prometheus endpoint (``GET /metrics``); absent means no endpoint."""
+
+    listen: Address = Field(
+        default="127.0.0.1:9464", description="host:port; loopback unless scraped from afar"
+    )
+
+
+class HealthConfig(_Model):
+    """A plaintext endpoint answering grpc.health.v1 only, for probes that cannot speak
+    mutual TLS (kubelet, a container HEALTHCHECK); absent means none. The consumer
+    and provider endpoints answer grpc.health.v1 themselves in any case."""
+
+    listen: Address = Field(
+        default="127.0.0.1:8081",
+        description="host:port; serves nothing but health, so a pod address is safe",
+    )
+
+
+class TracingConfig(_Model):
+    """OpenTelemetry export over OTLP/gRPC; absent means spans are not exported."""
+
+    otlp_endpoint: str = Field(
+        min_length=1, description="OTLP/gRPC collector, e.g. http://127.0.0.1:4317"
+    )
+    insecure: bool = Field(default=False, description="plaintext to the collector")
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    service_name: str = Field(default="spean-security-server", min_length=1)
+
+
+class ServerConfig(_Model):
+    """A whole security server configuration (one YAML file)."""
+
+    server_id: str
+    keys: KeysConfig
+    global_configuration: GlobalConfigurationSource
+    consumer: ConsumerConfig | None = None
+    provider: ProviderConfig | None = None
+    audit: AuditConfig
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    metrics: MetricsConfig | None = None
+    tracing: TracingConfig | None = None
+    health: HealthConfig | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    path: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("server_id")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        try:
+            parse_server(value)
+        except SpeanError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _belongs_to_owner(self) -> ServerConfig:
+        if self.consumer is None and self.provider is None:
+            raise ValueError("configure at least one of consumer and provider")
+        owner = parse_server(self.server_id).member
+        subsystems = [c.subsystem for c in self.consumer.clients] if self.consumer else []
+        subsystems += [s.subsystem for s in self.provider.services] if self.provider else []
+        for subsystem in subsystems:
+            if SubsystemId.parse(subsystem).member != owner:
+                raise ValueError(
+                    f"subsystem {subsystem} does not belong to {owner}, the member that owns"
+                    f" security server {self.server_id}"
+                )
+        return self
+
+    @property
+    def server(self) -> ServerId:
+        return parse_server(self.server_id)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the file, made absolute against the file's folder."""
+        return path if path.is_absolute() else self.base_dir / path
+
+    def pseudonymisation_key(self) -> bytes | None:
+        """The provider's pseudonym secret, read from its file; None when not configured."""
+        if self.provider is None or self.provider.pseudonymisation_key is None:
+            return None
+        path = self.resolve(self.provider.pseudonymisation_key)
+        try:
+            return path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.path}: provider.pseudonymisation_key: cannot read {path}: {exc.strerror}"
+            ) from None
+
+    def passphrase(self) -> bytes | None:
+        if self.keys.passphrase_file is not None:
+            return self.resolve(self.keys.passphrase_file).read_bytes().strip()
+        value = os.environ.get(PASSPHRASE_ENV)
+        return value.encode() if value else None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def parse_config(data: object, path: Path) -> ServerConfig:
+    """Validate an already-parsed YAML document; errors name `path` and the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    try:
+        return ServerConfig.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}: {_field_path(error['loc'])}: {message}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def load_config(path: Path) -> ServerConfig:
+    """Read and validate a security server configuration file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return parse_config(data, path.resolve())

@@ -1,0 +1,92 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GlobalConfiguration(_message.Message):
+    __slots__ = ("instance", "version", "issued_at", "expires_at", "ca_certificates", "members", "subsystems", "servers", "revoked_serials", "auditor_public_key")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SUBSYSTEMS_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_SERIALS_FIELD_NUMBER: _ClassVar[int]
+    AUDITOR_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    version: int
+    issued_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    ca_certificates: _containers.RepeatedScalarFieldContainer[bytes]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    subsystems: _containers.RepeatedCompositeFieldContainer[Subsystem]
+    servers: _containers.RepeatedCompositeFieldContainer[SecurityServer]
+    revoked_serials: _containers.RepeatedScalarFieldContainer[str]
+    auditor_public_key: bytes
+    def __init__(self, instance: _Optional[str] = ..., version: _Optional[int] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., subsystems: _Optional[_Iterable[_Union[Subsystem, _Mapping]]] = ..., servers: _Optional[_Iterable[_Union[SecurityServer, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., auditor_public_key: _Optional[bytes] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("id", "name", "signing_certificates")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    signing_certificates: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Subsystem(_message.Message):
+    __slots__ = ("id", "name", "servers", "methods", "file_descriptor_set")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    servers: _containers.RepeatedScalarFieldContainer[str]
+    methods: _containers.RepeatedCompositeFieldContainer[Method]
+    file_descriptor_set: bytes
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., servers: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., file_descriptor_set: _Optional[bytes] = ...) -> None: ...
+
+class Method(_message.Message):
+    __slots__ = ("path", "server_streaming")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SERVER_STREAMING_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    server_streaming: bool
+    def __init__(self, path: _Optional[str] = ..., server_streaming: _Optional[bool] = ...) -> None: ...
+
+class SecurityServer(_message.Message):
+    __slots__ = ("id", "address", "tls_certificate_sha256", "tls_certificate", "additional_tls_certificates")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONAL_TLS_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    address: str
+    tls_certificate_sha256: str
+    tls_certificate: bytes
+    additional_tls_certificates: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., tls_certificate_sha256: _Optional[str] = ..., tls_certificate: _Optional[bytes] = ..., additional_tls_certificates: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SignedGlobalConfiguration(_message.Message):
+    __slots__ = ("configuration", "algorithm", "signature", "signer_sha256")
+    CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_SHA256_FIELD_NUMBER: _ClassVar[int]
+    configuration: bytes
+    algorithm: str
+    signature: bytes
+    signer_sha256: str
+    def __init__(self, configuration: _Optional[bytes] = ..., algorithm: _Optional[str] = ..., signature: _Optional[bytes] = ..., signer_sha256: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,208 @@
+"""MPWT publishes its existing internal gRPC service through the pass-through adapter.
+
+The internal VehicleRegistry runs as a plain gRPC server on loopback, as it
+would inside the ministry. MPWT's security server forwards to it; the
+hospital (KH/GOV/MOH/nhis) calls through MoH's security server as with any
+other service. MPWT's operator also drops `make` from what the hospital
+receives, which works because the adapter names the service's descriptor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+import pytest
+import yaml
+
+from gateway import demo_data
+from gateway.audit.record import AuditRecord
+from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
+from gateway.digests import response_digest
+from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation, free_port
+from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE, USER
+from gateway.server.metaservices import ALLOWED_METHODS
+from gateway.server.reflection import file_descriptor_set
+from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from spean.v1 import metaservices_pb2
+from tests.adapters import mpwt_servicer
+
+AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
+
+
+def _internal(address: str) -> grpc.Server:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    vehicles_pb2_grpc.add_VehicleRegistryServicer_to_server(mpwt_servicer.VehicleRegistry(), server)
+    server.add_insecure_port(address)
+    server.start()
+    return server
+
+
+@dataclass
+class Ministries:
+    federation: Federation
+    internal_address: str
+    internal: grpc.Server
+
+    def records(self, member: str, exchange_id: str) -> list[AuditRecord]:
+        return [
+            record
+            for record in (
+                AuditRecord.from_bytes(r.record_bytes)
+                for r in self.federation.servers[member].audit.read()
+            )
+            if record.exchange_id == exchange_id
+        ]
+
+
+@pytest.fixture(scope="module")
+def ministries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ministries]:
+    address = f"127.0.0.1:{free_port()}"
+    internal = _internal(address)
+    plans = [
+        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
+        MemberPlan(
+            member=MPWT,
+            name="Ministry of Public Works and Transport",
+            services=[
+                ServicePlan(
+                    subsystem=VEHICLES,
+                    adapter={
+                        "type": "grpc",
+                        "target": address,
+                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
+                        "service": "vehicles.v1.VehicleRegistry",
+                    },
+                    methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
+                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
+                    access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
+                )
+            ],
+        ),
+    ]
+    federation = build_federation(tmp_path_factory.mktemp("passthrough"), plans)
+    config = federation.configs[MPWT]
+    document = yaml.safe_load(config.read_text())
+    document["provider"]["access"][0]["minimise"] = [{"method": GET_VEHICLE, "drop": ["make"]}]
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    world = Ministries(federation, address, internal)
+    with federation.running():
+        yield world
+    world.internal.stop(None)
+
+
+def _exchange_id(call: grpc.Call) -> str:
+    return str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
+
+
+def _channel(ministries: Ministries) -> grpc.Channel:
+    return grpc.insecure_channel(ministries.federation.consumer_addresses[MOH])
+
+
+def test_the_hospital_reads_a_vehicle_from_the_internal_service(ministries: Ministries) -> None:
+    with _channel(ministries) as channel:
+        stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+        vehicle, call = stub.GetVehicle.with_call(
+            vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE),
+            metadata=(*AS_NHIS, (USER, "dr-chan")),
+            timeout=10,
+        )
+    expected = vehicles_pb2.Vehicle()
+    expected.CopyFrom(mpwt_servicer.VEHICLES[demo_data.SAMPLE_PLATE])
+    expected.ClearField("make")  # minimised by MPWT for the hospital
+    assert vehicle == expected
+    exchange_id = _exchange_id(call)
+    (consumer,) = ministries.records(MOH, exchange_id)
+    (provider,) = ministries.records(MPWT, exchange_id)
+    assert consumer.status == provider.status == "OK"
+    assert provider.response_sha256 == response_digest([vehicle.SerializeToString()])
+    assert provider.user == "dr-chan"
+
+
+def test_a_stream_crosses_both_hops(ministries: Ministries) -> None:
+    with _channel(ministries) as channel:
+        stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+        call = stub.ListVehiclesByOwner(
+            vehicles_pb2.ListVehiclesByOwnerRequest(owner_id=mpwt_servicer.OWNER),
+            metadata=AS_NHIS,
+            timeout=10,
+        )
+        vehicles = list(call)
+    assert [v.plate for v in vehicles] == list(demo_data.SAMPLE_OWNER_PLATES)
+    assert all(v.make == "Toyota" for v in vehicles)  # only GetVehicle is minimised
+    (provider,) = ministries.records(MPWT, _exchange_id(call))
+    assert provider.response_messages == 3
+
+
+def test_the_internal_services_not_found_reaches_the_hospital(ministries: Ministries) -> None:
+    with _channel(ministries) as channel:
+        stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetVehicle(
+                vehicles_pb2.GetVehicleRequest(plate="9Z-9999"), metadata=AS_NHIS, timeout=10
+            )
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert error.details() == "no vehicle with plate 9Z-9999"
+    (provider,) = ministries.records(MPWT, _exchange_id(error))
+    assert provider.status == "NOT_FOUND"
+
+
+def test_allowed_methods_come_from_the_descriptor(ministries: Ministries) -> None:
+    with _channel(ministries) as channel:
+        answer = channel.unary_unary(ALLOWED_METHODS)(
+            metaservices_pb2.AllowedMethodsRequest().SerializeToString(),
+            metadata=AS_NHIS,
+            timeout=10,
+        )
+    methods = metaservices_pb2.AllowedMethodsResponse.FromString(answer).methods
+    assert [m.path for m in methods] == [GET_VEHICLE, LIST_VEHICLES]
+
+
+def test_internal_service_down_is_unavailable_then_recovers(ministries: Ministries) -> None:
+    request = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
+    ministries.internal.stop(None).wait()
+    try:
+        with _channel(ministries) as channel:
+            stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.GetVehicle(request, metadata=AS_NHIS, timeout=10)
+    finally:
+        ministries.internal = _internal(ministries.internal_address)
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert (
+        error.details() == "the internal service behind vehicles.v1.VehicleRegistry is unavailable"
+    )
+    (provider,) = ministries.records(MPWT, _exchange_id(error))
+    assert provider.status == "UNAVAILABLE"
+    # MPWT's security server keeps its channel; it reconnects within a few seconds.
+    recovered = time.monotonic() + 15
+    with _channel(ministries) as channel:
+        stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+        while True:
+            try:
+                vehicle = stub.GetVehicle(request, metadata=AS_NHIS, timeout=5)
+                break
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                if code is not grpc.StatusCode.UNAVAILABLE or time.monotonic() > recovered:
+                    raise
+                time.sleep(0.2)
+    assert vehicle.plate == demo_data.SAMPLE_PLATE
+
+
+def test_the_callers_deadline_reaches_the_internal_service(ministries: Ministries) -> None:
+    with _channel(ministries) as channel:
+        stub = vehicles_pb2_grpc.VehicleRegistryStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetVehicle(
+                vehicles_pb2.GetVehicleRequest(plate="SLOW"), metadata=AS_NHIS, timeout=1
+            )
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    (provider,) = ministries.records(MPWT, _exchange_id(error))
+    assert provider.status == "DEADLINE_EXCEEDED"

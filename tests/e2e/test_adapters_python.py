@@ -1,0 +1,123 @@
+"""MPWT publishes its vehicle registry from its own Python servicer class.
+
+MPWT's IT team wrote `VehicleRegistry` against the generated servicer and
+named it in the security server's configuration; the security server runs it
+in-process. The hospital calls it as any other service; what the servicer
+refuses or gets wrong reaches the hospital as a proper status, audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from gateway import demo_data
+from gateway.audit.record import AuditRecord
+from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
+from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation
+from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
+from gateway.server.reflection import file_descriptor_set
+from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from tests.adapters import mpwt_servicer
+
+AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    plans = [
+        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
+        MemberPlan(
+            member=MPWT,
+            name="Ministry of Public Works and Transport",
+            services=[
+                ServicePlan(
+                    subsystem=VEHICLES,
+                    adapter={
+                        "type": "python",
+                        "servicer": "tests.adapters.mpwt_servicer:VehicleRegistry",
+                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
+                        "service": "vehicles.v1.VehicleRegistry",
+                    },
+                    methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
+                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
+                    access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
+                )
+            ],
+        ),
+    ]
+    built = build_federation(tmp_path_factory.mktemp("python-adapter"), plans)
+    with built.running():
+        yield built
+
+
+def _stub(federation: Federation) -> tuple[grpc.Channel, vehicles_pb2_grpc.VehicleRegistryStub]:
+    channel = grpc.insecure_channel(federation.consumer_addresses[MOH])
+    return channel, vehicles_pb2_grpc.VehicleRegistryStub(channel)
+
+
+def _provider_record(federation: Federation, call: grpc.Call) -> AuditRecord:
+    exchange_id = dict(call.trailing_metadata() or ())[EXCHANGE_ID]
+    (record,) = [
+        record
+        for record in (
+            AuditRecord.from_bytes(r.record_bytes) for r in federation.servers[MPWT].audit.read()
+        )
+        if record.exchange_id == exchange_id
+    ]
+    return record
+
+
+def test_unary_call_reaches_the_servicer_with_the_callers_facts(federation: Federation) -> None:
+    channel, stub = _stub(federation)
+    with channel:
+        vehicle, call = stub.GetVehicle.with_call(
+            vehicles_pb2.GetVehicleRequest(plate="WHO"),
+            metadata=(*AS_NHIS, (PURPOSE, "case 2024/118")),
+            timeout=10,
+        )
+    record = _provider_record(federation, call)
+    # The servicer saw the authenticated client, the purpose and the exchange id.
+    assert (vehicle.owner_id, vehicle.model, vehicle.colour) == (
+        NHIS,
+        "case 2024/118",
+        record.exchange_id,
+    )
+    assert record.status == "OK"
+
+
+def test_stream_from_a_generator(federation: Federation) -> None:
+    channel, stub = _stub(federation)
+    with channel:
+        call = stub.ListVehiclesByOwner(
+            vehicles_pb2.ListVehiclesByOwnerRequest(owner_id=mpwt_servicer.OWNER),
+            metadata=AS_NHIS,
+            timeout=10,
+        )
+        plates = [vehicle.plate for vehicle in call]
+    assert plates == list(demo_data.SAMPLE_OWNER_PLATES)
+    assert _provider_record(federation, call).response_messages == 3
+
+
+def test_abort_reaches_the_hospital_with_the_servicers_words(federation: Federation) -> None:
+    channel, stub = _stub(federation)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.GetVehicle(vehicles_pb2.GetVehicleRequest(plate="SECRET-1"), metadata=AS_NHIS)
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert error.details() == "this plate is classified"
+    assert _provider_record(federation, error).status == "PERMISSION_DENIED"
+
+
+def test_a_servicer_bug_is_internal_and_names_the_exchange(federation: Federation) -> None:
+    channel, stub = _stub(federation)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.GetVehicle(vehicles_pb2.GetVehicleRequest(plate="CRASH"), metadata=AS_NHIS)
+    error: grpc.Call = caught.value  # type: ignore[assignment]
+    record = _provider_record(federation, error)
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert mpwt_servicer.SECRET not in str(error.details())
+    assert record.exchange_id in str(error.details())
+    assert record.status == "INTERNAL"

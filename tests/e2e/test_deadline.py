@@ -1,0 +1,87 @@
+"""The caller's deadline travels across both hops to the provider's database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call
+from gateway.federation import MemberPlan, ServicePlan, build_federation
+from spean.demo.vehicles.v1 import vehicles_pb2
+from tests.e2e.conftest import World
+
+# A statement that runs for many seconds unless the deadline stops it.
+SLOW_MAPPING = """\
+service: vehicles.v1.VehicleRegistry
+descriptor: spean.demo.vehicles.v1.vehicles_pb2
+database: sqlite:///slow.db
+methods:
+  GetVehicle:
+    sql: >-
+      WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000)
+      SELECT :plate AS plate FROM c WHERE x = 500000000
+    params: {plate: plate}
+"""
+
+
+def _prepare(folder: Path) -> None:
+    (folder / "slow.yaml").write_text(SLOW_MAPPING)
+    sqlite3.connect(folder / "slow.db").close()
+
+
+@pytest.fixture
+def slow_world(tmp_path: Path) -> Iterator[World]:
+    plans = [
+        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
+        MemberPlan(
+            member=MPWT,
+            name="Ministry of Public Works and Transport",
+            services=[
+                ServicePlan(
+                    subsystem=VEHICLES,
+                    adapter={"type": "sql", "mapping": "slow.yaml"},
+                    methods=[(GET_VEHICLE, False)],
+                    access=[(NHIS, [GET_VEHICLE])],
+                    prepare=_prepare,
+                )
+            ],
+        ),
+    ]
+    federation = build_federation(tmp_path, plans)
+    with federation.running():
+        yield World(federation)
+
+
+def test_the_deadline_stops_the_providers_query(slow_world: World) -> None:
+    start = time.monotonic()
+    with slow_world.consumer_channel() as channel:
+        _, exchange_id, code, _ = call(
+            channel,
+            GET_VEHICLE,
+            VEHICLES,
+            vehicles_pb2.GetVehicleRequest(plate="2A-1001"),
+            vehicles_pb2.Vehicle,
+            timeout=2.0,
+        )
+    elapsed = time.monotonic() - start
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 6.0
+    # The provider learnt the deadline: its adapter stopped the query itself,
+    # long before the statement would have finished on its own.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        records = [r for r in slow_world.records(MPWT) if r.exchange_id == exchange_id]
+        if records:
+            break
+        time.sleep(0.05)
+    assert records, "the provider wrote no record"
+    assert records[0].status == "DEADLINE_EXCEEDED"
+    assert records[0].forwarded_at_ns > 0
+    # Unstopped, the statement runs for tens of seconds.
+    assert records[0].latency_us < 4_000_000
+    assert slow_world.record(MOH, exchange_id).status == "DEADLINE_EXCEEDED"

@@ -1,0 +1,180 @@
+"""Internal TLS: an application must present the client certificate registered for it.
+
+MoH's consumer endpoint is put behind TLS (X-Road's "internal TLS") with a
+server certificate from a local CA, and the hospital application's subsystem
+KH/GOV/MOH/nhis is registered with a self-signed client certificate (and a
+second subsystem, KH/GOV/MOH/portal, with another). A call claiming nhis is
+served only with nhis's certificate:
+
+- with the certificate registered for another subsystem, MoH refuses it as
+  UNAUTHENTICATED, records the refusal in its own audit log and never contacts
+  MPWT;
+- with no certificate, or one registered for no subsystem, grpc's handshake
+  refuses the connection (grpc cannot ask for a client certificate without
+  verifying it), so the application sees UNAVAILABLE and nothing is logged;
+- plaintext is not spoken on that port.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from gateway import demo_data, pki
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call, demo_plans
+from gateway.federation import build_federation
+from gateway.identifiers import parse_server
+from spean.demo.vehicles.v1 import vehicles_pb2
+from tests.e2e.conftest import World
+
+MOH_SS1 = parse_server(f"{MOH}/ss1")
+PORTAL = f"{MOH}/portal"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPair:
+    key_pem: bytes
+    cert_pem: bytes
+    thumbprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class InternalTlsWorld:
+    world: World
+    address: str
+    ca_pem: bytes
+    registered: ClientPair
+    portal: ClientPair
+    stranger: ClientPair
+
+
+def _self_signed_client(name: str) -> ClientPair:
+    """A self-signed client certificate, as an application operator would make one."""
+    key = pki.generate_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return ClientPair(pki.private_key_pem(key), pki.certificate_pem(cert), pki.thumbprint(cert))
+
+
+@pytest.fixture(scope="module")
+def internal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InternalTlsWorld]:
+    federation = build_federation(tmp_path_factory.mktemp("federation"), demo_plans())
+    config = federation.configs[MOH]
+    folder = config.parent
+    address = federation.consumer_addresses[MOH]
+
+    ca_key = pki.generate_key()
+    ca = pki.create_ca(ca_key, "MoH internal")
+    server_key = pki.generate_key()
+    server_cert = pki.issue_server_certificate(
+        ca_key, ca, pki.make_csr(server_key, str(MOH_SS1), "server"), MOH_SS1, address
+    )
+    pki.write_private_key(folder / "keys" / "internal.key", server_key)
+    pki.write_certificate(folder / "keys" / "internal.crt", server_cert)
+    registered = _self_signed_client("hospital application")
+    portal = _self_signed_client("portal application")
+    stranger = _self_signed_client("someone else")
+    (folder / "keys" / "nhis-client.crt").write_bytes(registered.cert_pem)
+    (folder / "keys" / "portal-client.crt").write_bytes(portal.cert_pem)
+
+    document = yaml.safe_load(config.read_text())
+    document["consumer"]["tls"] = {
+        "certificate": "keys/internal.crt",
+        "key": "keys/internal.key",
+    }
+    for client in document["consumer"]["clients"]:
+        if client["subsystem"] == NHIS:
+            client["certificate"] = "keys/nhis-client.crt"
+    document["consumer"]["clients"].append(
+        {"subsystem": PORTAL, "certificate": "keys/portal-client.crt"}
+    )
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    with federation.running():
+        yield InternalTlsWorld(
+            World(federation), address, pki.certificate_pem(ca), registered, portal, stranger
+        )
+
+
+def _get_vehicle(channel: grpc.Channel) -> tuple[str, grpc.StatusCode, str]:
+    _, exchange_id, code, details = call(
+        channel,
+        GET_VEHICLE,
+        VEHICLES,
+        vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE),
+        vehicles_pb2.Vehicle,
+    )
+    return exchange_id, code, details
+
+
+def _tls_channel(internal: InternalTlsWorld, client: ClientPair | None) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=internal.ca_pem,
+        private_key=client.key_pem if client else None,
+        certificate_chain=client.cert_pem if client else None,
+    )
+    return grpc.secure_channel(internal.address, credentials)
+
+
+def test_the_registered_client_certificate_is_accepted_and_recorded(
+    internal: InternalTlsWorld,
+) -> None:
+    with _tls_channel(internal, internal.registered) as channel:
+        exchange_id, code, details = _get_vehicle(channel)
+    assert code is grpc.StatusCode.OK, details
+    record = internal.world.record(MOH, exchange_id)
+    assert record.status == "OK"
+    assert record.peer_certificate_sha256 == internal.registered.thumbprint
+
+
+def test_the_certificate_of_another_subsystem_is_refused_and_recorded(
+    internal: InternalTlsWorld,
+) -> None:
+    with _tls_channel(internal, internal.portal) as channel:
+        exchange_id, code, details = _get_vehicle(channel)
+    assert code is grpc.StatusCode.UNAUTHENTICATED, details
+    assert NHIS in details
+    assert exchange_id
+    record = internal.world.record(MOH, exchange_id)
+    assert record.status == "UNAUTHENTICATED"
+    assert record.forwarded_at_ns == 0
+    assert all(r.exchange_id != exchange_id for r in internal.world.records(MPWT))
+
+
+@pytest.mark.parametrize("presented", ["none", "unregistered"])
+def test_a_connection_without_a_registered_certificate_is_refused(
+    internal: InternalTlsWorld, presented: str
+) -> None:
+    client = internal.stranger if presented == "unregistered" else None
+    held = len(internal.world.records(MOH)), len(internal.world.records(MPWT))
+    with _tls_channel(internal, client) as channel:
+        exchange_id, code, details = _get_vehicle(channel)
+    assert code is grpc.StatusCode.UNAVAILABLE, details
+    assert exchange_id == ""
+    assert (len(internal.world.records(MOH)), len(internal.world.records(MPWT))) == held
+
+
+def test_plaintext_is_not_spoken_on_the_tls_port(internal: InternalTlsWorld) -> None:
+    with grpc.insecure_channel(internal.address) as channel:
+        exchange_id, code, details = _get_vehicle(channel)
+    assert code is grpc.StatusCode.UNAVAILABLE, details
+    assert exchange_id == ""

@@ -1,0 +1,74 @@
+"""The consumer skips a provider server that was just unreachable.
+
+MPWT runs ``ss1`` and ``ss2`` (in that order in the global configuration);
+``ss1`` is stopped. The first call after that finds ss1 unreachable and fails
+over to ss2; the calls that follow go straight to ss2: MoH's log shows one
+``provider.unreachable`` event per back-off period, not one per call, and
+every call succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import grpc
+from structlog.testing import capture_logs
+
+from gateway.demo import MOH, MPWT, VEHICLES, demo_plans
+from gateway.federation import build_federation
+from gateway.identifiers import SubsystemId
+from gateway.server.backoff import INITIAL_BACKOFF_SECONDS
+from tests.support.exchanges import get_vehicle, verified_records
+
+SS2 = f"{MPWT}/ss2"
+
+
+def probes_allowed(elapsed: float) -> int:
+    """How many times a dead server may be tried in `elapsed` seconds after it first failed.
+
+    The back-off doubles from INITIAL_BACKOFF_SECONDS after each failed probe,
+    so the probes fall at 1, 3, 7, 15 ... initial intervals.
+    """
+    count, next_probe, interval = 1, INITIAL_BACKOFF_SECONDS, INITIAL_BACKOFF_SECONDS
+    while next_probe <= elapsed:
+        count += 1
+        interval *= 2
+        next_probe += interval
+    return count
+
+
+def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path) -> None:
+    plans = [
+        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
+        for plan in demo_plans()
+    ]
+    federation = build_federation(tmp_path / "federation", plans)
+    try:
+        federation.start(MPWT)
+        federation.start(SS2)
+        moh = federation.start(MOH)
+        listed = moh.current_configuration().servers_for(SubsystemId.parse(VEHICLES))
+        assert [str(s.id) for s in listed] == [f"{MPWT}/ss1", f"{MPWT}/ss2"]
+        with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
+            assert get_vehicle(channel)[0] is grpc.StatusCode.OK
+            federation.stop(MPWT)  # ss1, first in the list, is gone
+
+            with capture_logs() as events:
+                started = time.monotonic()
+                codes = [get_vehicle(channel)[0] for _ in range(40)]
+                elapsed = time.monotonic() - started
+        unreachable = [e for e in events if e["event"] == "provider.unreachable"]
+    finally:
+        federation.stop_all()
+    assert codes == [grpc.StatusCode.OK] * 40
+    assert unreachable, "the first call after the stop must find ss1 unreachable"
+    assert {e["server"] for e in unreachable} == {f"{MPWT}/ss1"}
+    # ss1 was skipped: tried once per back-off period at most, not on each of the 40 calls.
+    assert len(unreachable) <= probes_allowed(elapsed) < 40
+    assert len(unreachable) < len(codes)
+    # ss2 answered every call after the stop: its log verifies and holds them all.
+    database = federation.configs[SS2].parent / "state" / "ss2" / "audit.db"
+    answered = verified_records(database, f"{SS2}#w0")
+    assert sum(r.status == "OK" for r in answered) == 40

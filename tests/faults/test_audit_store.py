@@ -1,0 +1,126 @@
+"""The audit store fails under load: requests fail closed, never pass unlogged.
+
+Two failures of the store, each while the application calls steadily:
+
+- disk full: the server process's file size limit (RLIMIT_FSIZE, set on the
+  running process with prlimit) drops below what its SQLite audit log needs,
+  so every write to the log fails as it would on a full disk; the limit is
+  then lifted, as an operator freeing space would;
+- PostgreSQL gone: the audit database stops accepting connections and the
+  server's own connection is terminated (pg_terminate_backend); it is then
+  allowed again.
+
+While the store fails, every call is refused with UNAVAILABLE and none is
+answered OK (an answer leaves only after its record is durable). When the
+store is back, exchanges resume without restarting the server, and
+afterwards both logs verify completely and hold every exchange the
+application saw succeed.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from gateway.demo import MOH, MPWT, demo_plans
+from gateway.federation import Federation, build_federation
+from tests.faults.conftest import (
+    PostgresDatabase,
+    Servers,
+    Traffic,
+    assert_nothing_acknowledged_lost,
+)
+
+pytestmark = pytest.mark.slow
+
+# Below one SQLite page: no write-ahead log frame fits, every commit fails.
+TINY_FILE_LIMIT = 1024
+
+
+def _federation(root: Path) -> Federation:
+    plans = [plan for plan in demo_plans() if plan.member in (MOH, MPWT)]
+    return build_federation(root, plans)
+
+
+def _assert_fails_closed(traffic: Traffic) -> list[tuple[grpc.StatusCode, str]]:
+    """While the store is failing: refusals keep coming and no call succeeds."""
+    traffic.wait_for_failures(5)
+    # A call whose record was committed just before the failure may still be
+    # on its way back; after this pause none can be.
+    time.sleep(0.3)
+    ok_before = traffic.ok
+    traffic.wait_for_failures(10)
+    assert traffic.ok == ok_before, "a call was answered OK while its audit log was failing"
+    refused = traffic.failures()
+    assert {code for code, _ in refused} == {grpc.StatusCode.UNAVAILABLE}, refused[:3]
+    return refused
+
+
+@pytest.mark.parametrize("side", [MPWT, MOH], ids=["provider", "consumer"])
+def test_disk_full_refuses_every_exchange_until_space_returns(
+    side: str, tmp_path: Path, servers: Callable[[Federation], Servers]
+) -> None:
+    federation = _federation(tmp_path / "federation")
+    running = servers(federation)
+    # The log goes through a pipe: the server's only growing files are its audit store.
+    processes = {member: running.start(member, pipe_stderr=True) for member in (MPWT, MOH)}
+    victim = processes[side].pid
+    soft, hard = resource.prlimit(victim, resource.RLIMIT_FSIZE)
+    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    try:
+        traffic.wait_for_ok(30)
+        resource.prlimit(victim, resource.RLIMIT_FSIZE, (TINY_FILE_LIMIT, hard))
+        refused = _assert_fails_closed(traffic)
+        assert any("audit" in details for _, details in refused), refused[-3:]
+        resource.prlimit(victim, resource.RLIMIT_FSIZE, (soft, hard))
+        traffic.wait_for_ok(30)
+    finally:
+        outcome = traffic.stop()
+    running.stop_all()
+
+    logs = assert_nothing_acknowledged_lost(
+        federation, [MOH, MPWT], outcome.ok_ids, tmp_path / "bundles"
+    )
+    consumer, provider = logs
+    if side == MPWT:
+        # MoH's log, on a healthy disk, holds the provider's refusals too.
+        assert consumer.statuses().get("UNAVAILABLE", 0) >= 1
+    else:
+        # MoH logs an exchange when it ends: the provider answered calls that
+        # MoH then refused for want of a log, and the application never saw.
+        assert len(provider.ok_ids()) > len(outcome.ok_ids)
+
+
+@pytest.mark.postgres
+def test_postgres_audit_store_gone_refuses_every_exchange_until_it_returns(
+    tmp_path: Path,
+    servers: Callable[[Federation], Servers],
+    postgres_database: PostgresDatabase,
+) -> None:
+    federation = _federation(tmp_path / "federation")
+    config = federation.configs[MPWT]
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["audit"]["store"] = postgres_database.url
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    running = servers(federation)
+    running.start(MPWT)
+    running.start(MOH)
+    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    try:
+        traffic.wait_for_ok(30)
+        postgres_database.stop()
+        refused = _assert_fails_closed(traffic)
+        assert any("audit" in details for _, details in refused), refused[-3:]
+        postgres_database.start()
+        traffic.wait_for_ok(30)
+    finally:
+        outcome = traffic.stop()
+    running.stop_all()
+
+    assert_nothing_acknowledged_lost(federation, [MOH, MPWT], outcome.ok_ids, tmp_path / "b")

@@ -1,0 +1,57 @@
+"""Shared audit fixtures: backends (SQLite and PostgreSQL) and checkpoint signers.
+
+`store_url` is parametrised over both backends, so every test that takes it
+runs against a real SQLite file and a real PostgreSQL schema of its own
+(dropped afterwards); the PostgreSQL half follows the `postgres_url` policy of
+tests/conftest.py (skipped when unreachable, mandatory in CI).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from gateway.audit.checkpoint import CheckpointSigner
+from gateway.audit.postgres import parse_postgres_url
+from tests.support.pki import MEMBER, self_signed
+
+
+@pytest.fixture(params=["ec", "ed25519"])
+def signer_and_cert(request: pytest.FixtureRequest) -> tuple[CheckpointSigner, x509.Certificate]:
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        if request.param == "ec"
+        else (ed25519.Ed25519PrivateKey.generate())
+    )
+    cert = self_signed(key)
+    return CheckpointSigner(MEMBER, key, cert), cert
+
+
+@pytest.fixture
+def ec_signer() -> CheckpointSigner:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return CheckpointSigner(MEMBER, key, self_signed(key))
+
+
+def _postgres_schema(url: str) -> Iterator[str]:
+    schema = f"spean_test_{uuid.uuid4().hex[:12]}"
+    yield f"{url}?schema={schema}"
+    conninfo, _ = parse_postgres_url(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "audit.db")
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield from _postgres_schema(url)

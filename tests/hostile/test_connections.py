@@ -1,0 +1,148 @@
+"""Connection-level abuse: idle and half-open connections, endless and stalled request streams.
+
+Bounded in count and time: a few hundred sockets, forty streams, one-second
+waits. Each test ends by checking that an ordinary exchange still succeeds
+promptly, which is what an attack of this kind tries to prevent. The
+federation is this module's own, so a test that leaves threads busy cannot
+disturb the corpus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway import demo_data
+from gateway.config import split_address
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call
+from gateway.server.metadata import CLIENT, SERVICE
+from spean.demo.vehicles.v1 import vehicles_pb2
+from tests.hostile.conftest import HostileWorld
+
+BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
+HEADERS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
+STREAMS = 40  # more than the 32 worker threads of a security server by default
+# The first bytes of an HTTP/2 connection preface, never finished.
+PARTIAL_PREFACE = b"PRI * HTTP/2.0\r\n"
+
+
+def _exchange(h: HostileWorld, timeout: float = 5.0) -> grpc.StatusCode:
+    request = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
+    with h.consumer_channel() as channel:
+        _, _, code, _ = call(
+            channel, GET_VEHICLE, VEHICLES, request, vehicles_pb2.Vehicle, timeout=timeout
+        )
+    return code
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, port = split_address(text)
+    return host, int(port)
+
+
+@contextlib.contextmanager
+def _sockets(address: tuple[str, int], count: int, first_bytes: bytes) -> Iterator[None]:
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(address, timeout=5)
+            if first_bytes:
+                sock.sendall(first_bytes)
+            opened.append(sock)
+        yield
+    finally:
+        for sock in opened:
+            sock.close()
+
+
+def test_hundreds_of_idle_and_half_open_connections_do_not_block_exchanges(
+    hostile: HostileWorld,
+) -> None:
+    consumer = _address(hostile.federation.consumer_addresses[MOH])
+    provider = _address(hostile.federation.config(MPWT).provider.listen)  # type: ignore[union-attr]
+    with (
+        _sockets(consumer, 300, b""),
+        _sockets(provider, 300, b""),
+        _sockets(consumer, 100, PARTIAL_PREFACE),
+        _sockets(provider, 100, b"\x16\x03\x01"),  # a TLS record header, then nothing
+    ):
+        assert _exchange(hostile) is grpc.StatusCode.OK
+    assert _exchange(hostile) is grpc.StatusCode.OK
+
+
+def _open_streams(
+    h: HostileWorld, endless_streams: bool, stop: threading.Event
+) -> tuple[list[grpc.Channel], list[Any]]:
+    channels: list[grpc.Channel] = []
+    calls: list[Any] = []
+
+    def stalled() -> Iterator[bytes]:
+        stop.wait(30)  # never sends a message; bounded so no thread outlives the test
+        return
+        yield b""  # pragma: no cover - makes this a generator
+
+    def endless() -> Iterator[bytes]:
+        while not stop.is_set():
+            yield BODY
+
+    for _ in range(STREAMS):
+        channel = h.consumer_channel()
+        channels.append(channel)
+        source = endless() if endless_streams else stalled()
+        stub: Any = channel.stream_stream(GET_VEHICLE)  # raw bytes both ways
+        calls.append(stub(source, metadata=HEADERS, timeout=30))
+    return channels, calls
+
+
+def _close(channels: list[grpc.Channel], calls: list[Any], stop: threading.Event) -> None:
+    stop.set()
+    for started in calls:
+        started.cancel()
+    for channel in channels:
+        channel.close()
+
+
+def test_request_streams_that_never_end_are_answered_after_their_first_message(
+    hostile: HostileWorld,
+) -> None:
+    # Spean handles every call as unary-request: it takes the first message and
+    # answers; the rest of a never-ending stream is ignored (protocol.md s. 12).
+    stop = threading.Event()
+    before = hostile.server(MOH).audit.size()
+    channels, calls = _open_streams(hostile, True, stop)
+    try:
+        assert _exchange(hostile, timeout=5) is grpc.StatusCode.OK
+    finally:
+        _close(channels, calls, stop)
+    assert hostile.server(MOH).audit.size() >= before + 1
+    assert _exchange(hostile) is grpc.StatusCode.OK
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: a call that opens a stream and never sends its request message holds"
+    " a worker thread until the caller's deadline or cancellation; limits.workers such calls"
+    " starve the endpoint (docs/security.md, 'Denial of service')",
+)
+def test_stalled_request_streams_do_not_starve_the_endpoint(hostile: HostileWorld) -> None:
+    stop = threading.Event()
+    channels, calls = _open_streams(hostile, False, stop)
+    try:
+        assert _exchange(hostile, timeout=1.0) is grpc.StatusCode.OK
+    finally:
+        _close(channels, calls, stop)
+
+
+def test_the_endpoint_serves_again_once_stalled_streams_are_cancelled(
+    hostile: HostileWorld,
+) -> None:
+    stop = threading.Event()
+    channels, calls = _open_streams(hostile, False, stop)
+    _close(channels, calls, stop)
+    assert _exchange(hostile) is grpc.StatusCode.OK
