@@ -73,6 +73,10 @@ def check_ports_free(config: ServerConfig) -> None:
     grpc binds with SO_REUSEPORT, which would otherwise let a second server
     (a forgotten one, or one started twice) silently share the port and
     receive part of the traffic. Binding here without it detects that.
+    The probe does set SO_REUSEADDR, like grpc's own listener: connections
+    of a server that just died linger in TIME_WAIT on its port, and a
+    restarted server must be able to listen there at once. Linux still
+    refuses the bind while any socket listens on the port.
     """
     sections = (
         ("consumer", config.consumer),
@@ -87,6 +91,7 @@ def check_ports_free(config: ServerConfig) -> None:
             continue
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
