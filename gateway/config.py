@@ -271,7 +271,15 @@ class LimitsConfig(_Model):
     token_lifetime_seconds: int = Field(default=60, ge=5, le=300)
     clock_skew_seconds: int = Field(default=30, ge=0, le=300)
     max_header_bytes: int = Field(default=1024, ge=64, le=8192)
-    workers: int = Field(default=32, ge=1, le=1024, description="threads serving calls")
+    workers: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description=(
+            "calls served at once per endpoint, one thread each, counting calls whose request"
+            " has not arrived yet; a call beyond them is refused with RESOURCE_EXHAUSTED"
+        ),
+    )
 
 
 class MetricsConfig(_Model):

@@ -406,12 +406,18 @@ class SecurityServer:
         self._servers.append(server)
 
     def _new_grpc_server(self, handler: grpc.GenericRpcHandler) -> grpc.Server:
+        # grpc's sync server gives a call its thread before the request message
+        # has arrived, so a caller that opens a call and never sends holds one
+        # until its deadline or disconnection. The pool is sized well above the
+        # calls doing work (an idle thread waiting costs little), and the calls
+        # beyond it are refused at once (RESOURCE_EXHAUSTED) instead of queueing
+        # without bound behind stalled ones.
+        workers = self.config.limits.workers
         return grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=self.config.limits.workers, thread_name_prefix="spean"
-            ),
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spean"),
             handlers=[handler],
             options=_grpc_options(self.config),
+            maximum_concurrent_rpcs=workers,
         )
 
     def _bound(self, port: int, address: str) -> int:

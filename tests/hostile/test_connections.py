@@ -12,17 +12,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
+import yaml
 
 from gateway import demo_data
 from gateway.config import split_address
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo, call
 from gateway.server.metadata import CLIENT, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2
+from tests.e2e.conftest import World
 from tests.hostile.conftest import HostileWorld
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
@@ -32,7 +35,7 @@ STREAMS = 40  # more than the 32 worker threads of a security server by default
 PARTIAL_PREFACE = b"PRI * HTTP/2.0\r\n"
 
 
-def _exchange(h: HostileWorld, timeout: float = 5.0) -> grpc.StatusCode:
+def _exchange(h: World, timeout: float = 5.0) -> grpc.StatusCode:
     request = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
     with h.consumer_channel() as channel:
         _, _, code, _ = call(
@@ -77,7 +80,7 @@ def test_hundreds_of_idle_and_half_open_connections_do_not_block_exchanges(
 
 
 def _open_streams(
-    h: HostileWorld, endless_streams: bool, stop: threading.Event
+    h: World, endless_streams: bool, stop: threading.Event, count: int = STREAMS
 ) -> tuple[list[grpc.Channel], list[Any]]:
     channels: list[grpc.Channel] = []
     calls: list[Any] = []
@@ -91,7 +94,7 @@ def _open_streams(
         while not stop.is_set():
             yield BODY
 
-    for _ in range(STREAMS):
+    for _ in range(count):
         channel = h.consumer_channel()
         channels.append(channel)
         source = endless() if endless_streams else stalled()
@@ -124,13 +127,9 @@ def test_request_streams_that_never_end_are_answered_after_their_first_message(
     assert _exchange(hostile) is grpc.StatusCode.OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a call that opens a stream and never sends its request message holds"
-    " a worker thread until the caller's deadline or cancellation; limits.workers such calls"
-    " starve the endpoint (docs/security.md, 'Denial of service')",
-)
 def test_stalled_request_streams_do_not_starve_the_endpoint(hostile: HostileWorld) -> None:
+    # Each stalled call holds one of the limits.workers threads (default 256)
+    # until its deadline; an ordinary exchange still finds one at once.
     stop = threading.Event()
     channels, calls = _open_streams(hostile, False, stop)
     try:
@@ -146,3 +145,27 @@ def test_the_endpoint_serves_again_once_stalled_streams_are_cancelled(
     channels, calls = _open_streams(hostile, False, stop)
     _close(channels, calls, stop)
     assert _exchange(hostile) is grpc.StatusCode.OK
+
+
+def test_calls_beyond_the_worker_limit_are_refused_at_once_not_queued(tmp_path: Path) -> None:
+    # With every worker held by a stalled call, a new call is told so
+    # (RESOURCE_EXHAUSTED) at once instead of waiting behind them for ever.
+    federation = build_demo(tmp_path / "federation")
+    config = federation.configs[MOH]
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["limits"] = {"workers": 4}
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    with federation.running():
+        world = World(federation)
+        stop = threading.Event()
+        channels, calls = _open_streams(world, False, stop, count=4)
+        try:
+            deadline = time.monotonic() + 10
+            code = _exchange(world, timeout=2.0)
+            while code is grpc.StatusCode.OK and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the server has taken all four stalled calls
+                code = _exchange(world, timeout=2.0)
+            assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            _close(channels, calls, stop)
+        assert _exchange(world) is grpc.StatusCode.OK
