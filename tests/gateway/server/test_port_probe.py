@@ -28,9 +28,12 @@ def leave_time_wait_on(port: int) -> None:
         accepted.close()
         client.recv(1)  # wait for the server's FIN before closing this side
         client.close()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain:
-        with pytest.raises(OSError):  # the situation the probe must tolerate
-            plain.bind(("127.0.0.1", port))
+    # The situation the probe must tolerate: a plain bind is refused.
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain,
+        pytest.raises(OSError, match="Address already in use"),
+    ):
+        plain.bind(("127.0.0.1", port))
 
 
 def test_a_port_in_time_wait_counts_as_free(tmp_path: Path) -> None:
