@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "--stream-seconds", type=float, help="time bound per path for the stream (between calls)"
     )
     parser.add_argument("--bulk-rows", type=int, help="vehicles of the streaming owner")
+    parser.add_argument(
+        "--stream-row-bytes",
+        type=int,
+        help="size of each streamed vehicle's model text (default 4000; 0: the demo's ~70-byte"
+        " vehicles)",
+    )
     parser.add_argument("--members", type=int, help="members in the global configuration")
     parser.add_argument("--services", type=int, help="services in the global configuration")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -93,6 +99,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "stream_bytes": int((args.stream_mb or (0.2 if smoke else 100.0)) * 1e6),
         "stream_seconds": args.stream_seconds or (10.0 if smoke else 60.0),
         "bulk_rows": args.bulk_rows or (2_000 if smoke else 20_000),
+        "stream_row_bytes": (200 if smoke else 4_000)
+        if args.stream_row_bytes is None
+        else args.stream_row_bytes,
         "members": args.members or (20 if smoke else 1_000),
         "services": args.services or (200 if smoke else 10_000),
         "profile": not (smoke or args.no_profile),
@@ -208,6 +217,7 @@ def run(settings: dict[str, Any], out: Path, name: str, keep: bool) -> dict[str,
         rig = exchange.start_rig(
             workdir,
             settings["bulk_rows"],
+            row_bytes=settings["stream_row_bytes"],
             workers=settings["workers"],
             connections=settings["connections"],
         )

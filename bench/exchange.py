@@ -62,15 +62,21 @@ SPEAN_METADATA = [
 ]
 
 
-def create_bench_database(path: Path, bulk_rows: int) -> None:
-    """The demo vehicle registry plus `bulk_rows` vehicles of BULK_OWNER."""
+def create_bench_database(path: Path, bulk_rows: int, row_bytes: int = 0) -> None:
+    """The demo vehicle registry plus `bulk_rows` vehicles of BULK_OWNER.
+
+    With `row_bytes`, each of those vehicles' model text is that long, so a
+    streamed `Vehicle` weighs about as much (a record with a document
+    attached, say); 0 keeps the demo's ~70-byte vehicles.
+    """
     demo_data.create_mpwt_database(path)
+    model = ("Camry " * (row_bytes // 6 + 1))[:row_bytes].rstrip() if row_bytes else "Camry"
     rows = [
         (
             f"Z{n:09d}",
             "car",
             "Toyota",
-            "Camry",
+            model,
             2012,
             "silver",
             2500,
@@ -382,6 +388,7 @@ def start_rig(
     *,
     workers: int = 1,
     connections: int = 1,
+    row_bytes: int = 0,
 ) -> Rig:
     """Build the federation and bench database under `workdir` and start every server.
 
@@ -398,7 +405,7 @@ def start_rig(
             service = dataclasses.replace(
                 plan.services[0],
                 prepare=lambda folder: create_bench_database(
-                    folder / "mpwt-vehicles.db", bulk_rows
+                    folder / "mpwt-vehicles.db", bulk_rows, row_bytes
                 ),
             )
             plan = dataclasses.replace(plan, services=[service])
