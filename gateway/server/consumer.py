@@ -8,6 +8,9 @@ token before it releases the answer. Unary and server-streaming calls share
 one path (on the wire a unary answer is a one-message stream); the last
 message is held back until the response token verifies and the audit record
 is durable, so a unary answer is never released unverified or unlogged.
+A provider security server that cannot be reached, or breaks off before the
+application has seen anything (no message, or one), is replaced by the next
+server of the provider subsystem; one that answered is final.
 Methods the global configuration lists as unary are only framed as unary
 (served by a unary handler, forwarded with a blocking unary call), which
 saves grpc's per-message thread hand-offs; the exchange is the same code.
@@ -396,13 +399,17 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         calls: list[grpc.Call],
         unary: bool = False,
     ) -> Iterator[bytes]:
-        """Yield the provider's messages; fail over while no provider was reached.
+        """Yield the provider's messages; fail over while nothing was released.
 
         Each call made is appended to `calls`; the last one is the one that
         answered. A provider that refused or failed with a signed answer is
-        final: only an unreachable server (no signed answer, nothing
-        received) makes the consumer try the next server of that subsystem.
-        Servers unreachable a moment ago are tried last (`ProviderBackoff`).
+        final: only an unreachable server (`UNAVAILABLE` without an exchange
+        id) makes the consumer try the next server of that subsystem, and
+        only while the application has seen nothing: before the second
+        message of a stream arrives (the first is held back, here until the
+        second arrives, then in `_exchange`). A message the broken server
+        did send is dropped, never yielded. Servers unreachable a moment ago
+        are tried last (`ProviderBackoff`).
         """
         last_error: SpeanError | None = None
         for server in self.backoff.order(servers):
@@ -432,15 +439,28 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             stub = self._channels.unary_stream(conf, server, claims.method)
             call = stub(ex.request, timeout=timeout, metadata=outgoing)
             calls.append(call)
-            received = False
+            # The first message waits here for the second: `_exchange` would hold
+            # it back until then anyway, so the application sees it no later, and
+            # a server that breaks off after one message is failed over with
+            # nothing released (and nothing digested: only yielded messages are).
+            first: bytes | None = None
+            streaming = False
             try:
                 for message in call:
-                    received = True
-                    yield message
+                    if streaming:
+                        yield message
+                    elif first is None:
+                        first = message
+                    else:
+                        streaming = True
+                        yield first
+                        yield message
             except grpc.RpcError:
-                if not received and _unreachable(call):
+                if not streaming and _unreachable(call):
                     last_error = self._unreachable(server, call)
                     continue
+            if first is not None and not streaming:
+                yield first
             self.backoff.reached(server)
             return
         assert last_error is not None

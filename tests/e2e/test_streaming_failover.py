@@ -1,0 +1,231 @@
+"""A provider security server dies in the middle of a stream.
+
+MPWT runs ``ss1`` and ``ss2``, both publishing ``KH/GOV/MPWT/vehicles`` from
+the Python servicer below, each as a real subprocess. The first of them to
+get the hospital's ListVehiclesByOwner call stops streaming once MoH's
+consumer has received N messages, and the story SIGKILLs it there.
+
+- N = 1: MoH holds that one message back (it holds back the last message of
+  every answer until the answer verifies), so the hospital has seen nothing.
+  MoH fails over to the other server, and the hospital gets that server's
+  whole answer, nothing of the dead one's; MoH's audit record is one OK
+  exchange whose digest covers exactly what the hospital got.
+- N = 2: the first message has reached the hospital. There is no failover:
+  the hospital gets UNAVAILABLE, and the other server is never asked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import grpc
+import pytest
+from structlog.testing import capture_logs
+
+from gateway.audit.record import AuditRecord
+from gateway.demo import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
+from gateway.digests import response_digest
+from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation
+from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE
+from gateway.server.reflection import file_descriptor_set
+from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from tests.support.exchanges import verified_records
+from tests.support.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+ANSWER = 4  # messages in a whole answer
+SS1, SS2 = f"{MPWT}/ss1", f"{MPWT}/ss2"
+AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
+
+
+class StallingRegistry(vehicles_pb2_grpc.VehicleRegistryServicer):
+    """ListVehiclesByOwner, asked with ``owner_id`` = ``"N:FOLDER"``.
+
+    The first server to take a call claims ``FOLDER/stalled`` (a hard link to
+    a file holding its process id, so exactly one server wins) and stops once
+    the consumer has received N messages: its security server holds back the
+    last message it has until the answer is logged, so that is after N + 1
+    from here. It then waits to be killed. Any later server streams the whole
+    answer. Plates say which kind of server sent them.
+    """
+
+    def ListVehiclesByOwner(
+        self, request: vehicles_pb2.ListVehiclesByOwnerRequest, context: grpc.ServicerContext
+    ) -> Iterator[vehicles_pb2.Vehicle]:
+        count, _, name = request.owner_id.partition(":")
+        folder = Path(name)
+        mine = folder / str(os.getpid())
+        mine.write_text(str(os.getpid()), encoding="utf-8")
+        try:
+            os.link(mine, folder / "stalled")
+        except FileExistsError:
+            kind, stop_at = "full", ANSWER
+        else:
+            kind, stop_at = "stalled", int(count) + 1
+        for index in range(ANSWER):
+            if index == stop_at:
+                deadline = time.monotonic() + 30.0
+                while context.is_active() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return
+            yield vehicles_pb2.Vehicle(plate=f"{kind}-{index}")
+
+
+def consumer_records(federation: Federation, exchange_id: str) -> list[AuditRecord]:
+    """MoH's records of the exchange."""
+    records = (AuditRecord.from_bytes(r.record_bytes) for r in federation.servers[MOH].audit.read())
+    return [r for r in records if r.exchange_id == exchange_id]
+
+
+def provider_records(federation: Federation, server: str, exchange_id: str) -> list[AuditRecord]:
+    """`server`'s records of the exchange, from its log verified end to end."""
+    state = federation.configs[MPWT].parent / "state"
+    store = state / "audit.db" if server == SS1 else state / "ss2" / "audit.db"
+    return [r for r in verified_records(store, f"{server}#w0") if r.exchange_id == exchange_id]
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    plans = [
+        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
+        MemberPlan(
+            member=MPWT,
+            name="Ministry of Public Works and Transport",
+            services=[
+                ServicePlan(
+                    subsystem=VEHICLES,
+                    adapter={
+                        "type": "python",
+                        "servicer": f"{__name__}:StallingRegistry",
+                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
+                        "service": "vehicles.v1.VehicleRegistry",
+                    },
+                    methods=[(LIST_VEHICLES, True)],
+                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
+                    access=[(NHIS, [LIST_VEHICLES])],
+                )
+            ],
+            extra_servers=("ss2",),
+        ),
+    ]
+    built = build_federation(tmp_path_factory.mktemp("streaming-failover"), plans)
+    try:
+        built.start(MOH)
+        yield built
+    finally:
+        built.stop_all()
+
+
+@pytest.fixture
+def providers(federation: Federation, tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
+    """ss1 and ss2 as fresh subprocesses, killed whatever happens."""
+    started = {
+        SS1: ServerProcess(federation.configs[MPWT], tmp_path / "ss1.log"),
+        SS2: ServerProcess(federation.configs[SS2], tmp_path / "ss2.log"),
+    }
+    try:
+        for server in started.values():
+            server.wait_for("server.started")
+        yield started
+    finally:
+        for server in started.values():
+            server.kill()
+
+
+@pytest.fixture
+def channel(federation: Federation) -> Iterator[grpc.Channel]:
+    """The hospital application's channel to MoH's consumer endpoint."""
+    with grpc.insecure_channel(federation.consumer_addresses[MOH]) as opened:
+        yield opened
+
+
+def _call(channel: grpc.Channel, folder: Path, count: int) -> grpc.Call:
+    """The hospital's call, raw bytes in and out, left running (also an iterator)."""
+    request = vehicles_pb2.ListVehiclesByOwnerRequest(owner_id=f"{count}:{folder}")
+    stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(LIST_VEHICLES)
+    return stream(request.SerializeToString(), metadata=AS_NHIS, timeout=20)
+
+
+def _stalled(folder: Path, providers: dict[str, ServerProcess]) -> str:
+    """The server whose servicer stalled, once it has."""
+    marker = folder / "stalled"
+    deadline = time.monotonic() + 15.0
+    while not marker.exists():
+        assert time.monotonic() < deadline, "no provider server took the call"
+        time.sleep(0.01)
+    pid = int(marker.read_text(encoding="utf-8"))
+    (server,) = [name for name, p in providers.items() if os.getpgid(pid) == p.pid]
+    return server
+
+
+def _plates(messages: list[bytes]) -> list[str]:
+    return [vehicles_pb2.Vehicle.FromString(m).plate for m in messages]
+
+
+def test_a_stream_broken_after_one_message_fails_over(
+    federation: Federation,
+    providers: dict[str, ServerProcess],
+    channel: grpc.Channel,
+    tmp_path: Path,
+) -> None:
+    with capture_logs() as events:
+        call = _call(channel, tmp_path, count=1)
+        dead = _stalled(tmp_path, providers)
+        # The one message is on loopback by now; MoH holds it back.
+        time.sleep(0.5)
+        providers[dead].kill()  # SIGKILL: the connection breaks, no status, no trailer
+        messages = list(cast(Iterator[bytes], call))
+    alive = SS2 if dead == SS1 else SS1
+
+    assert call.code() is grpc.StatusCode.OK, call.details()
+    # The other server's whole answer, and nothing of the dead one's.
+    assert _plates(messages) == [f"full-{i}" for i in range(ANSWER)]
+    # (A server restarted for this test may have been skipped first: its channel reconnects.)
+    unreachable = [e["server"] for e in events if e["event"] == "provider.unreachable"]
+    assert unreachable[-1:] == [dead]
+
+    exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
+    (mine,) = consumer_records(federation, exchange_id)
+    assert mine.status == "OK"
+    assert mine.response_messages == ANSWER
+    assert mine.response_sha256 == response_digest(messages)
+    assert mine.response_size == sum(len(m) for m in messages)
+    (theirs,) = provider_records(federation, alive, exchange_id)
+    assert theirs.status == "OK"
+    assert theirs.response_token == mine.response_token
+    # The dead server died before its answer was complete: it logged nothing of it.
+    assert provider_records(federation, dead, exchange_id) == []
+
+
+def test_a_stream_broken_after_two_messages_is_unavailable(
+    federation: Federation,
+    providers: dict[str, ServerProcess],
+    channel: grpc.Channel,
+    tmp_path: Path,
+) -> None:
+    call = _call(channel, tmp_path, count=2)
+    dead = _stalled(tmp_path, providers)
+    # The first message reaches the hospital when the second reaches MoH.
+    first = next(cast(Iterator[bytes], call))
+    assert _plates([first]) == ["stalled-0"]
+    providers[dead].kill()
+    rest: list[bytes] = []
+    with pytest.raises(grpc.RpcError):
+        rest.extend(cast(Iterator[bytes], call))
+    assert rest == []
+    assert call.code() is grpc.StatusCode.UNAVAILABLE
+
+    exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
+    (mine,) = consumer_records(federation, exchange_id)
+    assert mine.status == "UNAVAILABLE"
+    # No failover: only the dead server's servicer ever saw the call.
+    assert [p.name for p in tmp_path.iterdir() if p.name.isdigit()] == [
+        (tmp_path / "stalled").read_text(encoding="utf-8")
+    ]
+    alive = SS2 if dead == SS1 else SS1
+    assert provider_records(federation, alive, exchange_id) == []
