@@ -10,6 +10,7 @@ disturb the corpus.
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import threading
 import time
@@ -30,7 +31,8 @@ from tests.hostile.conftest import HostileWorld
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
 HEADERS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
-STREAMS = 40  # more than the 32 worker threads of a security server by default
+STREAMS = 40  # more than a security server's 32 worker threads before they became 256
+IDLE_CONNECTIONS = 2_000  # connections opened and left idle, half to each endpoint
 # The first bytes of an HTTP/2 connection preface, never finished.
 PARTIAL_PREFACE = b"PRI * HTTP/2.0\r\n"
 
@@ -64,14 +66,26 @@ def _sockets(address: tuple[str, int], count: int, first_bytes: bytes) -> Iterat
             sock.close()
 
 
-def test_hundreds_of_idle_and_half_open_connections_do_not_block_exchanges(
+def _allow_open_files(needed: int) -> None:
+    """Raise this process's soft limit on open files to `needed` (the servers run here too)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        assert hard == resource.RLIM_INFINITY or hard >= needed, (
+            f"this test needs {needed} open files; the hard limit is {hard} (ulimit -Hn)"
+        )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def test_thousands_of_idle_and_half_open_connections_do_not_block_exchanges(
     hostile: HostileWorld,
 ) -> None:
     consumer = _address(hostile.federation.consumer_addresses[MOH])
     provider = _address(hostile.federation.config(MPWT).provider.listen)  # type: ignore[union-attr]
+    # Each socket costs two descriptors here: the client's and the server's.
+    _allow_open_files(2 * (IDLE_CONNECTIONS + 200) + 1024)
     with (
-        _sockets(consumer, 300, b""),
-        _sockets(provider, 300, b""),
+        _sockets(consumer, IDLE_CONNECTIONS // 2, b""),
+        _sockets(provider, IDLE_CONNECTIONS // 2, b""),
         _sockets(consumer, 100, PARTIAL_PREFACE),
         _sockets(provider, 100, b"\x16\x03\x01"),  # a TLS record header, then nothing
     ):
