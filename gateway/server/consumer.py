@@ -10,7 +10,10 @@ message is held back until the response token verifies and the audit record
 is durable, so a unary answer is never released unverified or unlogged.
 A provider security server that cannot be reached, or breaks off before the
 application has seen anything (no message, or one), is replaced by the next
-server of the provider subsystem; one that answered is final.
+server of the provider subsystem; one that answered is final. Each server
+tried after the first gets a new exchange (new id, new request token), so a
+provider's replay memory, shared by all its servers, never refuses the
+retry; the abandoned exchange is logged before the retry starts.
 Methods the global configuration lists as unary are only framed as unary
 (served by a unary handler, forwarded with a blocking unary call), which
 saves grpc's per-message thread hand-offs; the exchange is the same code.
@@ -23,7 +26,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import grpc
@@ -36,6 +39,7 @@ from gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
 from gateway.audit.witness import accept_witnessed
 from gateway.config import LimitsConfig
 from gateway.errors import (
+    AuditError,
     DeadlineExceeded,
     NotFound,
     PermissionDenied,
@@ -203,6 +207,18 @@ class ProviderChannels:
             self._retired.clear()
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """The exchange's current attempt: the claims its request token carries, its call.
+
+    `_forward` replaces both when it fails over to another server; the answer
+    is checked against the claims of the attempt that made the last call.
+    """
+
+    claims: RequestClaims
+    call: grpc.Call | None = None
+
+
 class ConsumerEndpoint(grpc.GenericRpcHandler):
     """Generic handler for every method called by this member's applications."""
 
@@ -291,20 +307,22 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         ex = ExchangeLog(Side.CONSUMER, new_exchange_id(), method, request)
         tracing.start_hop(ex, context.invocation_metadata())
         held_back: bytes | None = None
-        calls: list[grpc.Call] = []
+        attempt: _Attempt | None = None
         try:
             conf, claims, servers = self._prepare(ex, method, request, context)
-            for message in self._forward(ex, conf, claims, servers, context, calls, unary):
+            attempt = _Attempt(claims)
+            for message in self._forward(ex, conf, attempt, servers, context, unary):
                 ex.response.update(message)
                 if held_back is not None:
                     yield held_back
                 held_back = message
-            self._check_answer(ex, conf, claims, calls[-1])
+            assert attempt.call is not None
+            self._check_answer(ex, conf, attempt.claims, attempt.call)
         except SpeanError as exc:
             ex.fail(exc)
         except GeneratorExit:
-            if calls:
-                calls[-1].cancel()
+            if attempt is not None and attempt.call is not None:
+                attempt.call.cancel()
             finish_cancelled(
                 ex,
                 self._audit,
@@ -393,16 +411,16 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         self,
         ex: ExchangeLog,
         conf: GlobalConfiguration,
-        claims: RequestClaims,
+        attempt: _Attempt,
         servers: list[ServerInfo],
         context: grpc.ServicerContext,
-        calls: list[grpc.Call],
         unary: bool = False,
     ) -> Iterator[bytes]:
         """Yield the provider's messages; fail over while nothing was released.
 
-        Each call made is appended to `calls`; the last one is the one that
-        answered. A provider that refused or failed with a signed answer is
+        `attempt` holds the last call made and the claims of its request
+        token: each server after the first is asked in a new exchange
+        (`_fail_over`). A provider that refused or failed with a signed answer is
         final: only an unreachable server (`UNAVAILABLE` without an exchange
         id) makes the consumer try the next server of that subsystem, and
         only while the application has seen nothing: before the second
@@ -411,8 +429,10 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         did send is dropped, never yielded. Servers unreachable a moment ago
         are tried last (`ProviderBackoff`).
         """
-        last_error: SpeanError | None = None
+        broken: tuple[ServerInfo, SpeanError] | None = None
         for server in self.backoff.order(servers):
+            if broken is not None:
+                self._fail_over(ex, attempt, *broken, server)
             ex.forwarded_ns = time.time_ns()
             timeout = hop_budget(context.time_remaining())
             outgoing = ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
@@ -421,24 +441,23 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
                 # hand-offs to the channel's spin thread a streaming call makes.
                 try:
                     message, answered = self._channels.unary_unary(
-                        conf, server, claims.method
+                        conf, server, attempt.claims.method
                     ).with_call(ex.request, timeout=timeout, metadata=outgoing)
                 except grpc.RpcError as exc:
                     # grpc raises the ended call itself: its status and trailers.
-                    ended = cast(grpc.Call, exc)
-                    calls.append(ended)
-                    if _unreachable(ended):
-                        last_error = self._unreachable(server, ended)
+                    attempt.call = cast(grpc.Call, exc)
+                    if _unreachable(attempt.call):
+                        broken = server, self._unreachable(server, attempt.call)
                         continue
                     self.backoff.reached(server)
                     return
-                calls.append(answered)
+                attempt.call = answered
                 self.backoff.reached(server)
                 yield message
                 return
-            stub = self._channels.unary_stream(conf, server, claims.method)
+            stub = self._channels.unary_stream(conf, server, attempt.claims.method)
             call = stub(ex.request, timeout=timeout, metadata=outgoing)
-            calls.append(call)
+            attempt.call = call
             # The first message waits here for the second: `_exchange` would hold
             # it back until then anyway, so the application sees it no later, and
             # a server that breaks off after one message is failed over with
@@ -457,16 +476,18 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
                         yield message
             except grpc.RpcError:
                 if not streaming and _unreachable(call):
-                    last_error = self._unreachable(server, call)
+                    broken = server, self._unreachable(server, call, broke_off=first is not None)
                     continue
             if first is not None and not streaming:
                 yield first
             self.backoff.reached(server)
             return
-        assert last_error is not None
-        raise last_error
+        assert broken is not None
+        raise broken[1]
 
-    def _unreachable(self, server: ServerInfo, call: grpc.Call) -> SpeanError:
+    def _unreachable(
+        self, server: ServerInfo, call: grpc.Call, *, broke_off: bool = False
+    ) -> SpeanError:
         """Note that `server` did not answer (it is tried last for a while); the error."""
         log.warning(
             "provider.unreachable",
@@ -474,9 +495,51 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             error=call.details(),
             backoff_seconds=round(self.backoff.failed(server), 3),
         )
-        return Unavailable(
-            f"provider security server {server.id} at {server.address} is unreachable"
+        what = "broke off after its first message" if broke_off else "is unreachable"
+        return Unavailable(f"provider security server {server.id} at {server.address} {what}")
+
+    def _fail_over(
+        self,
+        ex: ExchangeLog,
+        attempt: _Attempt,
+        broken: ServerInfo,
+        error: SpeanError,
+        following: ServerInfo,
+    ) -> None:
+        """Log the attempt `broken` did not answer, then make `ex` a new exchange.
+
+        The broken server may have admitted the request token (a provider
+        remembers it in a replay store its other servers may share), so the
+        next server gets a new exchange id and a new token. The abandoned
+        exchange is a record of its own, UNAVAILABLE, naming the exchange
+        that replaced it; if it cannot be logged, nothing more is tried.
+        """
+        now = int(time.time())
+        claims = replace(
+            attempt.claims,
+            exchange_id=new_exchange_id(),
+            issued_at=now,
+            expires_at=now + self._limits.token_lifetime_seconds,
         )
+        token = self._signer.sign_request(claims)
+        ex.code = grpc.StatusCode.UNAVAILABLE
+        ex.message = f"{error.message}; retried as exchange {claims.exchange_id}"
+        try:
+            self._audit.append(ex.record(self._origin), bodies=ex.sealed_bodies(self._origin))
+        except AuditError as exc:
+            log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
+            ex.message = "the security server cannot write its audit log; the exchange was refused"
+            raise Unavailable(ex.message) from exc
+        log.warning(
+            "provider.failover",
+            exchange_id=ex.exchange_id,
+            retried_as=claims.exchange_id,
+            server=str(broken.id),
+            next_server=str(following.id),
+        )
+        ex.exchange_id, ex.request_token = claims.exchange_id, token
+        ex.code, ex.message = grpc.StatusCode.OK, ""
+        attempt.claims, attempt.call = claims, None
 
     def _witnessed(
         self,

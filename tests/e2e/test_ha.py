@@ -3,8 +3,9 @@
 MPWT runs ``ss1`` and ``ss2``, both listed in the global configuration as
 hosting ``KH/GOV/MPWT/vehicles``. MoH's hospital application calls steadily
 while ``ss1`` is killed (SIGKILL: no drain, no goodbye). The consumer fails
-over to ``ss2``; the application sees no error, and every audit log
-involved verifies on its own.
+over to ``ss2``, each retry in a new exchange; the application sees no
+error, MoH's log holds every abandoned exchange next to the one that
+replaced it, and every audit log involved verifies on its own.
 """
 
 from __future__ import annotations
@@ -68,10 +69,21 @@ def test_calls_keep_succeeding_when_a_provider_server_dies(tmp_path: Path) -> No
     moh = verified_records(federation.configs[MOH].parent / "state" / "audit.db", f"{MOH}/ss1#w0")
     assert len(by_ss1) >= 20  # the first server in the configuration took the traffic
     assert len(by_ss2) >= 30  # until it died; then the second took over
-    assert len(moh) == traffic.ok
-    assert all(r.status == "OK" for r in moh)
+    completed = {r.exchange_id: r for r in moh if r.status == "OK"}
+    assert len(completed) == traffic.ok
+    # A call that found ss1 dead was retried on ss2 as a new exchange: MoH logged the
+    # abandoned one first, UNAVAILABLE, naming the exchange that answered the call.
+    abandoned = [r for r in moh if r.status != "OK"]
+    assert abandoned, "the calls right after the kill must have found ss1 unreachable"
+    for record in abandoned:
+        assert record.status == "UNAVAILABLE"
+        assert record.message.startswith("provider security server KH/GOV/MPWT/ss1 at ")
+        before, _, retried_as = record.message.rpartition(" ")
+        assert before.endswith("; retried as exchange")
+        assert completed[retried_as].request_sha256 == record.request_sha256
     # Every exchange MoH completed is in a provider log, with the token MoH verified (a
-    # call cut off by the kill may be in both: ss1 answered, the answer never arrived).
+    # call cut off by the kill may be in ss1's log as OK: ss1 answered, the answer never
+    # arrived, and MoH abandoned that exchange).
     provider_ok = {r.exchange_id: r for r in by_ss1 + by_ss2 if r.status == "OK"}
-    for record in moh:
+    for record in completed.values():
         assert provider_ok[record.exchange_id].response_token == record.response_token

@@ -2,9 +2,11 @@
 
 MPWT runs ``ss1`` and ``ss2`` (in that order in the global configuration);
 ``ss1`` is stopped. The first call after that finds ss1 unreachable and fails
-over to ss2; the calls that follow go straight to ss2: MoH's log shows one
-``provider.unreachable`` event per back-off period, not one per call, and
-every call succeeds.
+over to ss2, in a new exchange; the calls that follow go straight to ss2:
+MoH's log shows one ``provider.unreachable`` event per back-off period, not
+one per call, and every call succeeds. Each call that did try ss1 first left
+two records in MoH's audit log: the abandoned exchange, UNAVAILABLE and
+naming its retry, and the retry that ss2 answered.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path)
                 codes = [get_vehicle(channel)[0] for _ in range(40)]
                 elapsed = time.monotonic() - started
         unreachable = [e for e in events if e["event"] == "provider.unreachable"]
+        failovers = [e for e in events if e["event"] == "provider.failover"]
     finally:
         federation.stop_all()
     assert codes == [grpc.StatusCode.OK] * 40
@@ -72,3 +75,21 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path)
     database = federation.configs[SS2].parent / "state" / "ss2" / "audit.db"
     answered = verified_records(database, f"{SS2}#w0")
     assert sum(r.status == "OK" for r in answered) == 40
+    # Each probe of ss1 was abandoned, logged, and retried on ss2 as a new exchange.
+    assert len(failovers) == len(unreachable)
+    moh_log = federation.configs[MOH].parent / "state" / "audit.db"
+    logged = {r.exchange_id: r for r in verified_records(moh_log, f"{MOH}/ss1#w0")}
+    assert sum(r.status == "OK" for r in logged.values()) == 41
+    answered_ids = {r.exchange_id for r in answered}
+    for event in failovers:
+        assert (event["server"], event["next_server"]) == (f"{MPWT}/ss1", SS2)
+        abandoned, retry = logged[event["exchange_id"]], logged[event["retried_as"]]
+        assert abandoned.status == "UNAVAILABLE"
+        assert abandoned.message == (
+            f"provider security server {MPWT}/ss1 at {listed[0].address} is unreachable;"
+            f" retried as exchange {retry.exchange_id}"
+        )
+        assert retry.status == "OK"
+        assert retry.exchange_id in answered_ids
+        assert abandoned.exchange_id not in answered_ids
+    assert len(logged) == 41 + len(failovers)

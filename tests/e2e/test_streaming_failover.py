@@ -7,15 +7,23 @@ consumer has received N messages, and the story SIGKILLs it there.
 
 - N = 1: MoH holds that one message back (it holds back the last message of
   every answer until the answer verifies), so the hospital has seen nothing.
-  MoH fails over to the other server, and the hospital gets that server's
-  whole answer, nothing of the dead one's; MoH's audit record is one OK
-  exchange whose digest covers exactly what the hospital got.
+  MoH fails over to the other server in a new exchange (new id, new request
+  token), and the hospital gets that server's whole answer, nothing of the
+  dead one's. MoH's log holds both exchanges: the abandoned one UNAVAILABLE,
+  naming the exchange that replaced it, then an OK one whose digest covers
+  exactly what the hospital got.
+- N = 1 with ss1 and ss2 writing one audit store (one SQLite file, two
+  origins), so they share replay memory: the dead server had admitted the
+  first request token, and the other server would refuse it as a replay.
+  The new exchange is admitted: the hospital gets the whole answer.
 - N = 2: the first message has reached the hospital. There is no failover:
   the hospital gets UNAVAILABLE, and the other server is never asked.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +32,7 @@ from typing import cast
 
 import grpc
 import pytest
+import yaml
 from structlog.testing import capture_logs
 
 from gateway.audit.record import AuditRecord
@@ -76,17 +85,32 @@ class StallingRegistry(vehicles_pb2_grpc.VehicleRegistryServicer):
             yield vehicles_pb2.Vehicle(plate=f"{kind}-{index}")
 
 
+def consumer_log(federation: Federation) -> list[AuditRecord]:
+    """MoH's records, in log order."""
+    return [AuditRecord.from_bytes(r.record_bytes) for r in federation.servers[MOH].audit.read()]
+
+
 def consumer_records(federation: Federation, exchange_id: str) -> list[AuditRecord]:
     """MoH's records of the exchange."""
-    records = (AuditRecord.from_bytes(r.record_bytes) for r in federation.servers[MOH].audit.read())
-    return [r for r in records if r.exchange_id == exchange_id]
+    return [r for r in consumer_log(federation) if r.exchange_id == exchange_id]
 
 
-def provider_records(federation: Federation, server: str, exchange_id: str) -> list[AuditRecord]:
-    """`server`'s records of the exchange, from its log verified end to end."""
-    state = federation.configs[MPWT].parent / "state"
-    store = state / "audit.db" if server == SS1 else state / "ss2" / "audit.db"
+def provider_records(
+    federation: Federation, server: str, exchange_id: str, store: Path | None = None
+) -> list[AuditRecord]:
+    """`server`'s records of the exchange, from its log (in `store`, by default
+    its own) verified end to end."""
+    if store is None:
+        state = federation.configs[MPWT].parent / "state"
+        store = state / "audit.db" if server == SS1 else state / "ss2" / "audit.db"
     return [r for r in verified_records(store, f"{server}#w0") if r.exchange_id == exchange_id]
+
+
+def exchange_id_of(token: str) -> str:
+    """The exchange id (``jti``) a request token carries, read without verifying it."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +145,55 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         built.stop_all()
 
 
-@pytest.fixture
-def providers(federation: Federation, tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
-    """ss1 and ss2 as fresh subprocesses, killed whatever happens."""
-    started = {
-        SS1: ServerProcess(federation.configs[MPWT], tmp_path / "ss1.log"),
-        SS2: ServerProcess(federation.configs[SS2], tmp_path / "ss2.log"),
-    }
+def _run(configs: dict[str, Path], logs: Path) -> Iterator[dict[str, ServerProcess]]:
+    """The servers of `configs` as fresh subprocesses, killed whatever happens.
+
+    One after another: servers sharing an audit store that does not exist yet
+    would race to create it.
+    """
+    started: dict[str, ServerProcess] = {}
     try:
-        for server in started.values():
-            server.wait_for("server.started")
+        for name, config in configs.items():
+            started[name] = ServerProcess(config, logs / f"{name[-3:]}.log")
+            started[name].wait_for("server.started")
         yield started
     finally:
         for server in started.values():
             server.kill()
+
+
+@pytest.fixture
+def providers(federation: Federation, tmp_path: Path) -> Iterator[dict[str, ServerProcess]]:
+    """ss1 and ss2, each with its own audit store."""
+    yield from _run({SS1: federation.configs[MPWT], SS2: federation.configs[SS2]}, tmp_path)
+
+
+def _with_store(config: Path, store: Path) -> Path:
+    """A copy of `config` that keeps its audit log in `store`, beside it (relative paths hold)."""
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["audit"]["store"] = str(store)
+    copy = config.with_name(f"{config.stem}-shared.yaml")
+    copy.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return copy
+
+
+@pytest.fixture
+def shared_store(tmp_path: Path) -> Path:
+    """One SQLite audit store for ss1 and ss2; its ``.replay`` store comes with it."""
+    return tmp_path / "mpwt-shared" / "audit.db"
+
+
+@pytest.fixture
+def sharing_providers(
+    federation: Federation, shared_store: Path, tmp_path: Path
+) -> Iterator[dict[str, ServerProcess]]:
+    """ss1 and ss2 writing one audit store, two origins in it: one replay memory."""
+    shared_store.parent.mkdir()
+    configs = {
+        SS1: _with_store(federation.configs[MPWT], shared_store),
+        SS2: _with_store(federation.configs[SS2], shared_store),
+    }
+    yield from _run(configs, tmp_path)
 
 
 @pytest.fixture
@@ -167,15 +226,18 @@ def _plates(messages: list[bytes]) -> list[str]:
     return [vehicles_pb2.Vehicle.FromString(m).plate for m in messages]
 
 
-def test_a_stream_broken_after_one_message_fails_over(
+def _fails_over_after_one_message(
     federation: Federation,
     providers: dict[str, ServerProcess],
     channel: grpc.Channel,
-    tmp_path: Path,
+    folder: Path,
+    shared_store: Path | None = None,
 ) -> None:
+    """The N = 1 story: the hospital gets the surviving server's whole answer, and
+    MoH's log holds the abandoned exchange and the one that answered."""
     with capture_logs() as events:
-        call = _call(channel, tmp_path, count=1)
-        dead = _stalled(tmp_path, providers)
+        call = _call(channel, folder, count=1)
+        dead = _stalled(folder, providers)
         # The one message is on loopback by now; MoH holds it back.
         time.sleep(0.5)
         providers[dead].kill()  # SIGKILL: the connection breaks, no status, no trailer
@@ -189,17 +251,57 @@ def test_a_stream_broken_after_one_message_fails_over(
     unreachable = [e["server"] for e in events if e["event"] == "provider.unreachable"]
     assert unreachable[-1:] == [dead]
 
+    # The hospital sees the exchange that answered.
     exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
-    (mine,) = consumer_records(federation, exchange_id)
+    log = consumer_log(federation)
+    (mine,) = [r for r in log if r.exchange_id == exchange_id]
     assert mine.status == "OK"
     assert mine.response_messages == ANSWER
     assert mine.response_sha256 == response_digest(messages)
     assert mine.response_size == sum(len(m) for m in messages)
-    (theirs,) = provider_records(federation, alive, exchange_id)
+    assert exchange_id_of(mine.request_token) == exchange_id
+    # The exchange the dead server broke off: logged before the retry, pointing at it.
+    (abandoned,) = [r for r in log if r.message.endswith(f"retried as exchange {exchange_id}")]
+    assert log.index(abandoned) < log.index(mine)
+    assert abandoned.status == "UNAVAILABLE"
+    assert abandoned.message.startswith(f"provider security server {dead} at ")
+    assert abandoned.exchange_id != exchange_id
+    assert exchange_id_of(abandoned.request_token) == abandoned.exchange_id
+    assert abandoned.forwarded_at_ns
+    assert (abandoned.response_messages, abandoned.response_token) == (0, "")
+    same = ("client", "service", "method", "user", "purpose", "request_sha256", "request_size")
+    assert [getattr(abandoned, f) for f in same] == [getattr(mine, f) for f in same]
+    *_, failover = [e for e in events if e["event"] == "provider.failover"]
+    assert failover["exchange_id"] == abandoned.exchange_id
+    assert failover["retried_as"] == exchange_id
+    assert (failover["server"], failover["next_server"]) == (dead, alive)
+
+    (theirs,) = provider_records(federation, alive, exchange_id, shared_store)
     assert theirs.status == "OK"
     assert theirs.response_token == mine.response_token
+    assert provider_records(federation, alive, abandoned.exchange_id, shared_store) == []
     # The dead server died before its answer was complete: it logged nothing of it.
-    assert provider_records(federation, dead, exchange_id) == []
+    assert provider_records(federation, dead, abandoned.exchange_id, shared_store) == []
+    assert provider_records(federation, dead, exchange_id, shared_store) == []
+
+
+def test_a_stream_broken_after_one_message_fails_over(
+    federation: Federation,
+    providers: dict[str, ServerProcess],
+    channel: grpc.Channel,
+    tmp_path: Path,
+) -> None:
+    _fails_over_after_one_message(federation, providers, channel, tmp_path)
+
+
+def test_a_failover_is_not_refused_by_replay_memory_the_servers_share(
+    federation: Federation,
+    sharing_providers: dict[str, ServerProcess],
+    shared_store: Path,
+    channel: grpc.Channel,
+    tmp_path: Path,
+) -> None:
+    _fails_over_after_one_message(federation, sharing_providers, channel, tmp_path, shared_store)
 
 
 def test_a_stream_broken_after_two_messages_is_unavailable(

@@ -15,10 +15,14 @@ answered OK (an answer leaves only after its record is durable). When the
 store is back, exchanges resume without restarting the server, and
 afterwards both logs verify completely and hold every exchange the
 application saw succeed.
+
+A consumer that fails over to another provider server logs the abandoned
+exchange first: when its disk is full, the call goes no further.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from collections.abc import Callable
@@ -35,6 +39,8 @@ from tests.faults.conftest import (
     Servers,
     Traffic,
     assert_nothing_acknowledged_lost,
+    export_and_verify,
+    get_vehicle_with_id,
 )
 
 pytestmark = pytest.mark.slow
@@ -124,3 +130,38 @@ def test_postgres_audit_store_gone_refuses_every_exchange_until_it_returns(
     running.stop_all()
 
     assert_nothing_acknowledged_lost(federation, [MOH, MPWT], outcome.ok_ids, tmp_path / "b")
+
+
+def test_a_failover_that_cannot_be_logged_goes_no_further(
+    tmp_path: Path, servers: Callable[[Federation], Servers]
+) -> None:
+    """MPWT's ss1, first in the list, is down and MoH's disk is full: MoH cannot
+    log the exchange ss1 did not answer, so it never asks ss2."""
+    plans = [
+        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
+        for plan in demo_plans()
+        if plan.member in (MOH, MPWT)
+    ]
+    federation = build_federation(tmp_path / "federation", plans)
+    ss2 = f"{MPWT}/ss2"
+    running = servers(federation)
+    running.start(ss2)
+    moh = running.start(MOH, pipe_stderr=True)
+    soft, hard = resource.prlimit(moh.pid, resource.RLIMIT_FSIZE)
+    with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
+        resource.prlimit(moh.pid, resource.RLIMIT_FSIZE, (TINY_FILE_LIMIT, hard))
+        code, details, refused = get_vehicle_with_id(channel, timeout=20)
+        resource.prlimit(moh.pid, resource.RLIMIT_FSIZE, (soft, hard))
+        # Space is back; ss1 is skipped for a while (back-off), ss2 answers.
+        after, _, answered = get_vehicle_with_id(channel, timeout=20)
+    running.stop_all()
+
+    assert code is grpc.StatusCode.UNAVAILABLE
+    assert details == "the security server cannot write its audit log; the exchange was refused"
+    assert [e["exchange_id"] for e in moh.events("audit.append_failed")][:1] == [refused]
+    assert moh.events("provider.failover") == []
+    assert after is grpc.StatusCode.OK
+    # ss2 only ever saw the call made once MoH could log again.
+    (tmp_path / "bundles").mkdir()
+    provider = export_and_verify(federation, ss2, tmp_path / "bundles")
+    assert [r.exchange_id for r in provider.records] == [answered]
