@@ -432,6 +432,11 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         broken: tuple[ServerInfo, SpeanError] | None = None
         for server in self.backoff.order(servers):
             if broken is not None:
+                budget = hop_budget(context.time_remaining())
+                if not context.is_active() or (budget is not None and budget <= 0):
+                    # The application is gone or out of time: a retry would run
+                    # the request for nobody.
+                    break
                 self._fail_over(ex, attempt, *broken, server)
             ex.forwarded_ns = time.time_ns()
             timeout = hop_budget(context.time_remaining())
@@ -475,9 +480,14 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
                         yield first
                         yield message
             except grpc.RpcError:
-                if not streaming and _unreachable(call):
-                    broken = server, self._unreachable(server, call, broke_off=first is not None)
-                    continue
+                if _unreachable(call):
+                    error = self._unreachable(server, call, broke_off=first is not None)
+                    if not streaming:
+                        broken = server, error
+                        continue
+                    # Messages were released: too late to fail over, and the
+                    # server stays backed off like any unreachable one.
+                    return
             if first is not None and not streaming:
                 yield first
             self.backoff.reached(server)
@@ -524,18 +534,41 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         token = self._signer.sign_request(claims)
         ex.code = grpc.StatusCode.UNAVAILABLE
         ex.message = f"{error.message}; retried as exchange {claims.exchange_id}"
+        # An exchange of its own: counted, logged and timed like any other.
+        if self._observer is not None:
+            self._observer.audit_started()
+        audit_started = time.perf_counter()
         try:
             self._audit.append(ex.record(self._origin), bodies=ex.sealed_bodies(self._origin))
         except AuditError as exc:
+            if self._observer is not None:
+                self._observer.exchange_finished(ex, time.perf_counter() - audit_started, False)
             log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
             ex.message = "the security server cannot write its audit log; the exchange was refused"
             raise Unavailable(ex.message) from exc
+        if self._observer is not None:
+            self._observer.exchange_finished(ex, time.perf_counter() - audit_started, True)
+        log.info(
+            "exchange.completed",
+            exchange_id=ex.exchange_id,
+            side=ex.side.value,
+            client=ex.client,
+            service=ex.service,
+            method=ex.method,
+            status=ex.code.name,
+            ms=round((time.monotonic() - ex.received_monotonic) * 1000, 3),
+        )
         log.warning(
             "provider.failover",
             exchange_id=ex.exchange_id,
             retried_as=claims.exchange_id,
             server=str(broken.id),
             next_server=str(following.id),
+        )
+        # The hop's span carries the final exchange id; this event keeps the first.
+        ex.span.add_event(
+            "provider.failover",
+            {"spean.exchange_id": ex.exchange_id, "spean.retried_as": claims.exchange_id},
         )
         ex.exchange_id, ex.request_token = claims.exchange_id, token
         ex.code, ex.message = grpc.StatusCode.OK, ""

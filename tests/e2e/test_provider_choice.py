@@ -93,3 +93,10 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path)
         assert retry.exchange_id in answered_ids
         assert abandoned.exchange_id not in answered_ids
     assert len(logged) == 41 + len(failovers)
+    # Each abandoned exchange ended in the log like any other, before its failover event.
+    abandoned_events = [
+        e["exchange_id"]
+        for e in events
+        if e["event"] == "exchange.completed" and e["status"] == "UNAVAILABLE"
+    ]
+    assert abandoned_events == [e["exchange_id"] for e in failovers]

@@ -78,6 +78,8 @@ class StallingRegistry(vehicles_pb2_grpc.VehicleRegistryServicer):
             kind, stop_at = "stalled", int(count) + 1
         for index in range(ANSWER):
             if index == stop_at:
+                # Asked for one more: the security server has sent all but the last.
+                (folder / "paused").write_text(kind, encoding="utf-8")
                 deadline = time.monotonic() + 30.0
                 while context.is_active() and time.monotonic() < deadline:
                     time.sleep(0.01)
@@ -210,13 +212,17 @@ def _call(channel: grpc.Channel, folder: Path, count: int) -> grpc.Call:
     return stream(request.SerializeToString(), metadata=AS_NHIS, timeout=20)
 
 
+def _wait_for(marker: Path) -> None:
+    deadline = time.monotonic() + 15.0
+    while not marker.exists():
+        assert time.monotonic() < deadline, f"{marker.name} never appeared"
+        time.sleep(0.01)
+
+
 def _stalled(folder: Path, providers: dict[str, ServerProcess]) -> str:
     """The server whose servicer stalled, once it has."""
     marker = folder / "stalled"
-    deadline = time.monotonic() + 15.0
-    while not marker.exists():
-        assert time.monotonic() < deadline, "no provider server took the call"
-        time.sleep(0.01)
+    _wait_for(marker)
     pid = int(marker.read_text(encoding="utf-8"))
     (server,) = [name for name, p in providers.items() if os.getpgid(pid) == p.pid]
     return server
@@ -238,8 +244,9 @@ def _fails_over_after_one_message(
     with capture_logs() as events:
         call = _call(channel, folder, count=1)
         dead = _stalled(folder, providers)
-        # The one message is on loopback by now; MoH holds it back.
-        time.sleep(0.5)
+        _wait_for(folder / "paused")
+        # The one message left the provider's security server; MoH holds it back.
+        time.sleep(0.3)
         providers[dead].kill()  # SIGKILL: the connection breaks, no status, no trailer
         messages = list(cast(Iterator[bytes], call))
     alive = SS2 if dead == SS1 else SS1
@@ -247,7 +254,8 @@ def _fails_over_after_one_message(
     assert call.code() is grpc.StatusCode.OK, call.details()
     # The other server's whole answer, and nothing of the dead one's.
     assert _plates(messages) == [f"full-{i}" for i in range(ANSWER)]
-    # (A server restarted for this test may have been skipped first: its channel reconnects.)
+    # The last server found unreachable is the one killed (MoH's log also holds
+    # events of earlier tests' servers).
     unreachable = [e["server"] for e in events if e["event"] == "provider.unreachable"]
     assert unreachable[-1:] == [dead]
 
@@ -265,6 +273,8 @@ def _fails_over_after_one_message(
     assert log.index(abandoned) < log.index(mine)
     assert abandoned.status == "UNAVAILABLE"
     assert abandoned.message.startswith(f"provider security server {dead} at ")
+    # It had sent its first message: the case only holding that message back makes work.
+    assert "broke off after its first message" in abandoned.message
     assert abandoned.exchange_id != exchange_id
     assert exchange_id_of(abandoned.request_token) == abandoned.exchange_id
     assert abandoned.forwarded_at_ns

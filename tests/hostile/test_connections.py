@@ -172,14 +172,22 @@ def test_calls_beyond_the_worker_limit_are_refused_at_once_not_queued(tmp_path: 
     with federation.running():
         world = World(federation)
         stop = threading.Event()
-        channels, calls = _open_streams(world, False, stop, count=4)
+        channels: list[grpc.Channel] = []
+        calls: list[Any] = []
         try:
             deadline = time.monotonic() + 10
-            code = _exchange(world, timeout=2.0)
+            code = grpc.StatusCode.OK
             while code is grpc.StatusCode.OK and time.monotonic() < deadline:
-                time.sleep(0.05)  # until the server has taken all four stalled calls
+                # Four stalled calls, kept open: one that lost the race for the last
+                # worker to a probe was refused (and ended), so another takes its place.
+                for _ in range(4 - sum(not c.done() for c in calls)):
+                    opened, started = _open_streams(world, False, stop, count=1)
+                    channels += opened
+                    calls += started
+                time.sleep(0.05)  # until the server has taken them
                 code = _exchange(world, timeout=2.0)
             assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert sum(not c.done() for c in calls) == 4  # the stalled calls hold the workers
         finally:
             _close(channels, calls, stop)
         assert _exchange(world) is grpc.StatusCode.OK
