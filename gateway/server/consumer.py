@@ -39,7 +39,6 @@ from gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
 from gateway.audit.witness import accept_witnessed
 from gateway.config import LimitsConfig
 from gateway.errors import (
-    AuditError,
     DeadlineExceeded,
     NotFound,
     PermissionDenied,
@@ -54,11 +53,14 @@ from gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method
 from gateway.server import metadata
 from gateway.server.backoff import ProviderBackoff
 from gateway.server.exchange import (
+    AUDIT_REFUSAL,
     ExchangeLog,
     ExchangeObserver,
+    append_record,
     finish,
     finish_cancelled,
     hop_budget,
+    report_finished,
 )
 from gateway.server.metaservices import ALLOWED_METHODS
 from gateway.server.trust import key_resolver, peer_certificate_pem, pem_thumbprint
@@ -534,30 +536,12 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         token = self._signer.sign_request(claims)
         ex.code = grpc.StatusCode.UNAVAILABLE
         ex.message = f"{error.message}; retried as exchange {claims.exchange_id}"
-        # An exchange of its own: counted, logged and timed like any other.
-        if self._observer is not None:
-            self._observer.audit_started()
-        audit_started = time.perf_counter()
-        try:
-            self._audit.append(ex.record(self._origin), bodies=ex.sealed_bodies(self._origin))
-        except AuditError as exc:
-            if self._observer is not None:
-                self._observer.exchange_finished(ex, time.perf_counter() - audit_started, False)
-            log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
-            ex.message = "the security server cannot write its audit log; the exchange was refused"
-            raise Unavailable(ex.message) from exc
-        if self._observer is not None:
-            self._observer.exchange_finished(ex, time.perf_counter() - audit_started, True)
-        log.info(
-            "exchange.completed",
-            exchange_id=ex.exchange_id,
-            side=ex.side.value,
-            client=ex.client,
-            service=ex.service,
-            method=ex.method,
-            status=ex.code.name,
-            ms=round((time.monotonic() - ex.received_monotonic) * 1000, 3),
-        )
+        # An exchange of its own: logged, counted and timed like any other.
+        audit_ok, audit_seconds = append_record(ex, self._audit, self._origin, self._observer)
+        report_finished(ex, self._observer, audit_seconds, audit_ok)
+        if not audit_ok:
+            ex.message = AUDIT_REFUSAL
+            raise Unavailable(AUDIT_REFUSAL)
         log.warning(
             "provider.failover",
             exchange_id=ex.exchange_id,

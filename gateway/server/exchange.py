@@ -32,6 +32,8 @@ from gateway.server import metadata
 
 log = structlog.get_logger("spean.exchange")
 
+AUDIT_REFUSAL = "the security server cannot write its audit log; the exchange was refused"
+
 
 class ExchangeLog:
     """Mutable notes about one exchange; becomes an immutable AuditRecord."""
@@ -152,6 +154,46 @@ class ExchangeObserver(Protocol):
     def exchange_finished(self, ex: ExchangeLog, audit_seconds: float, audit_ok: bool) -> None: ...
 
 
+def append_record(
+    ex: ExchangeLog, store: AuditStore, origin: str, observer: ExchangeObserver | None
+) -> tuple[bool, float]:
+    """Append `ex`'s record durably: whether it was written, and the seconds it took.
+
+    A failure is logged here; the caller decides what the exchange becomes,
+    then calls `report_finished` with these two values.
+    """
+    if observer is not None:
+        observer.audit_started()
+    started = time.perf_counter()
+    try:
+        store.append(ex.record(origin), bodies=ex.sealed_bodies(origin))
+    except AuditError as exc:
+        log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
+        return False, time.perf_counter() - started
+    return True, time.perf_counter() - started
+
+
+def report_finished(
+    ex: ExchangeLog, observer: ExchangeObserver | None, audit_seconds: float, audit_ok: bool
+) -> None:
+    """The one `exchange.completed` event and the observer's count of an ended exchange."""
+    # The trace id ties this event to the hop's span, when tracing is on.
+    correlation = {"trace_id": trace_id} if (trace_id := tracing.trace_id(ex)) else {}
+    log.info(
+        "exchange.completed",
+        exchange_id=ex.exchange_id,
+        side=ex.side.value,
+        client=ex.client,
+        service=ex.service,
+        method=ex.method,
+        status=ex.code.name,
+        ms=round((time.monotonic() - ex.received_monotonic) * 1000, 3),
+        **correlation,
+    )
+    if observer is not None:
+        observer.exchange_finished(ex, audit_seconds, audit_ok)
+
+
 def finish(
     ex: ExchangeLog,
     store: AuditStore,
@@ -170,17 +212,10 @@ def finish(
     """
     if sign is not None:
         ex.response_token = sign(ex)
-    if observer is not None:
-        observer.audit_started()
-    audit_started = time.perf_counter()
-    audit_ok = True
-    try:
-        store.append(ex.record(origin), bodies=ex.sealed_bodies(origin))
-    except AuditError as exc:
-        audit_ok = False
-        log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
+    audit_ok, audit_seconds = append_record(ex, store, origin, observer)
+    if not audit_ok:
         ex.code = grpc.StatusCode.UNAVAILABLE
-        ex.message = "the security server cannot write its audit log; the exchange was refused"
+        ex.message = AUDIT_REFUSAL
         held_back = None
         if sign is not None:
             ex.response_token = ""
@@ -192,22 +227,8 @@ def finish(
             # Cross-witnessing (gateway/audit/witness.py): the provider's latest signed tree head.
             trailing.append((CHECKPOINT_TRAILER, latest.note))
     context.set_trailing_metadata(tuple(trailing))
-    # The trace id ties this event to the hop's span, when tracing is on.
-    correlation = {"trace_id": trace_id} if (trace_id := tracing.trace_id(ex)) else {}
-    log.info(
-        "exchange.completed",
-        exchange_id=ex.exchange_id,
-        side=ex.side.value,
-        client=ex.client,
-        service=ex.service,
-        method=ex.method,
-        status=ex.code.name,
-        ms=round((time.monotonic() - ex.received_monotonic) * 1000, 3),
-        **correlation,
-    )
     tracing.end_hop(ex)
-    if observer is not None:
-        observer.exchange_finished(ex, time.perf_counter() - audit_started, audit_ok)
+    report_finished(ex, observer, audit_seconds, audit_ok)
     if ex.ok:
         if held_back is not None:
             yield held_back
