@@ -22,13 +22,13 @@ from gateway import demo_data
 from gateway.audit.record import AuditRecord
 from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
 from gateway.digests import response_digest
-from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation, free_port
+from gateway.federation import Federation, build_federation, free_port
 from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE, USER
 from gateway.server.metaservices import ALLOWED_METHODS
-from gateway.server.reflection import file_descriptor_set
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
 from spean.v1 import metaservices_pb2
 from tests.adapters import mpwt_servicer
+from tests.support.plans import hospital_and_registry, vehicle_registry
 
 AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
 
@@ -62,27 +62,14 @@ class Ministries:
 def ministries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ministries]:
     address = f"127.0.0.1:{free_port()}"
     internal = _internal(address)
-    plans = [
-        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
-        MemberPlan(
-            member=MPWT,
-            name="Ministry of Public Works and Transport",
-            services=[
-                ServicePlan(
-                    subsystem=VEHICLES,
-                    adapter={
-                        "type": "grpc",
-                        "target": address,
-                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
-                        "service": "vehicles.v1.VehicleRegistry",
-                    },
-                    methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
-                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
-                    access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
-                )
-            ],
-        ),
-    ]
+    adapter = {
+        "type": "grpc",
+        "target": address,
+        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
+        "service": "vehicles.v1.VehicleRegistry",
+    }
+    methods = [(GET_VEHICLE, False), (LIST_VEHICLES, True)]
+    plans = hospital_and_registry(vehicle_registry(adapter, methods))
     federation = build_federation(tmp_path_factory.mktemp("passthrough"), plans)
     config = federation.configs[MPWT]
     document = yaml.safe_load(config.read_text())

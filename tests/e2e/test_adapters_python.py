@@ -16,38 +16,22 @@ import pytest
 from gateway import demo_data
 from gateway.audit.record import AuditRecord
 from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
-from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation
+from gateway.federation import Federation, build_federation
 from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
-from gateway.server.reflection import file_descriptor_set
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
 from tests.adapters import mpwt_servicer
+from tests.support.plans import hospital_and_registry, python_vehicle_registry
 
 AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
 
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    plans = [
-        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
-        MemberPlan(
-            member=MPWT,
-            name="Ministry of Public Works and Transport",
-            services=[
-                ServicePlan(
-                    subsystem=VEHICLES,
-                    adapter={
-                        "type": "python",
-                        "servicer": "tests.adapters.mpwt_servicer:VehicleRegistry",
-                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
-                        "service": "vehicles.v1.VehicleRegistry",
-                    },
-                    methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
-                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
-                    access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
-                )
-            ],
-        ),
-    ]
+    registry = python_vehicle_registry(
+        "tests.adapters.mpwt_servicer:VehicleRegistry",
+        [(GET_VEHICLE, False), (LIST_VEHICLES, True)],
+    )
+    plans = hospital_and_registry(registry)
     built = build_federation(tmp_path_factory.mktemp("python-adapter"), plans)
     with built.running():
         yield built

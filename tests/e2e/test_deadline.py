@@ -10,10 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call
-from gateway.federation import MemberPlan, ServicePlan, build_federation
+from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, call
+from gateway.federation import build_federation
 from spean.demo.vehicles.v1 import vehicles_pb2
 from tests.e2e.conftest import World
+from tests.support.plans import hospital_and_registry, vehicle_registry
 
 # A statement that runs for many seconds unless the deadline stops it.
 SLOW_MAPPING = """\
@@ -36,22 +37,10 @@ def _prepare(folder: Path) -> None:
 
 @pytest.fixture
 def slow_world(tmp_path: Path) -> Iterator[World]:
-    plans = [
-        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
-        MemberPlan(
-            member=MPWT,
-            name="Ministry of Public Works and Transport",
-            services=[
-                ServicePlan(
-                    subsystem=VEHICLES,
-                    adapter={"type": "sql", "mapping": "slow.yaml"},
-                    methods=[(GET_VEHICLE, False)],
-                    access=[(NHIS, [GET_VEHICLE])],
-                    prepare=_prepare,
-                )
-            ],
-        ),
-    ]
+    registry = vehicle_registry(
+        {"type": "sql", "mapping": "slow.yaml"}, [(GET_VEHICLE, False)], prepare=_prepare
+    )
+    plans = hospital_and_registry(registry)
     federation = build_federation(tmp_path, plans)
     with federation.running():
         yield World(federation)

@@ -10,7 +10,6 @@ never see the call.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import threading
 import time
@@ -21,11 +20,12 @@ from structlog.testing import capture_logs
 
 from gateway import demo_data
 from gateway.config import split_address
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, demo_plans
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
 from gateway.federation import build_federation
 from gateway.server.metadata import CLIENT, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2
 from tests.support.exchanges import verified_records
+from tests.support.plans import demo_plans_with_ss2
 
 SS2 = f"{MPWT}/ss2"
 
@@ -62,10 +62,7 @@ class SilentListener:
 
 
 def test_a_cancelled_call_is_not_retried_on_the_next_provider_server(tmp_path: Path) -> None:
-    plans = [
-        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
-        for plan in demo_plans()
-    ]
+    plans = demo_plans_with_ss2()
     federation = build_federation(tmp_path / "federation", plans)
     ss1_address = federation.config(MPWT).provider.listen  # type: ignore[union-attr]
     silent = SilentListener(ss1_address)
@@ -104,10 +101,7 @@ def test_a_cancelled_call_is_not_retried_on_the_next_provider_server(tmp_path: P
 
 def test_a_call_without_a_deadline_still_fails_over(tmp_path: Path) -> None:
     # The guard above must not mistake "no deadline" for "no time left".
-    plans = [
-        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
-        for plan in demo_plans()
-    ]
+    plans = demo_plans_with_ss2()
     federation = build_federation(tmp_path / "federation", plans)
     try:
         federation.start(SS2)  # ss1, first in the list, is not running

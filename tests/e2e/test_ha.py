@@ -10,27 +10,24 @@ replaced it, and every audit log involved verifies on its own.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 from pathlib import Path
 
 import pytest
 
-from gateway.demo import MOH, MPWT, VEHICLES, demo_plans
+from gateway.demo import MOH, MPWT, VEHICLES
 from gateway.doctor import diagnose
 from gateway.federation import build_federation
 from gateway.identifiers import SubsystemId
 from tests.support.exchanges import Traffic, verified_records
+from tests.support.plans import demo_plans_with_ss2
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 
 def test_calls_keep_succeeding_when_a_provider_server_dies(tmp_path: Path) -> None:
-    plans = [
-        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
-        for plan in demo_plans()
-    ]
+    plans = demo_plans_with_ss2()
     federation = build_federation(tmp_path / "federation", plans)
     ss1 = ServerProcess(federation.configs[MPWT], tmp_path / "ss1.log")
     ss2 = ServerProcess(federation.configs[f"{MPWT}/ss2"], tmp_path / "ss2.log")

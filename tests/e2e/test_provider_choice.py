@@ -11,18 +11,18 @@ naming its retry, and the retry that ss2 answered.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import grpc
 from structlog.testing import capture_logs
 
-from gateway.demo import MOH, MPWT, VEHICLES, demo_plans
+from gateway.demo import MOH, MPWT, VEHICLES
 from gateway.federation import build_federation
 from gateway.identifiers import SubsystemId
 from gateway.server.backoff import INITIAL_BACKOFF_SECONDS
 from tests.support.exchanges import get_vehicle, verified_records
+from tests.support.plans import demo_plans_with_ss2
 
 SS2 = f"{MPWT}/ss2"
 
@@ -42,10 +42,7 @@ def probes_allowed(elapsed: float) -> int:
 
 
 def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path) -> None:
-    plans = [
-        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
-        for plan in demo_plans()
-    ]
+    plans = demo_plans_with_ss2()
     federation = build_federation(tmp_path / "federation", plans)
     try:
         federation.start(MPWT)

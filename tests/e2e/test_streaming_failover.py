@@ -22,8 +22,6 @@ consumer has received N messages, and the story SIGKILLs it there.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -38,11 +36,12 @@ from structlog.testing import capture_logs
 from gateway.audit.record import AuditRecord
 from gateway.demo import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
 from gateway.digests import response_digest
-from gateway.federation import Federation, MemberPlan, ServicePlan, build_federation
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE
-from gateway.server.reflection import file_descriptor_set
+from gateway.federation import Federation, build_federation
+from gateway.server.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE
+from gateway.server.trust import claimed_exchange_id
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
 from tests.support.exchanges import verified_records
+from tests.support.plans import hospital_and_registry, python_vehicle_registry
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -108,37 +107,15 @@ def provider_records(
     return [r for r in verified_records(store, f"{server}#w0") if r.exchange_id == exchange_id]
 
 
-def exchange_id_of(token: str) -> str:
+def exchange_id_of(token: str) -> str | None:
     """The exchange id (``jti``) a request token carries, read without verifying it."""
-    payload = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["jti"])
+    return claimed_exchange_id([(REQUEST_TOKEN, token)])
 
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    plans = [
-        MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
-        MemberPlan(
-            member=MPWT,
-            name="Ministry of Public Works and Transport",
-            services=[
-                ServicePlan(
-                    subsystem=VEHICLES,
-                    adapter={
-                        "type": "python",
-                        "servicer": f"{__name__}:StallingRegistry",
-                        "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
-                        "service": "vehicles.v1.VehicleRegistry",
-                    },
-                    methods=[(LIST_VEHICLES, True)],
-                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
-                    access=[(NHIS, [LIST_VEHICLES])],
-                )
-            ],
-            extra_servers=("ss2",),
-        ),
-    ]
+    registry = python_vehicle_registry(f"{__name__}:StallingRegistry", [(LIST_VEHICLES, True)])
+    plans = hospital_and_registry(registry, extra_servers=("ss2",))
     built = build_federation(tmp_path_factory.mktemp("streaming-failover"), plans)
     try:
         built.start(MOH)

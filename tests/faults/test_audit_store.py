@@ -22,7 +22,6 @@ exchange first: when its disk is full, the call goes no further.
 
 from __future__ import annotations
 
-import dataclasses
 import resource
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from tests.faults.conftest import (
     export_and_verify,
     get_vehicle_with_id,
 )
+from tests.support.plans import demo_plans_with_ss2
 
 pytestmark = pytest.mark.slow
 
@@ -137,11 +137,7 @@ def test_a_failover_that_cannot_be_logged_goes_no_further(
 ) -> None:
     """MPWT's ss1, first in the list, is down and MoH's disk is full: MoH cannot
     log the exchange ss1 did not answer, so it never asks ss2."""
-    plans = [
-        dataclasses.replace(plan, extra_servers=("ss2",)) if plan.member == MPWT else plan
-        for plan in demo_plans()
-        if plan.member in (MOH, MPWT)
-    ]
+    plans = demo_plans_with_ss2((MOH, MPWT))
     federation = build_federation(tmp_path / "federation", plans)
     ss2 = f"{MPWT}/ss2"
     running = servers(federation)
