@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 import yaml
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import demo_data
 from gateway.config import load_config
@@ -31,20 +27,14 @@ from gateway.federation import Federation
 from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 from spean.demo.identity.v1 import identity_pb2
 from spean.demo.vehicles.v1 import vehicles_pb2
+from tests.support.observe import recording_spans, scrape, value
 
 USER_ID = "dr.sokha@hospital.example"
 
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
+    yield from recording_spans()
 
 
 @pytest.fixture(scope="module")
@@ -58,26 +48,6 @@ def federation(
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     with federation.running():
         yield federation
-
-
-def scrape(
-    federation: Federation, member: str
-) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    port = federation.servers[member].metrics_port
-    assert port is not None
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def get_vehicle(federation: Federation, extra: tuple[tuple[str, str], ...] = ()) -> str:

@@ -6,22 +6,29 @@ over to ss2, in a new exchange; the calls that follow go straight to ss2:
 MoH's log shows one ``provider.unreachable`` event per back-off period, not
 one per call, and every call succeeds. Each call that did try ss1 first left
 two records in MoH's audit log: the abandoned exchange, UNAVAILABLE and
-naming its retry, and the retry that ss2 answered.
+naming its retry, and the retry that ss2 answered; MoH counts the abandoned
+exchanges in its metrics, and the hop's span names each one in a
+``provider.failover`` event.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import pytest
+import yaml
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
-from gateway.demo import MOH, MPWT, VEHICLES
+from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
 from gateway.federation import build_federation
 from gateway.identifiers import SubsystemId
 from gateway.server.backoff import INITIAL_BACKOFF_SECONDS
 from tests.support.exchanges import get_vehicle, verified_records
+from tests.support.observe import recording_spans, scrape, value
 from tests.support.plans import demo_plans_with_ss2
 
 SS2 = f"{MPWT}/ss2"
@@ -41,9 +48,20 @@ def probes_allowed(elapsed: float) -> int:
     return count
 
 
-def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path) -> None:
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from recording_spans()
+
+
+def test_a_dead_provider_server_is_not_tried_first_on_every_call(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
     plans = demo_plans_with_ss2()
     federation = build_federation(tmp_path / "federation", plans)
+    config = federation.configs[MOH]
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["metrics"] = {"listen": "127.0.0.1:0"}
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     try:
         federation.start(MPWT)
         federation.start(SS2)
@@ -60,6 +78,7 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path)
                 elapsed = time.monotonic() - started
         unreachable = [e for e in events if e["event"] == "provider.unreachable"]
         failovers = [e for e in events if e["event"] == "provider.failover"]
+        samples = scrape(federation, MOH)
     finally:
         federation.stop_all()
     assert codes == [grpc.StatusCode.OK] * 40
@@ -97,3 +116,22 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(tmp_path: Path)
         if e["event"] == "exchange.completed" and e["status"] == "UNAVAILABLE"
     ]
     assert abandoned_events == [e["exchange_id"] for e in failovers]
+    # Counted like any exchange: one UNAVAILABLE consumer exchange per failover.
+    labels = {"side": "consumer", "client": NHIS, "service": VEHICLES, "method": GET_VEHICLE}
+    assert value(samples, "spean_exchanges_total", **labels, status="UNAVAILABLE") == len(failovers)
+    assert value(samples, "spean_exchanges_total", **labels, status="OK") == 41
+    # The consumer span carries the answering exchange's id and names the abandoned one.
+    span_failovers = {
+        (
+            str(event.attributes["spean.exchange_id"]),
+            str(event.attributes["spean.retried_as"]),
+        ): span
+        for span in spans.get_finished_spans()
+        for event in span.events
+        if event.name == "provider.failover" and event.attributes is not None
+    }
+    assert set(span_failovers) == {(e["exchange_id"], e["retried_as"]) for e in failovers}
+    for (_, retried_as), span in span_failovers.items():
+        assert span.attributes is not None
+        assert span.attributes["spean.side"] == "consumer"
+        assert span.attributes["spean.exchange_id"] == retried_as

@@ -302,12 +302,15 @@ def test_a_stream_broken_after_two_messages_is_unavailable(
     # The first message reaches the hospital when the second reaches MoH.
     first = next(cast(Iterator[bytes], call))
     assert _plates([first]) == ["stalled-0"]
-    providers[dead].kill()
-    rest: list[bytes] = []
-    with pytest.raises(grpc.RpcError):
-        rest.extend(cast(Iterator[bytes], call))
+    with capture_logs() as events:
+        providers[dead].kill()
+        rest: list[bytes] = []
+        with pytest.raises(grpc.RpcError):
+            rest.extend(cast(Iterator[bytes], call))
     assert rest == []
     assert call.code() is grpc.StatusCode.UNAVAILABLE
+    # Too late to fail over, but the dead server is backed off like any unreachable one.
+    assert [e["server"] for e in events if e["event"] == "provider.unreachable"] == [dead]
 
     exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
     (mine,) = consumer_records(federation, exchange_id)
