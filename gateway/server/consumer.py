@@ -433,15 +433,14 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         """
         broken: tuple[ServerInfo, SpeanError] | None = None
         for server in self.backoff.order(servers):
+            timeout = hop_budget(context.time_remaining())
             if broken is not None:
-                budget = hop_budget(context.time_remaining())
-                if not context.is_active() or (budget is not None and budget <= 0):
+                if not context.is_active() or (timeout is not None and timeout <= 0):
                     # The application is gone or out of time: a retry would run
                     # the request for nobody.
                     break
                 self._fail_over(ex, attempt, *broken, server)
             ex.forwarded_ns = time.time_ns()
-            timeout = hop_budget(context.time_remaining())
             outgoing = ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
             if unary:
                 # A blocking unary call completes on this thread, without the
