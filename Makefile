@@ -1,7 +1,9 @@
 # Spean: one Makefile, obvious targets.
 #   make demo   create .venv, install, run the demo federation
 #   make test   create .venv, install, run the whole suite (T=expr to filter)
-#   make lint   ruff format --check, ruff check, mypy --strict, generated code up to date
+#   make unit   the pure rules' tests only (seconds)
+#   make lint   ruff format --check, ruff check, mypy --strict, layer contracts, generated code
+#   make fmt    ruff format and the safe ruff fixes
 #   make proto  regenerate Python code and .pyi stubs from protos/
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,7 +13,7 @@ BIN := $(VENV)/bin
 PROTO_FILES := $(shell find protos -name '*.proto' | sort)
 T ?=
 
-.PHONY: dev demo test lint proto proto-check bench bench-smoke clean
+.PHONY: dev demo test unit lint fmt proto proto-check bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +29,27 @@ demo: dev
 test: dev
 	$(BIN)/pytest $(if $(T),-k '$(T)') $(PYTEST_ARGS)
 
-lint: dev proto-check
-	$(BIN)/ruff format --check gateway adapters tests bench
-	$(BIN)/ruff check gateway adapters tests bench
-	$(BIN)/mypy
+# The tests of the pure modules (values in, values out): no server, socket or database.
+PURE := access backoff deadlines digests errors globalconf identifiers masking metadata tokens trust
+PURE_AUDIT := chain checkpoint merkle reconcile record
+UNIT_TESTS := $(wildcard $(PURE:%=tests/gateway/test_%*.py) $(PURE_AUDIT:%=tests/gateway/audit/test_%*.py))
+unit: dev
+	$(BIN)/pytest -q -m 'not slow' $(UNIT_TESTS) $(if $(T),-k '$(T)') $(PYTEST_ARGS)
 
-# Generated code lives in the top-level `spean` package, mirroring protos/spean/.
+LINT_PATHS := gateway adapters tests bench fuzz
+lint: dev proto-check
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+fmt: dev
+	$(BIN)/ruff check --fix-only -q $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+# Generated code lives in the `spean` package beside the hand-written code, mirroring
+# protos/spean/ (spean.v1, spean.demo.*); spean/gateway and spean/adapters are links to
+# the top-level folders, and spean/__init__.py and py.typed are hand-written.
 proto: dev
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_FILES)
 	find spean -type d -exec touch {}/__init__.py \;
@@ -41,7 +58,8 @@ proto-check: dev
 	@tmp=$$(mktemp -d) && \
 	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO_FILES) && \
 	find $$tmp/spean -type d -exec touch {}/__init__.py \; && \
-	if diff -r -q $$tmp/spean spean -x __pycache__; then echo "generated code is up to date"; \
+	cp spean/__init__.py spean/py.typed $$tmp/spean/ && \
+	if diff -r -q $$tmp/spean spean -x __pycache__ -x gateway -x adapters; then echo "generated code is up to date"; \
 	else echo "generated code is stale: run 'make proto' and commit the result"; rm -rf $$tmp; exit 1; fi; \
 	rm -rf $$tmp
 

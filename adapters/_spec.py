@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 
-from gateway.errors import ConfigError
+from spean.gateway.errors import ConfigError
 
 __all__ = [
     "check_keys",

@@ -8,7 +8,7 @@ pass-through). Changes here are changes to a contract.
 Theory of operation
 -------------------
 The security server loads each adapter from its configuration
-(`adapters.loader.load_adapter`), calls `start()` once before serving and
+(`spean.adapters.loader.load_adapter`), calls `start()` once before serving and
 `stop()` once when shutting down. Between the two it calls `unary()` or
 `stream()`, as `methods()` declares, from many threads at once; an adapter
 must be thread-safe for calls (start and stop are never concurrent with each
@@ -21,7 +21,7 @@ Invariants
 - Bodies cross the boundary as serialized protobuf bytes. The security server
   never re-serialises them: the digests in the signed tokens are over exactly
   these bytes, and a pass-through adapter needs no decoding at all.
-- The only exceptions an adapter raises are `gateway.errors.SpeanError`
+- The only exceptions an adapter raises are `spean.gateway.errors.SpeanError`
   subclasses (re-exported by `adapters`): `NotFound`, `InvalidArgument`,
   `Unavailable`, `DeadlineExceeded`, `ResourceExhausted`, `PermissionDenied`,
   `FailedPrecondition`, `Internal`; `ConfigError` from `start()`. The security
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from gateway.server import metadata
+from spean.gateway import metadata
 
 __all__ = ["Adapter", "CallContext", "Health", "MethodKind", "PoolStatus"]
 

@@ -49,15 +49,15 @@ import grpc
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
-from adapters._spec import (
+from spean.adapters._spec import (
     check_keys,
     find_service,
     optional_file,
     required_text,
     use_python_path,
 )
-from adapters.base import Adapter, CallContext, Health, MethodKind
-from gateway.errors import (
+from spean.adapters.base import Adapter, CallContext, Health, MethodKind
+from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
     Internal,

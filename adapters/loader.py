@@ -24,18 +24,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters._spec import check_keys
-from adapters.base import Adapter
-from adapters.grpc_passthrough import GrpcPassthroughAdapter
-from adapters.python_adapter import PythonAdapter
-from adapters.sql import SqlAdapter
-from gateway.errors import ConfigError
+from spean.adapters._spec import check_keys
+from spean.adapters.base import Adapter
+from spean.adapters.grpc_passthrough import GrpcPassthroughAdapter
+from spean.adapters.python_adapter import PythonAdapter
+from spean.adapters.sql import SqlAdapter
+from spean.gateway.errors import ConfigError
 
 __all__ = ["ADAPTER_TYPES", "load_adapter"]
 
 ADAPTER_TYPES = ("sql", "grpc", "python")
-"""Adapter types the configuration may name: `adapters.sql`, `adapters.grpc_passthrough`
-and `adapters.python_adapter` describe their entries."""
+"""Adapter types the configuration may name: `spean.adapters.sql`, `spean.adapters.grpc_passthrough`
+and `spean.adapters.python_adapter` describe their entries."""
 
 
 def _load_sql(spec: Mapping[str, Any], base_dir: Path, where: str) -> Adapter:

@@ -58,9 +58,15 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from adapters._spec import check_keys, find_service, import_module, required_text, use_python_path
-from adapters.base import Adapter, CallContext, MethodKind
-from gateway.errors import (
+from spean.adapters._spec import (
+    check_keys,
+    find_service,
+    import_module,
+    required_text,
+    use_python_path,
+)
+from spean.adapters.base import Adapter, CallContext, MethodKind
+from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
     FailedPrecondition,

@@ -62,13 +62,13 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.audit.chain import GENESIS
-from gateway.audit.checkpoint import CheckpointSigner
-from gateway.audit.postgres import PostgresAuditStore, parse_postgres_url
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.sqlite import SqliteAuditStore
-from gateway.audit.store import AuditStore, open_store
-from gateway.audit.writer import CheckpointPolicy
+from spean.gateway.audit.chain import GENESIS
+from spean.gateway.audit.checkpoint import CheckpointSigner
+from spean.gateway.audit.postgres import PostgresAuditStore, parse_postgres_url
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.sqlite import SqliteAuditStore
+from spean.gateway.audit.store import AuditStore, open_store
+from spean.gateway.audit.writer import CheckpointPolicy
 from tests.support.pki import self_signed
 
 SERVER = "KH/GOV/MOH/ss1"

@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.audit.bundle import Bundle
-from gateway.audit.chain import GENESIS, verify_chain
-from gateway.audit.checkpoint import Checkpoint, CheckpointSigner
-from gateway.audit.merkle import CompactRange, CompactRangeState, proof_size
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.verify import verify_bundle, verify_structure
+from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.chain import GENESIS, verify_chain
+from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState, proof_size
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.verify import verify_bundle, verify_structure
 from tests.support.pki import self_signed
 
 ORIGIN = "KH/GOV/MOH/ss1#bench"
@@ -160,8 +160,8 @@ def main() -> None:
     rate("content: canonical decode of every record", n, args.repeat, decode)
     print(f"  structure / floor = {full / base:.2f}, structure / chain-only = {full / chained:.2f}")
 
-    from gateway.identifiers import MemberId, SubsystemId
-    from gateway.tokens import RequestClaims, TokenSigner, VerifyingKey, verify_request
+    from spean.gateway.identifiers import MemberId, SubsystemId
+    from spean.gateway.tokens import RequestClaims, TokenSigner, VerifyingKey, verify_request
 
     key = ec.generate_private_key(ec.SECP256R1())
     member_cert = self_signed(key)

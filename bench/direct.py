@@ -2,7 +2,7 @@
 
 This is what a ministry would run without any gateway: a gRPC service that
 reads the same SQLite database as Spean's SQL adapter (the demo mapping
-deploy/demo/mpwt-vehicles.yaml, written out by hand) and answers on
+gateway/demo/mappings/mpwt-vehicles.yaml, written out by hand) and answers on
 plaintext loopback. It is baseline (a) on its own and the upstream of the
 nginx baseline (b). It counts its answers by status, so that the load
 generator's success count (h2load sees HTTP statuses only) can be checked

@@ -1,10 +1,10 @@
 """The three ways of serving GetVehicle, started side by side, and their measurement.
 
-`Rig` builds one federation (gateway.federation with the demo plans) whose
+`Rig` builds one federation (spean.gateway.demo.federation with the demo plans) whose
 MPWT database is the bench database, then starts, each in its own process:
 the direct service on that same database file (a), the nginx pair in front
 of it when nginx is installed (b), and the MoH and MPWT security servers
-with `python -m gateway.cli server run` (c). Before any timing it checks
+with `python -m spean.gateway.cli server run` (c). Before any timing it checks
 that the three paths return byte-identical answers.
 
 `Rig.measure` runs one load level against one path: a short warm-up, then
@@ -40,11 +40,12 @@ from bench.procs import (
     start,
     wait_for_port,
 )
-from gateway import demo, demo_data
-from gateway.audit.record import AuditRecord, Side
-from gateway.config import load_config
-from gateway.federation import Federation, build_federation
-from gateway.server.metadata import CLIENT, PURPOSE, SERVICE, USER
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.config import load_config
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo import ministries as demo
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.metadata import CLIENT, PURPOSE, SERVICE, USER
 
 BULK_OWNER = "099999999"
 """The bench database's owner of many vehicles, for the streaming measurement."""
@@ -429,7 +430,7 @@ def start_rig(
             child = start(
                 f"security server {member}",
                 python_argv(
-                    "gateway.cli",
+                    "spean.gateway.cli",
                     "server",
                     "run",
                     "--config",

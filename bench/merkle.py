@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable
 
-from gateway.audit.merkle import (
+from spean.gateway.audit.merkle import (
     CompactRange,
     consistency_proof,
     inclusion_proof,

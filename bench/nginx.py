@@ -7,7 +7,7 @@ The way a ministry would proxy gRPC between two sites without Spean:
 Both hops keep upstream connections alive (`keepalive` in the upstream
 block), the provider hop requires a client certificate issued by the
 federation CA, and the consumer hop verifies the provider's certificate and
-name. Keys and certificates come from gateway.pki, the same code Spean's
+name. Keys and certificates come from spean.gateway.pki, the same code Spean's
 authority uses. nginx runs unprivileged in a prefix folder with its own
 pid file and logs (access logging off, as a tuned proxy would run).
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.procs import Child, free_port, start, wait_for_port
-from gateway import pki
-from gateway.identifiers import parse_server
+from spean.gateway import pki
+from spean.gateway.identifiers import parse_server
 
 _CONF = """\
 worker_processes {workers};

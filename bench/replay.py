@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.tokens import _compare
-from gateway.errors import Unavailable
-from gateway.server.replay import PostgresReplayStore, ReplayCache, SqliteReplayStore
+from spean.gateway.errors import Unavailable
+from spean.gateway.server.replay import PostgresReplayStore, ReplayCache, SqliteReplayStore
 
 NOW = 1_700_000_000
 DEFAULT_POSTGRES = os.environ.get(
@@ -74,7 +74,7 @@ def _postgres(url: str) -> Iterator[PostgresReplayStore | None]:
         store.close()
         import psycopg
 
-        from gateway.audit.postgres import parse_postgres_url
+        from spean.gateway.audit.postgres import parse_postgres_url
 
         conninfo, _ = parse_postgres_url(url)
         with psycopg.connect(conninfo, autocommit=True) as conn:

@@ -1,6 +1,6 @@
 """Costs that grow with the federation and the log: global configuration and audit verify.
 
-`globalconf_at_scale` builds, through gateway.authority, a federation of
+`globalconf_at_scale` builds, through spean.gateway.authority, a federation of
 `members` admitted members, each with a security server and its own signing
 and TLS certificates, and subsystems publishing `services` methods in all;
 the authority publishes (signs) it. Registering them one command at a time
@@ -25,12 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway import pki
-from gateway.audit.chain import verify_chain
-from gateway.audit.merkle import CompactRange, leaf_hashes
-from gateway.audit.record import AuditRecord
-from gateway.authority import CA_KEY, REGISTRY, Authority
-from gateway.authority.registry import (
+from spean.gateway import pki
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.merkle import CompactRange, leaf_hashes
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.authority import CA_KEY, REGISTRY, Authority
+from spean.gateway.authority.registry import (
     Member,
     Server,
     Subsystem,
@@ -38,8 +38,8 @@ from gateway.authority.registry import (
     read_registry,
     write_registry,
 )
-from gateway.globalconf import verify_global_configuration
-from gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.globalconf import verify_global_configuration
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 
 def _best(operation: Callable[[], object], repeat: int) -> float:

@@ -158,10 +158,10 @@ async def _client(target: str, calls: int, concurrency: int) -> dict[str, object
     import grpc
     import grpc.aio
 
-    from gateway import demo_data
-    from gateway.demo import GET_VEHICLE, NHIS, VEHICLES
-    from gateway.server.metadata import CLIENT, PURPOSE, SERVICE, USER
     from spean.demo.vehicles.v1 import vehicles_pb2
+    from spean.gateway.demo import data as demo_data
+    from spean.gateway.demo.ministries import GET_VEHICLE, NHIS, VEHICLES
+    from spean.gateway.metadata import CLIENT, PURPOSE, SERVICE, USER
 
     body = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
     metadata = (
@@ -207,9 +207,9 @@ def _client_main(argv: list[str]) -> int:
 
 
 def _count_audit(member: str, database: Path, origin: str, side: str) -> AuditCount:
-    from gateway.audit.chain import verify_chain
-    from gateway.audit.record import AuditRecord
-    from gateway.audit.store import open_store
+    from spean.gateway.audit.chain import verify_chain
+    from spean.gateway.audit.record import AuditRecord
+    from spean.gateway.audit.store import open_store
 
     records = ok = 0
     # Read under another origin name: the reader never writes the server's log.
@@ -226,7 +226,7 @@ def _count_audit(member: str, database: Path, origin: str, side: str) -> AuditCo
 
 def run_soak(root: Path, calls: int, concurrency: int) -> SoakResult:
     """Build the demo federation under `root`, run the soak, account for every call."""
-    from gateway.demo import MOH, MOI, MPWT, build_demo
+    from spean.gateway.demo.ministries import MOH, MOI, MPWT, build_demo
 
     if calls < 4 or concurrency < 1:
         raise ValueError(f"a soak needs at least 4 calls and 1 caller, got {calls}/{concurrency}")
@@ -235,7 +235,7 @@ def run_soak(root: Path, calls: int, concurrency: int) -> SoakResult:
     try:
         for member in (MOI, MPWT, MOH):
             config = federation.configs[member]
-            argv = python_argv("gateway.cli", "server", "run", "--config", str(config))
+            argv = python_argv("spean.gateway.cli", "server", "run", "--config", str(config))
             name = member.rsplit("/", 1)[-1].lower()
             children[member] = start(name, argv, root / f"{name}.log")
         for member, child in children.items():

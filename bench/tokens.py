@@ -31,9 +31,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from gateway.digests import request_digest
-from gateway.identifiers import MemberId, SubsystemId
-from gateway.tokens import RequestClaims, TokenSigner, VerifyingKey, new_exchange_id, verify_request
+from spean.gateway.digests import request_digest
+from spean.gateway.identifiers import MemberId, SubsystemId
+from spean.gateway.tokens import (
+    RequestClaims,
+    TokenSigner,
+    VerifyingKey,
+    new_exchange_id,
+    verify_request,
+)
 
 NOW = 1_700_000_000
 MEMBER = MemberId.parse("KH/GOV/MOH")

@@ -16,13 +16,19 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from gateway import pki
-from gateway.digests import request_digest
-from gateway.errors import SpeanError
-from gateway.identifiers import MemberId, SubsystemId
-from gateway.server.metadata import REQUEST_TOKEN, parse_consumer_headers, single_token
-from gateway.server.trust import claimed_exchange_id
-from gateway.tokens import RequestClaims, TokenSigner, VerifyingKey, new_exchange_id, verify_request
+from spean.gateway import pki
+from spean.gateway.digests import request_digest
+from spean.gateway.errors import SpeanError
+from spean.gateway.identifiers import MemberId, SubsystemId
+from spean.gateway.metadata import REQUEST_TOKEN, parse_consumer_headers, single_token
+from spean.gateway.tokens import (
+    RequestClaims,
+    TokenSigner,
+    VerifyingKey,
+    new_exchange_id,
+    verify_request,
+)
+from spean.gateway.trust import claimed_exchange_id
 
 _MEMBER = MemberId.parse("KH/GOV/MOH")
 _KEY = pki.generate_key()

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.errors import PermissionDenied
-from gateway.identifiers import SubsystemId
+from spean.gateway.errors import PermissionDenied
+from spean.gateway.identifiers import SubsystemId
 
 ANY_METHOD = "*"
 

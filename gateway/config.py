@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.errors import ConfigError, SpeanError
-from gateway.identifiers import ServerId, SubsystemId, parse_method, parse_server
+from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.identifiers import ServerId, SubsystemId, parse_method, parse_server
 
 PASSPHRASE_ENV = "SPEAN_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -225,7 +225,7 @@ class ProviderConfig(_Model):
     access: list[AccessRuleConfig] = Field(default_factory=list)
     pseudonymisation_key: Path | None = Field(
         default=None,
-        description="file of at least 32 secret bytes keying pseudonyms (gateway.masking)",
+        description="file of at least 32 secret bytes keying pseudonyms (spean.gateway.masking)",
     )
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from gateway.errors import InvalidArgument, ResourceExhausted
+from spean.gateway.errors import InvalidArgument, ResourceExhausted
 
 DIGEST_SIZE = 32
 """Size in bytes of every Spean digest (SHA-256)."""

@@ -19,7 +19,7 @@ Any failure fails closed: steps 1 to 3 raise `Unauthenticated`, step 4 raises
 `Unauthenticated` for undecodable bytes and `InvalidArgument` for content that
 decodes but is wrong, step 5 raises `Unavailable`. Rollback (a lower version
 than the one held) needs state and is checked by
-`gateway.globalconf_client`, not here.
+`spean.gateway.server.globalconf_client`, not here.
 
 A `GlobalConfiguration` value is immutable; its lookup indexes are built once
 when it is parsed, so every lookup on the data path is a dict access.
@@ -40,9 +40,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf.message import DecodeError
 
-from gateway import pki
-from gateway.errors import InvalidArgument, Unauthenticated, Unavailable
-from gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method, parse_server
+from spean.gateway import pki
+from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method, parse_server
 from spean.v1 import config_pb2
 
 Algorithm = Literal["ES256", "EdDSA"]

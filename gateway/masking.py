@@ -42,10 +42,10 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from adapters.base import Adapter
-from gateway.config import AccessRuleConfig, ServerConfig
-from gateway.errors import ConfigError, Internal
-from gateway.identifiers import SubsystemId
+from spean.adapters.base import Adapter
+from spean.gateway.config import AccessRuleConfig, ServerConfig
+from spean.gateway.errors import ConfigError, Internal
+from spean.gateway.identifiers import SubsystemId
 
 __all__ = [
     "ANY_METHOD",

@@ -49,8 +49,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.errors import FailedPrecondition, InvalidArgument
-from gateway.identifiers import MemberId, ServerId
+from spean.gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway.identifiers import MemberId, ServerId
 
 KeyKind = Literal["ec-p256", "ed25519"]
 CsrKind = Literal["member", "server", "configuration"]

@@ -15,7 +15,7 @@ base64url SHA-256 of the request message, and optional ``usr`` / ``pur``
 strings, omitted when empty. Response claims: ``iss`` provider member,
 ``sub`` provider subsystem, ``aud`` client subsystem, ``jti``, ``iat``,
 ``exp``, ``sts`` gRPC status name, ``res`` base64url response digest (see
-`gateway.digests`), ``cnt`` number of response messages.
+`spean.gateway.digests`), ``cnt`` number of response messages.
 
 Verification is strict and fails closed; every refusal is `Unauthenticated`
 with a message an operator can act on:
@@ -73,9 +73,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import Algorithm
 
-from gateway.digests import DIGEST_SIZE, b64url, b64url_decode
-from gateway.errors import STATUS_BY_NAME, ConfigError, InvalidArgument, Unauthenticated
-from gateway.identifiers import MemberId, SubsystemId, parse_method
+from spean.gateway.digests import DIGEST_SIZE, b64url, b64url_decode
+from spean.gateway.errors import STATUS_BY_NAME, ConfigError, InvalidArgument, Unauthenticated
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_method
 
 ES256: Final = "ES256"
 EDDSA: Final = "EdDSA"

@@ -40,8 +40,8 @@ name. A repeated request field binds as an expanding list
 columns checked: no two of one name, each lands in a field, and, where the
 database reports column types (PostgreSQL, MySQL/MariaDB; not SQLite), each
 type can fill its field. Conversions are listed in
-`adapters.sql._convert`; engine specifics (read-only sessions, deadlines,
-pools) in `adapters.sql._engines`.
+`spean.adapters.sql._convert`; engine specifics (read-only sessions, deadlines,
+pools) in `spean.adapters.sql._engines`.
 
 The public names are `SqlAdapter`, the mapping values and the loaders below;
 the underscore modules may change freely.
@@ -49,8 +49,8 @@ the underscore modules may change freely.
 
 from __future__ import annotations
 
-from adapters.sql._adapter import HEALTH_SECONDS, PROBE_SECONDS, STREAM_BATCH_ROWS, SqlAdapter
-from adapters.sql._mapping import (
+from spean.adapters.sql._adapter import HEALTH_SECONDS, PROBE_SECONDS, STREAM_BATCH_ROWS, SqlAdapter
+from spean.adapters.sql._mapping import (
     DatabaseOptions,
     MethodMapping,
     ServiceMapping,

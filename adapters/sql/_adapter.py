@@ -1,6 +1,6 @@
 """The SQL adapter itself: plans built once at load, calls served from a pool.
 
-See `adapters.sql` for the mapping format. Loading (`from_file`) checks the
+See `spean.adapters.sql` for the mapping format. Loading (`from_file`) checks the
 mapping against the descriptor; `start()` checks it against the database
 (every statement prepares, wrapped as ``SELECT * FROM (...) LIMIT 0`` so it
 reads no row and only queries pass; it returns no two columns of one name;
@@ -39,9 +39,9 @@ from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
-from adapters._spec import find_service, use_import_folders
-from adapters.base import Adapter, CallContext, Health, MethodKind, PoolStatus
-from adapters.sql._convert import (
+from spean.adapters._spec import find_service, use_import_folders
+from spean.adapters.base import Adapter, CallContext, Health, MethodKind, PoolStatus
+from spean.adapters.sql._convert import (
     ColumnKind,
     Unconvertible,
     Unsupported,
@@ -53,7 +53,7 @@ from adapters.sql._convert import (
     param_reader,
     resolve,
 )
-from adapters.sql._engines import (
+from spean.adapters.sql._engines import (
     Failure,
     Limit,
     abandon_unbuffered,
@@ -65,8 +65,8 @@ from adapters.sql._engines import (
     twin_columns,
     twin_in_error,
 )
-from adapters.sql._mapping import MethodMapping, ServiceMapping, config_error, load_mapping
-from gateway.errors import (
+from spean.adapters.sql._mapping import MethodMapping, ServiceMapping, config_error, load_mapping
+from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
     Internal,

@@ -21,7 +21,7 @@ Timestamps as naive date-times in the mapping's zone, date messages as dates,
 unset optional fields as NULL, repeated scalars as lists.
 
 Column type -> field, at start: where the database reports a column's type
-(`ColumnKind`, learnt by `adapters.sql._engines.column_kinds`), `accepts`
+(`ColumnKind`, learnt by `spean.adapters.sql._engines.column_kinds`), `accepts`
 says whether the field can ever hold a value of that type, so that a mapping
 bound to fail on every row is refused at start-up rather than per call. Text
 does not fill number fields at start-up even though a numeric string would
@@ -46,8 +46,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, LargeBinary, String
 from sqlalchemy.types import TypeEngine
 
-from adapters.sql._mapping import config_error
-from gateway.errors import InvalidArgument
+from spean.adapters.sql._mapping import config_error
+from spean.gateway.errors import InvalidArgument
 
 __all__ = [
     "ColumnKind",

@@ -45,8 +45,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from adapters.sql._convert import ColumnKind
-from adapters.sql._mapping import DatabaseOptions, config_error
+from spean.adapters.sql._convert import ColumnKind
+from spean.adapters.sql._mapping import DatabaseOptions, config_error
 
 __all__ = [
     "Failure",

@@ -25,7 +25,7 @@ import yaml
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from gateway.errors import ConfigError
+from spean.gateway.errors import ConfigError
 
 __all__ = [
     "DatabaseOptions",

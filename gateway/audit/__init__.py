@@ -10,9 +10,9 @@
   `replay`: the decrypted timeline and re-sending it to a test instance.
 """
 
-from gateway.audit.chain import ChainError, ChainHead, leaf_hash, verify_chain
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.store import AuditReceipt, AuditStore, StoredRecord, open_store
+from spean.gateway.audit.chain import ChainError, ChainHead, leaf_hash, verify_chain
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.store import AuditReceipt, AuditStore, StoredRecord, open_store
 
 __all__ = [
     "AuditReceipt",

@@ -44,16 +44,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf.message import DecodeError
 
-from gateway import pki
-from gateway.audit.bundle import Bundle, export_range, read_bundle, write_bundle
-from gateway.audit.checkpoint import CheckpointError, SignedCheckpoint, parse_checkpoint
-from gateway.audit.merkle import CompactRange, CompactRangeState
-from gateway.audit.record import AuditRecord
-from gateway.audit.store import ArchiveCut, AuditStore
-from gateway.audit.verify import Check, Problem, Report, verify_bundle, verify_structure
-from gateway.errors import AuditError, ConfigError, InvalidArgument
-from gateway.globalconf import GlobalConfiguration, verify_signature
-from gateway.identifiers import parse_server
+from spean.gateway import pki
+from spean.gateway.audit.bundle import Bundle, export_range, read_bundle, write_bundle
+from spean.gateway.audit.checkpoint import CheckpointError, SignedCheckpoint, parse_checkpoint
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.store import ArchiveCut, AuditStore
+from spean.gateway.audit.verify import Check, Problem, Report, verify_bundle, verify_structure
+from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
+from spean.gateway.globalconf import GlobalConfiguration, verify_signature
+from spean.gateway.identifiers import parse_server
 from spean.v1 import config_pb2
 
 NS_PER_DAY = 86_400 * 1_000_000_000

@@ -45,9 +45,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.audit.record import AuditRecord
-from gateway.digests import ResponseDigest, request_digest
-from gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.digests import ResponseDigest, request_digest
+from spean.gateway.errors import ConfigError, InvalidArgument
 
 MAGIC = b"SPB1"
 _KEY = 32

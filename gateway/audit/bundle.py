@@ -21,7 +21,7 @@ the bundle. Records are checked against signed checkpoints; checkpoints and
 tokens against certificates in the global configuration; the configuration
 against an anchor the auditor supplies (the bundled one is only a default,
 and the report says so). The manifest's numbers only frame the data; every
-one of them is re-derived or cross-checked by `gateway.audit.verify`.
+one of them is re-derived or cross-checked by `spean.gateway.audit.verify`.
 
 An export covers the contiguous index range of the records received in the
 requested time range, cut at the last signed checkpoint: records after it are
@@ -44,13 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway import pki
-from gateway.audit.chain import GENESIS, HASH_SIZE
-from gateway.audit.checkpoint import CheckpointError, parse_checkpoint
-from gateway.audit.merkle import CompactRange, CompactRangeState
-from gateway.audit.record import AuditRecord
-from gateway.audit.store import ArchiveCut, AuditStore, StoredCheckpoint
-from gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway import pki
+from spean.gateway.audit.chain import GENESIS, HASH_SIZE
+from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.store import ArchiveCut, AuditStore, StoredCheckpoint
+from spean.gateway.errors import FailedPrecondition, InvalidArgument
 
 FORMAT = "spean-audit-bundle/1"
 NOTE_SEPARATOR = b"~~~~\n"

@@ -30,7 +30,7 @@ from enum import StrEnum
 
 import grpc
 
-from gateway.errors import SpeanError
+from spean.gateway.errors import SpeanError
 
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)

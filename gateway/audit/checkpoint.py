@@ -44,8 +44,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.audit.merkle import HASH_SIZE
-from gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.audit.merkle import HASH_SIZE
+from spean.gateway.errors import ConfigError, InvalidArgument
 
 _DASH = "\u2014 "
 _ED25519 = 0x01

@@ -43,7 +43,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.errors import InvalidArgument
+from spean.gateway.errors import InvalidArgument
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()

@@ -15,7 +15,7 @@ consumer bundle and a provider bundle, `reconcile` reports:
   its log after answering (`witness-contradicted`); or the witnessed size
   lies beyond the provider's bundle (`witness-beyond-log`).
 
-Bundles should be verified first (`gateway.audit.verify`): reconcile trusts
+Bundles should be verified first (`spean.gateway.audit.verify`): reconcile trusts
 their records and checkpoints as given. Parts of a log exported for a time
 range can miss exchanges near the range's edges; compare whole logs or
 overlapping ranges.
@@ -28,18 +28,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gateway.audit.bundle import Bundle
-from gateway.audit.checkpoint import CheckpointError, parse_checkpoint
-from gateway.audit.merkle import (
+from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
+from spean.gateway.audit.merkle import (
     CompactRange,
     ProofError,
     consistency_proof,
     leaf_hashes,
     verify_consistency,
 )
-from gateway.audit.record import AuditRecord, Side
-from gateway.errors import InvalidArgument, SpeanError
-from gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.errors import InvalidArgument, SpeanError
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 
 class Kind(StrEnum):

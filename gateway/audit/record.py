@@ -24,7 +24,7 @@ from enum import StrEnum
 from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from gateway.errors import InvalidArgument
+from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
 _Pb = audit_pb2.AuditRecord

@@ -33,14 +33,14 @@ from enum import StrEnum
 import grpc
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from gateway.audit.bodies import Bodies, check_bodies, open_for
-from gateway.audit.bundle import Bundle
-from gateway.audit.record import AuditRecord
-from gateway.digests import ResponseDigest
-from gateway.errors import InvalidArgument
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import SubsystemId
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
+from spean.gateway.audit.bodies import Bodies, check_bodies, open_for
+from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.digests import ResponseDigest
+from spean.gateway.errors import InvalidArgument
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import SubsystemId
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 
 
 @dataclass(frozen=True, slots=True)

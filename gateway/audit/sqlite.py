@@ -52,16 +52,16 @@ from pathlib import Path
 
 import structlog
 
-from gateway.audit.chain import GENESIS, HASH_SIZE, ChainHead
-from gateway.audit.merkle import CompactRangeState
-from gateway.audit.store import (
+from spean.gateway.audit.chain import GENESIS, HASH_SIZE, ChainHead
+from spean.gateway.audit.merkle import CompactRangeState
+from spean.gateway.audit.store import (
     ArchiveCut,
     StoredCheckpoint,
     StoredRecord,
     check_cut,
     validate_origin,
 )
-from gateway.audit.writer import (
+from spean.gateway.audit.writer import (
     BackendHead,
     CheckpointPolicy,
     GroupCommitStore,
@@ -69,7 +69,7 @@ from gateway.audit.writer import (
     Row,
     tree_after,
 )
-from gateway.errors import AuditError, InvalidArgument
+from spean.gateway.errors import AuditError, InvalidArgument
 
 log = structlog.get_logger("spean.audit")
 

@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from gateway.audit.record import AuditRecord
-from gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.errors import ConfigError, InvalidArgument
 
 if TYPE_CHECKING:
-    from gateway.audit.writer import CheckpointPolicy
+    from spean.gateway.audit.writer import CheckpointPolicy
 
 # Origins become the first line of signed checkpoints (C2SP checkpoint and
 # signed-note formats), which forbid empty names, spaces and "+": printable
@@ -217,7 +217,7 @@ def open_store(
     `checkpoints`, the writer signs checkpoints as that policy says.
     """
     # Imported here: the backend modules import this one for the interface.
-    from gateway.audit.sqlite import SqliteAuditStore
+    from spean.gateway.audit.sqlite import SqliteAuditStore
 
     text = url_or_path.strip()
     if text.startswith(_SQLITE_SCHEME):
@@ -231,7 +231,7 @@ def open_store(
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            from gateway.audit.postgres import PostgresAuditStore
+            from spean.gateway.audit.postgres import PostgresAuditStore
 
             return PostgresAuditStore(text, origin, checkpoints=checkpoints)
         raise ConfigError(

@@ -58,22 +58,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf.message import DecodeError
 
-from gateway import pki
-from gateway.audit.bodies import check_bodies, open_for
-from gateway.audit.bundle import Bundle
-from gateway.audit.checkpoint import (
+from spean.gateway import pki
+from spean.gateway.audit.bodies import check_bodies, open_for
+from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.checkpoint import (
     CheckpointError,
     SignedCheckpoint,
     parse_checkpoint,
     verify_checkpoint,
 )
-from gateway.audit.merkle import CompactRange, leaf_hashes
-from gateway.audit.record import AuditRecord
-from gateway.audit.witness import check_witnessed
-from gateway.errors import InvalidArgument, SpeanError, Unauthenticated
-from gateway.globalconf import GlobalConfiguration, verify_signature
-from gateway.identifiers import MemberId, SubsystemId, parse_server
-from gateway.tokens import (
+from spean.gateway.audit.merkle import CompactRange, leaf_hashes
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.witness import check_witnessed
+from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
+from spean.gateway.globalconf import GlobalConfiguration, verify_signature
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.tokens import (
     VerifyingKey,
     check_request_binding,
     check_response_binding,

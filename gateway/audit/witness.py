@@ -6,7 +6,7 @@ writer has signed: the C2SP signed note, byte for byte as stored. The
 consumer checks it here and keeps it in its own audit record
 (`witnessed_checkpoint`). Each ministry then holds signed tree heads of the
 logs of every ministry that answered it, and a provider can no longer rewrite
-its log without contradicting them (`gateway.audit.reconcile`).
+its log without contradicting them (`spean.gateway.audit.reconcile`).
 
 Invariants:
 - A witnessed checkpoint is accepted only when it is a well-formed signed
@@ -30,15 +30,15 @@ from collections.abc import Iterable
 
 import structlog
 
-from gateway.audit.checkpoint import (
+from spean.gateway.audit.checkpoint import (
     CheckpointError,
     SignedCheckpoint,
     parse_checkpoint,
     verify_checkpoint,
 )
-from gateway.errors import SpeanError
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import MemberId, parse_server
+from spean.gateway.errors import SpeanError
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import MemberId, parse_server
 
 log = structlog.get_logger("spean.audit")
 

@@ -37,15 +37,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway.audit.chain import ChainHead
-from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, SignedCheckpoint
-from gateway.audit.merkle import CompactRange, CompactRangeState
-from gateway.audit.record import AuditRecord
-from gateway.audit.store import AuditReceipt, AuditStore, StoredCheckpoint, validate_origin
-from gateway.errors import AuditError, InvalidArgument
+from spean.gateway.audit.chain import ChainHead
+from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner, SignedCheckpoint
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.store import AuditReceipt, AuditStore, StoredCheckpoint, validate_origin
+from spean.gateway.errors import AuditError, InvalidArgument
 
 if TYPE_CHECKING:
-    from gateway.config import ServerConfig
+    from spean.gateway.config import ServerConfig
 
 log = structlog.get_logger("spean.audit")
 
@@ -449,9 +449,9 @@ def server_checkpoint_policy(config: ServerConfig) -> CheckpointPolicy:
     """The checkpoint policy of a security server: signed with its member's signing key.
 
     Reads the key files named by the server configuration (the same files the
-    token signer uses); a bad key raises `ConfigError` through `gateway.pki`.
+    token signer uses); a bad key raises `ConfigError` through `spean.gateway.pki`.
     """
-    from gateway import pki
+    from spean.gateway import pki
 
     keys = config.keys
     key = pki.load_private_key(config.resolve(keys.signing_key), config.passphrase())

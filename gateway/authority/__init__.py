@@ -40,13 +40,13 @@ the submodules' own names may change.
 
 from __future__ import annotations
 
-from gateway.authority.core import (
+from spean.gateway.authority.core import (
     DEFAULT_PUBLISH_VALIDITY,
     MAX_PUBLISH_VALIDITY,
     Authority,
 )
-from gateway.authority.http import GLOBALCONF_PATH, AuthorityHttpServer
-from gateway.authority.members import (
+from spean.gateway.authority.http import GLOBALCONF_PATH, AuthorityHttpServer
+from spean.gateway.authority.members import (
     MEMBER_CSR,
     MEMBER_KEY,
     SERVER_CSR,
@@ -55,7 +55,7 @@ from gateway.authority.members import (
     init_member,
     init_server,
 )
-from gateway.authority.registry import (
+from spean.gateway.authority.registry import (
     CA_CERT,
     CA_KEY,
     GLOBALCONF,

@@ -17,10 +17,10 @@ from cryptography import x509
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from gateway import pki
-from gateway.authority.registry import Registry
-from gateway.errors import InvalidArgument
-from gateway.identifiers import SubsystemId, parse_method
+from spean.gateway import pki
+from spean.gateway.authority.registry import Registry
+from spean.gateway.errors import InvalidArgument
+from spean.gateway.identifiers import SubsystemId, parse_method
 from spean.v1 import config_pb2
 
 

@@ -32,10 +32,10 @@ from pathlib import Path
 import structlog
 from cryptography import x509
 
-from gateway import pki
-from gateway.authority.configuration import published_methods, to_global_configuration
-from gateway.authority.http import AuthorityHttpServer
-from gateway.authority.registry import (
+from spean.gateway import pki
+from spean.gateway.authority.configuration import published_methods, to_global_configuration
+from spean.gateway.authority.http import AuthorityHttpServer
+from spean.gateway.authority.registry import (
     CA_CERT,
     CA_KEY,
     GLOBALCONF,
@@ -53,13 +53,13 @@ from gateway.authority.registry import (
     update_registry,
     write_registry,
 )
-from gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
-from gateway.globalconf import (
+from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.globalconf import (
     parse_instance,
     sign_global_configuration,
     verify_global_configuration,
 )
-from gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
 from spean.v1 import config_pb2
 
 log = structlog.get_logger()

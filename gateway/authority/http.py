@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from gateway.errors import FailedPrecondition
+from spean.gateway.errors import FailedPrecondition
 
 log = structlog.get_logger()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import structlog
 
-from gateway import pki
-from gateway.authority.registry import make_private_dir
-from gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
+from spean.gateway import pki
+from spean.gateway.authority.registry import make_private_dir
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
 
 log = structlog.get_logger()
 

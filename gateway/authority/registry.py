@@ -34,8 +34,8 @@ from typing import Any
 import yaml
 from cryptography import x509
 
-from gateway import pki
-from gateway.errors import ConfigError, FailedPrecondition
+from spean.gateway import pki
+from spean.gateway.errors import ConfigError, FailedPrecondition
 
 REGISTRY_FORMAT = 1
 

@@ -12,16 +12,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from gateway.errors import SpeanError
+from spean.gateway.errors import SpeanError
 
 # Modules that define `register(subparsers)`; each adds its own commands.
 _COMMAND_MODULES = (
-    "gateway.cli.authority",
-    "gateway.cli.member",
-    "gateway.cli.server",
-    "gateway.cli.demo",
-    "gateway.cli.audit",
-    "gateway.cli.doctor",
+    "spean.gateway.cli.authority",
+    "spean.gateway.cli.member",
+    "spean.gateway.cli.server",
+    "spean.gateway.cli.demo",
+    "spean.gateway.cli.audit",
+    "spean.gateway.cli.doctor",
 )
 
 

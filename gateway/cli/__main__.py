@@ -1,7 +1,7 @@
-"""`python -m gateway.cli` runs the `spean` command."""
+"""`python -m spean.gateway.cli` runs the `spean` command."""
 
 import sys
 
-from gateway.cli import main
+from spean.gateway.cli import main
 
 sys.exit(main())

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway import pki
-from gateway.errors import ConfigError, InvalidArgument
+from spean.gateway import pki
+from spean.gateway.errors import ConfigError, InvalidArgument
 
 if TYPE_CHECKING:
-    from gateway.audit.replay import Exchange
+    from spean.gateway.audit.replay import Exchange
 
 EXIT_PROBLEMS = 2
 
@@ -137,15 +137,15 @@ def _time(text: str | None, what: str) -> int | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gateway.audit.bundle import export_bundle, write_bundle
-    from gateway.audit.store import open_store
+    from spean.gateway.audit.bundle import export_bundle, write_bundle
+    from spean.gateway.audit.store import open_store
 
     store_url: str | None = args.store
     globalconf_path: Path | None = args.globalconf
     anchor_path: Path | None = args.anchor
     origin: str | None = args.origin
     if args.config is not None:
-        from gateway.config import load_config
+        from spean.gateway.config import load_config
 
         config = load_config(args.config)
         if store_url is None:
@@ -185,13 +185,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from gateway.audit.bundle import read_bundle
-    from gateway.audit.verify import verify_bundle
+    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.verify import verify_bundle
 
     anchor = pki.load_certificate(args.anchor) if args.anchor is not None else None
     auditor_key = None
     if args.auditor_key is not None:
-        from gateway.audit.bodies import load_auditor_key
+        from spean.gateway.audit.bodies import load_auditor_key
 
         auditor_key = load_auditor_key(args.auditor_key)
     if args.jobs is not None and args.jobs < 1:
@@ -244,8 +244,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) -> int:
-    from gateway.audit.archive import verify_sequence
-    from gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.archive import verify_sequence
+    from spean.gateway.audit.bundle import read_bundle
 
     bundles = [read_bundle(path) for path in args.bundles]
     result = verify_sequence(
@@ -275,8 +275,8 @@ def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) ->
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from gateway.audit.bundle import read_bundle
-    from gateway.audit.reconcile import reconcile
+    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.reconcile import reconcile
 
     result = reconcile(read_bundle(args.consumer), read_bundle(args.provider))
     if args.json:
@@ -294,8 +294,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from gateway.audit.bundle import read_bundle
-    from gateway.audit.reconcile import find_exchange, record_to_dict
+    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.reconcile import find_exchange, record_to_dict
 
     found = []
     for path in args.bundles:
@@ -318,11 +318,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import grpc
 
-    from gateway.audit.bodies import load_auditor_key
-    from gateway.audit.bundle import read_bundle
-    from gateway.audit.replay import TimelineFilter, build_timeline, iso, replay
-    from gateway.audit.verify import load_configuration
-    from gateway.errors import SpeanError
+    from spean.gateway.audit.bodies import load_auditor_key
+    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.replay import TimelineFilter, build_timeline, iso, replay
+    from spean.gateway.audit.verify import load_configuration
+    from spean.gateway.errors import SpeanError
 
     bundle = read_bundle(args.bundle)
     key = load_auditor_key(args.auditor_key)
@@ -379,7 +379,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from gateway.audit.replay import iso
+    from spean.gateway.audit.replay import iso
 
     table = Table(title=f"{len(timeline)} exchanges", show_lines=False)
     for column in (
@@ -411,9 +411,9 @@ def _print_timeline(timeline: list[Exchange]) -> None:
 def cmd_archive(args: argparse.Namespace) -> int:
     import time
 
-    from gateway.audit.archive import NS_PER_DAY, archive_log, member_certificates
-    from gateway.audit.store import open_store
-    from gateway.config import load_config
+    from spean.gateway.audit.archive import NS_PER_DAY, archive_log, member_certificates
+    from spean.gateway.audit.store import open_store
+    from spean.gateway.config import load_config
 
     config = load_config(args.config)
     retention = config.audit.retention

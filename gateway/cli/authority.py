@@ -1,7 +1,7 @@
 """`spean authority ...`: run the federation authority from the command line.
 
 Every command opens the authority directory (`--dir`), does one thing through
-`gateway.authority.Authority` and prints what it did. Keys are decrypted only
+`spean.gateway.authority.Authority` and prints what it did. Keys are decrypted only
 by the commands that sign (init, admit, publish); `serve` needs no passphrase.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gateway import pki
-from gateway.authority import Authority
-from gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
-from gateway.errors import ConfigError, InvalidArgument
+from spean.gateway import pki
+from spean.gateway.authority import Authority
+from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
+from spean.gateway.errors import ConfigError, InvalidArgument
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -272,7 +272,11 @@ def cmd_retire_certificate(args: argparse.Namespace) -> int:
 
 
 def cmd_set_auditor_key(args: argparse.Namespace) -> int:
-    from gateway.audit.bodies import fingerprint, generate_auditor_key, load_auditor_public_key
+    from spean.gateway.audit.bodies import (
+        fingerprint,
+        generate_auditor_key,
+        load_auditor_public_key,
+    )
 
     ensure_logging()
     authority = Authority.open(args.dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gateway.errors import ConfigError
+from spean.gateway.errors import ConfigError
 
 MARKER = ".spean-demo"
 
@@ -47,8 +47,8 @@ def _fresh_folder(folder: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import MOH, build_demo, run_demo_calls
-    from gateway.logging import configure_logging
+    from spean.gateway.demo.ministries import MOH, build_demo, run_demo_calls
+    from spean.gateway.server.logs import configure_logging
 
     configure_logging("console", level=30)
     folder: Path = args.dir
@@ -103,6 +103,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _sample_plate() -> str:
-    from gateway import demo_data
+    from spean.gateway.demo import data as demo_data
 
     return demo_data.SAMPLE_PLATE

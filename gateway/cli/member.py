@@ -18,9 +18,9 @@ from typing import Any
 
 import structlog
 
-from gateway.authority import init_member, init_server
-from gateway.errors import ConfigError, InvalidArgument
-from gateway.logging import configure_logging
+from spean.gateway.authority import init_member, init_server
+from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.server.logs import configure_logging
 
 PASSPHRASE_ENV = "SPEAN_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -92,7 +92,7 @@ def cmd_member_init(args: argparse.Namespace) -> int:
 
 
 def add_server_init_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `spean server init` (the command itself is wired in gateway.cli.server)."""
+    """Arguments of `spean server init` (the command is wired in spean.gateway.cli.server)."""
     parser.add_argument("--dir", required=True, type=Path, help="folder for tls.key/.csr")
     parser.add_argument(
         "--id", required=True, help="security server identifier, e.g. KH/GOV/MOH/ss1"

@@ -6,15 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateway.config import load_config
-from gateway.logging import configure_logging
+from spean.gateway.config import load_config
+from spean.gateway.server.logs import configure_logging
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("server", help="prepare and run a security server")
     commands = parser.add_subparsers(dest="server_command", metavar="COMMAND", required=True)
 
-    from gateway.cli.member import add_server_init_arguments, cmd_server_init
+    from spean.gateway.cli.member import add_server_init_arguments, cmd_server_init
 
     init = commands.add_parser(
         "init", help="create this security server's TLS key and certificate request"
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT (drain, then exit); SIGHUP reloads config and keys."""
-    from gateway.server.workers import Supervisor, check_ports_free, serve, worker_name
+    from spean.gateway.server.workers import Supervisor, check_ports_free, serve, worker_name
 
     config = load_config(args.config)
     configure_logging(config.log_format)

@@ -26,13 +26,13 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from adapters.base import Adapter, PoolStatus
-from adapters.loader import load_adapter
-from gateway import pki, tracing
-from gateway.access import AccessPolicy, AccessRule
-from gateway.audit.store import AuditStore, open_store
-from gateway.audit.writer import server_checkpoint_policy
-from gateway.config import (
+from spean.adapters.base import Adapter, PoolStatus
+from spean.adapters.loader import load_adapter
+from spean.gateway import pki
+from spean.gateway.access import AccessPolicy, AccessRule
+from spean.gateway.audit.store import AuditStore, open_store
+from spean.gateway.audit.writer import server_checkpoint_policy
+from spean.gateway.config import (
     ConsumerConfig,
     ProviderConfig,
     ServerConfig,
@@ -40,18 +40,18 @@ from gateway.config import (
     load_config,
     split_address,
 )
-from gateway.errors import ConfigError, SpeanError
-from gateway.globalconf import GlobalConfiguration
-from gateway.globalconf_client import GlobalConfigurationClient
-from gateway.identifiers import SubsystemId
-from gateway.masking import masking_policy
-from gateway.metrics import ServerMetrics
-from gateway.server import health, metaservices, reflection
-from gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
-from gateway.server.provider import ProviderEndpoint
-from gateway.server.replay import ReplayCache, shared_store_for
-from gateway.server.trust import pem_thumbprint
-from gateway.tokens import TokenSigner
+from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import SubsystemId
+from spean.gateway.masking import masking_policy
+from spean.gateway.server import health, metaservices, reflection, tracing
+from spean.gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
+from spean.gateway.server.globalconf_client import GlobalConfigurationClient
+from spean.gateway.server.metrics import ServerMetrics
+from spean.gateway.server.provider import ProviderEndpoint
+from spean.gateway.server.replay import ReplayCache, shared_store_for
+from spean.gateway.tokens import TokenSigner
+from spean.gateway.trust import pem_thumbprint
 
 log = structlog.get_logger("spean.server")
 

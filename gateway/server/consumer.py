@@ -32,13 +32,15 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from gateway import tracing
-from gateway.audit.record import Side
-from gateway.audit.store import AuditStore
-from gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
-from gateway.audit.witness import accept_witnessed
-from gateway.config import LimitsConfig
-from gateway.errors import (
+from spean.gateway import metadata
+from spean.gateway.audit.record import Side
+from spean.gateway.audit.store import AuditStore
+from spean.gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
+from spean.gateway.audit.witness import accept_witnessed
+from spean.gateway.backoff import ProviderBackoff
+from spean.gateway.config import LimitsConfig
+from spean.gateway.deadlines import hop_budget
+from spean.gateway.errors import (
     DeadlineExceeded,
     NotFound,
     PermissionDenied,
@@ -48,29 +50,28 @@ from gateway.errors import (
     Unavailable,
     status_from_name,
 )
-from gateway.globalconf import GlobalConfiguration, ServerInfo
-from gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method
-from gateway.server import metadata
-from gateway.server.backoff import ProviderBackoff
-from gateway.server.exchange import (
+from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method
+from spean.gateway.server import tracing
+from spean.gateway.server.exchange import (
     AUDIT_REFUSAL,
     ExchangeLog,
     ExchangeObserver,
     append_record,
     finish,
     finish_cancelled,
-    hop_budget,
     report_finished,
 )
-from gateway.server.metaservices import ALLOWED_METHODS
-from gateway.server.trust import key_resolver, peer_certificate_pem, pem_thumbprint
-from gateway.tokens import (
+from spean.gateway.server.metaservices import ALLOWED_METHODS
+from spean.gateway.server.peer import peer_certificate_pem
+from spean.gateway.tokens import (
     RequestClaims,
     TokenSigner,
     check_response_binding,
     new_exchange_id,
     verify_response,
 )
+from spean.gateway.trust import key_resolver, pem_thumbprint
 
 log = structlog.get_logger("spean.consumer")
 

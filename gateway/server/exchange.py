@@ -21,14 +21,14 @@ import grpc
 import structlog
 from opentelemetry import trace
 
-from gateway import tracing
-from gateway.audit.bodies import RetainingDigest, seal_exchange
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.store import AuditStore
-from gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
-from gateway.digests import ResponseDigest, request_digest
-from gateway.errors import AuditError, SpeanError
-from gateway.server import metadata
+from spean.gateway import metadata
+from spean.gateway.audit.bodies import RetainingDigest, seal_exchange
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.store import AuditStore
+from spean.gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
+from spean.gateway.digests import ResponseDigest, request_digest
+from spean.gateway.errors import AuditError, SpeanError
+from spean.gateway.server import tracing
 
 log = structlog.get_logger("spean.exchange")
 
@@ -147,7 +147,7 @@ class ExchangeLog:
 
 
 class ExchangeObserver(Protocol):
-    """Told about every exchange a server ends (gateway.metrics.ServerMetrics)."""
+    """Told about every exchange a server ends (spean.gateway.server.metrics.ServerMetrics)."""
 
     def audit_started(self) -> None: ...
 
@@ -249,19 +249,3 @@ def finish_cancelled(
     ex.code, ex.message = grpc.StatusCode.CANCELLED, reason
     for _ in finish(ex, store, origin, context, None, observer=observer):
         pass
-
-
-NO_DEADLINE = 10 * 365 * 86400.0
-
-
-def hop_budget(remaining: float | None) -> float | None:
-    """The share of the caller's remaining time the next hop may use.
-
-    A little is kept back (up to 50 ms, at most a tenth) so that this server
-    can still answer with its own status, exchange id and audit record before
-    the caller's deadline, rather than the caller seeing a bare timeout.
-    """
-    if remaining is None or remaining > NO_DEADLINE:
-        # grpc reports "no deadline" as an enormous remaining time.
-        return None
-    return max(remaining - min(0.05, remaining * 0.1), 0.0)

@@ -23,8 +23,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from gateway.errors import SpeanError
-from gateway.globalconf import GlobalConfiguration
+from spean.gateway.errors import SpeanError
+from spean.gateway.globalconf import GlobalConfiguration
 
 SERVICE_NAME = "grpc.health.v1.Health"
 OVERALL = ""

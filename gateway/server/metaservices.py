@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from adapters.base import MethodKind
-from gateway.access import AccessPolicy
-from gateway.errors import InvalidArgument, NotFound, SpeanError
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import MemberId, SubsystemId
-from gateway.server import metadata
+from spean.adapters.base import MethodKind
+from spean.gateway import metadata
+from spean.gateway.access import AccessPolicy
+from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import MemberId, SubsystemId
 from spean.v1 import metaservices_pb2 as pb
 
 log = structlog.get_logger("spean.metaservices")

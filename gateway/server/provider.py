@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator, Mapping
 import grpc
 import structlog
 
-from adapters.base import Adapter, CallContext, MethodKind
-from gateway import tracing
-from gateway.access import AccessPolicy
-from gateway.audit.record import Side
-from gateway.audit.store import AuditStore
-from gateway.config import LimitsConfig
-from gateway.errors import (
+from spean.adapters.base import Adapter, CallContext, MethodKind
+from spean.gateway import metadata
+from spean.gateway.access import AccessPolicy
+from spean.gateway.audit.record import Side
+from spean.gateway.audit.store import AuditStore
+from spean.gateway.config import LimitsConfig
+from spean.gateway.deadlines import hop_budget
+from spean.gateway.errors import (
     FailedPrecondition,
     Internal,
     NotFound,
@@ -40,32 +41,31 @@ from gateway.errors import (
     SpeanError,
     Unauthenticated,
 )
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import ServerId, SubsystemId
-from gateway.masking import MaskingPolicy
-from gateway.server import metadata
-from gateway.server.exchange import (
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import ServerId, SubsystemId
+from spean.gateway.masking import MaskingPolicy
+from spean.gateway.server import tracing
+from spean.gateway.server.exchange import (
     ExchangeLog,
     ExchangeObserver,
     finish,
     finish_cancelled,
-    hop_budget,
 )
-from gateway.server.metaservices import ALLOWED_METHODS, allowed_methods_answer
-from gateway.server.replay import ReplayCache
-from gateway.server.trust import (
-    claimed_exchange_id,
-    identify_server,
-    key_resolver,
-    peer_certificate_pem,
-)
-from gateway.tokens import (
+from spean.gateway.server.metaservices import ALLOWED_METHODS, allowed_methods_answer
+from spean.gateway.server.peer import peer_certificate_pem
+from spean.gateway.server.replay import ReplayCache
+from spean.gateway.tokens import (
     RequestClaims,
     ResponseClaims,
     TokenSigner,
     check_request_binding,
     new_exchange_id,
     verify_request,
+)
+from spean.gateway.trust import (
+    claimed_exchange_id,
+    identify_server,
+    key_resolver,
 )
 
 log = structlog.get_logger("spean.provider")

@@ -34,10 +34,10 @@ from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.reflection import ReflectionServicer
 
-from gateway.errors import FailedPrecondition, NotFound, SpeanError
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import SubsystemId
-from gateway.server import metadata
+from spean.gateway import metadata
+from spean.gateway.errors import FailedPrecondition, NotFound, SpeanError
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import SubsystemId
 
 REFLECTION_SERVICES = (
     "grpc.reflection.v1.ServerReflection",

@@ -72,12 +72,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from gateway.errors import Unavailable
+from spean.gateway.errors import Unavailable
 
 if TYPE_CHECKING:
     import psycopg
 
-    from gateway.config import ServerConfig
+    from spean.gateway.config import ServerConfig
 
 log = structlog.get_logger("spean.replay")
 
@@ -341,7 +341,7 @@ class PostgresReplayStore(SharedReplayStore):
         import psycopg  # the postgres extra; only a PostgreSQL audit store needs it
         from psycopg import sql
 
-        from gateway.audit.postgres import _redact, parse_postgres_url
+        from spean.gateway.audit.postgres import _redact, parse_postgres_url
 
         self._conninfo, schema = parse_postgres_url(url)
         self._display = f"{_redact(url)} (schema {schema}, table replay_ids)"

@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway.audit.store import validate_origin
-from gateway.config import ServerConfig, load_config, split_address
-from gateway.errors import ConfigError, SpeanError
-from gateway.logging import configure_logging
+from spean.gateway.audit.store import validate_origin
+from spean.gateway.config import ServerConfig, load_config, split_address
+from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.server.logs import configure_logging
 
 if TYPE_CHECKING:
-    from gateway.server.app import SecurityServer
+    from spean.gateway.server.app import SecurityServer
 
 log = structlog.get_logger("spean.workers")
 
@@ -109,7 +109,7 @@ def serve(
     on_ready: Callable[[SecurityServer], None] | None = None,
 ) -> int:
     """Run one security server until SIGTERM/SIGINT; SIGHUP reloads. Main thread only."""
-    from gateway.server.app import SecurityServer
+    from spean.gateway.server.app import SecurityServer
 
     # Block before grpc, the audit writer or the configuration refresher start
     # a thread: threads inherit the mask, so only sigwait below sees signals.

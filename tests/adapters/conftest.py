@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
-from gateway import demo_data
+from spean.gateway.demo import data as demo_data
 
 SAMPLE = MetaData()
 SAMPLE_TABLE = Table(

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import grpc
 
-from gateway import demo_data
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from spean.gateway.demo import data as demo_data
 
 OWNER = demo_data.SAMPLE_OWNER_WITH_VEHICLES
 VEHICLES = {

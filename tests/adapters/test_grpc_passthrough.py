@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
-from adapters import (
+from spean.adapters import (
     CallContext,
     ConfigError,
     DeadlineExceeded,
@@ -24,11 +24,12 @@ from adapters import (
     Unavailable,
     load_adapter,
 )
-from adapters.grpc_passthrough import GrpcPassthroughAdapter, parse_passthrough
-from gateway import demo_data, pki
-from gateway.federation import free_port
-from gateway.identifiers import ServerId
+from spean.adapters.grpc_passthrough import GrpcPassthroughAdapter, parse_passthrough
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import free_port
+from spean.gateway.identifiers import ServerId
 from tests.adapters import mpwt_servicer
 
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"
@@ -368,7 +369,10 @@ def test_tls_without_client_certificate_is_refused_by_a_mtls_service(ca: Pki, mt
         ({"target": "no-port"}, "a.target: 'no-port' must be host:port"),
         ({"target": "h:99999"}, "a.target: 'h:99999' must be host:port"),
         ({"descriptor": "nope.v1.nope_pb2"}, "a.descriptor: cannot import Python module"),
-        ({"descriptor": "gateway.errors"}, "a.descriptor: gateway.errors is not a generated"),
+        (
+            {"descriptor": "spean.gateway.errors"},
+            "a.descriptor: spean.gateway.errors is not a generated",
+        ),
         ({"service": "vehicles.v1.Nope"}, "a.service: 'vehicles.v1.Nope' is not defined in"),
         ({"timeout": 3}, "a: unknown key 'timeout' for a grpc adapter; allowed: descriptor,"),
         ({"tls": "yes"}, "a.tls: must be a mapping with at least 'ca'"),

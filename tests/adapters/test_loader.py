@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters import ADAPTER_TYPES, ConfigError, MethodKind, load_adapter
-from adapters.grpc_passthrough import GrpcPassthroughAdapter
-from adapters.python_adapter import PythonAdapter
-from adapters.sql import SqlAdapter
-from gateway import demo_data
+from spean.adapters import ADAPTER_TYPES, ConfigError, MethodKind, load_adapter
+from spean.adapters.grpc_passthrough import GrpcPassthroughAdapter
+from spean.adapters.python_adapter import PythonAdapter
+from spean.adapters.sql import SqlAdapter
+from spean.gateway.demo import data as demo_data
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_every_announced_type_loads(tmp_path: Path) -> None:
 
 def test_the_server_names_its_file_and_entry(tmp_path: Path) -> None:
     """Through the security server's configuration, an adapter mistake names file and field."""
-    from gateway.demo import build_demo
-    from gateway.server.app import SecurityServer
+    from spean.gateway.demo.ministries import build_demo
+    from spean.gateway.server.app import SecurityServer
 
     federation = build_demo(tmp_path / "demo")
     config = federation.configs["KH/GOV/MPWT"]
@@ -105,6 +105,6 @@ def test_a_mapping_mistake_names_the_mapping_file(demo: Path, tmp_path: Path) ->
 
 
 def test_every_announced_type_has_a_loader() -> None:
-    from adapters import loader
+    from spean.adapters import loader
 
     assert tuple(loader._LOADERS) == loader.ADAPTER_TYPES

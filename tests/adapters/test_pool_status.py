@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import Adapter, CallContext, MethodKind, PoolStatus
-from adapters.sql import SqlAdapter
-from gateway import demo_data
+from spean.adapters import Adapter, CallContext, MethodKind, PoolStatus
+from spean.adapters.sql import SqlAdapter
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo import data as demo_data
 
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from adapters import (
+from spean.adapters import (
     CallContext,
     ConfigError,
     DeadlineExceeded,
@@ -23,9 +23,9 @@ from adapters import (
     Unavailable,
     load_adapter,
 )
-from adapters.python_adapter import PythonAdapter, ServicerContext
-from gateway import demo_data
+from spean.adapters.python_adapter import PythonAdapter, ServicerContext
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo import data as demo_data
 from tests.adapters import mpwt_servicer
 
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"

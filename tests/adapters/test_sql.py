@@ -1,4 +1,4 @@
-"""The SQL adapter on real SQLite files built by gateway.demo_data.
+"""The SQL adapter on real SQLite files built by spean.gateway.demo.data.
 
 Bytes go in and come out exactly as the security server exchanges them; the
 tests decode them with the generated classes. A second service, `fleettest`,
@@ -28,7 +28,7 @@ import yaml
 from grpc_tools import protoc
 from sqlalchemy.exc import OperationalError
 
-from adapters import (
+from spean.adapters import (
     CallContext,
     ConfigError,
     DeadlineExceeded,
@@ -38,10 +38,13 @@ from adapters import (
     NotFound,
     Unavailable,
 )
-from adapters.sql import SqlAdapter
-from adapters.sql import _convert as sql_module
-from gateway import demo_data
-from gateway.demo_data import (
+from spean.adapters.sql import SqlAdapter
+from spean.adapters.sql import _convert as sql_module
+from spean.demo.health.v1 import health_pb2
+from spean.demo.identity.v1 import identity_pb2
+from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.data import (
     SAMPLE_CITIZEN,
     SAMPLE_FACILITY,
     SAMPLE_HEALTH_CENTRE,
@@ -51,9 +54,6 @@ from gateway.demo_data import (
     SAMPLE_REPORT_MONTH,
     SAMPLE_UNINSPECTED_PLATE,
 )
-from spean.demo.health.v1 import health_pb2
-from spean.demo.identity.v1 import identity_pb2
-from spean.demo.vehicles.v1 import vehicles_pb2
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
@@ -695,7 +695,7 @@ def test_statement_mistakes_are_named_at_start(
     [
         ({"service": "vehicles.v1.Garage"}, "service", "'vehicles.v1.Garage' is not defined in"),
         ({"descriptor": "spean.demo.nowhere_pb2"}, "descriptor", "cannot import Python module"),
-        ({"descriptor": "gateway.errors"}, "descriptor", "is not a generated _pb2 module"),
+        ({"descriptor": "spean.gateway.errors"}, "descriptor", "is not a generated _pb2 module"),
         (
             {"database": "oracle://db/mpwt"},
             "database",

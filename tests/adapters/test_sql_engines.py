@@ -27,7 +27,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from adapters import (
+from spean.adapters import (
     CallContext,
     ConfigError,
     DeadlineExceeded,
@@ -36,9 +36,12 @@ from adapters import (
     NotFound,
     Unavailable,
 )
-from adapters.sql import SqlAdapter
-from gateway import demo_data
-from gateway.demo_data import (
+from spean.adapters.sql import SqlAdapter
+from spean.demo.health.v1 import health_pb2
+from spean.demo.identity.v1 import identity_pb2
+from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.data import (
     SAMPLE_CITIZEN,
     SAMPLE_OWNER_PLATES,
     SAMPLE_OWNER_WITH_VEHICLES,
@@ -46,9 +49,6 @@ from gateway.demo_data import (
     SAMPLE_REPORT_MONTH,
     SAMPLE_UNINSPECTED_PLATE,
 )
-from spean.demo.health.v1 import health_pb2
-from spean.demo.identity.v1 import identity_pb2
-from spean.demo.vehicles.v1 import vehicles_pb2
 from tests.adapters.conftest import Backend
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
@@ -428,8 +428,8 @@ MEMORY_PROBE = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
-from adapters import CallContext
-from adapters.sql import SqlAdapter
+from spean.adapters import CallContext
+from spean.adapters.sql import SqlAdapter
 adapter = SqlAdapter.from_file(Path(sys.argv[1]))
 adapter.start()
 ctx = CallContext(method="/fleettest.v1.Fleet/Stream", exchange_id="ex", client="c")
@@ -508,7 +508,7 @@ def test_a_column_without_a_field_is_named_at_start(
 
 def test_the_demo_serves_mpwt_from_the_backend(backend: Backend, tmp_path: Path) -> None:
     """`spean demo --mpwt-db URL`: the same calls answer from the server database."""
-    from gateway.demo import MPWT, VEHICLES, build_demo, run_demo_calls
+    from spean.gateway.demo.ministries import MPWT, VEHICLES, build_demo, run_demo_calls
 
     federation = build_demo(tmp_path / "demo", mpwt_database_url=backend.url)
     mapping = yaml.safe_load((federation.configs[MPWT].parent / "mpwt-vehicles.yaml").read_text())

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.cli import build_parser
-from gateway.config import parse_config
+from spean.gateway.cli import build_parser
+from spean.gateway.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

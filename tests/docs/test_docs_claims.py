@@ -22,10 +22,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from adapters import grpc_passthrough, loader, python_adapter
-from adapters.sql import _mapping
-from gateway.cli import build_parser
-from gateway.config import ServerConfig
+from spean.adapters import grpc_passthrough, loader, python_adapter
+from spean.adapters.sql import _mapping
+from spean.gateway.cli import build_parser
+from spean.gateway.config import ServerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])

@@ -13,10 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.audit.record import AuditRecord
-from gateway.demo import MOH, build_demo
-from gateway.federation import Federation
-from gateway.server.app import SecurityServer
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import MOH, build_demo
+from spean.gateway.server.app import SecurityServer
 
 
 class World:

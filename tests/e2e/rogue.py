@@ -18,11 +18,11 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from gateway import pki
-from gateway.digests import b64url, request_digest
-from gateway.identifiers import MemberId, SubsystemId, parse_server
-from gateway.server.metadata import EXCHANGE_ID, REQUEST_TOKEN
-from gateway.tokens import RequestClaims, TokenSigner, algorithm_for_key, new_exchange_id
+from spean.gateway import pki
+from spean.gateway.digests import b64url, request_digest
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.metadata import EXCHANGE_ID, REQUEST_TOKEN
+from spean.gateway.tokens import RequestClaims, TokenSigner, algorithm_for_key, new_exchange_id
 
 
 def signer_of(folder: Path) -> TokenSigner:

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from gateway import demo_data
-from gateway.audit.record import AuditRecord
-from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
-from gateway.federation import Federation, build_federation
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
 from tests.adapters import mpwt_servicer
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 

@@ -18,15 +18,15 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from gateway import demo_data
-from gateway.audit.bodies import BodiesError, load_auditor_key, open_for
-from gateway.audit.bundle import Bundle, read_bundle
-from gateway.audit.record import AuditRecord
-from gateway.audit.verify import Check, verify_bundle
-from gateway.cli import main
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
-from gateway.federation import Federation
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.bodies import BodiesError, load_auditor_key, open_for
+from spean.gateway.audit.bundle import Bundle, read_bundle
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.verify import Check, verify_bundle
+from spean.gateway.cli import main
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
 
 CALLS = 3
 

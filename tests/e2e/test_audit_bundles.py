@@ -17,20 +17,20 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import demo_data
-from gateway.audit.bundle import Bundle, export_bundle, read_bundle, write_bundle
-from gateway.audit.chain import next_chain_hash
-from gateway.audit.checkpoint import Checkpoint, CheckpointSigner, parse_checkpoint
-from gateway.audit.merkle import CompactRange, leaf_hashes
-from gateway.audit.reconcile import Kind, reconcile
-from gateway.audit.record import AuditRecord
-from gateway.audit.sqlite import SqliteAuditStore
-from gateway.audit.verify import Check, Report, verify_bundle
-from gateway.audit.writer import server_checkpoint_policy
-from gateway.cli import main
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
-from gateway.federation import Federation
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.bundle import Bundle, export_bundle, read_bundle, write_bundle
+from spean.gateway.audit.chain import next_chain_hash
+from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner, parse_checkpoint
+from spean.gateway.audit.merkle import CompactRange, leaf_hashes
+from spean.gateway.audit.reconcile import Kind, reconcile
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.sqlite import SqliteAuditStore
+from spean.gateway.audit.verify import Check, Report, verify_bundle
+from spean.gateway.audit.writer import server_checkpoint_policy
+from spean.gateway.cli import main
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
 from tests.support.pki import self_signed
 
 CALLS = 6

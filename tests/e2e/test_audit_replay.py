@@ -25,12 +25,20 @@ import grpc
 import pytest
 import yaml
 
-from gateway import demo_data
-from gateway.audit.bundle import Bundle, read_bundle
-from gateway.cli import main
-from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, VEHICLES, build_demo, call
-from gateway.federation import Federation
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.bundle import Bundle, read_bundle
+from spean.gateway.cli import main
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import (
+    GET_VEHICLE,
+    LIST_VEHICLES,
+    MOH,
+    MPWT,
+    VEHICLES,
+    build_demo,
+    call,
+)
 
 OTHER_PLATE = "1B-5678"
 AUDITOR = "auditor.kim@audit.example"

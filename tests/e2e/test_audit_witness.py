@@ -19,20 +19,20 @@ import pytest
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import demo_data
-from gateway.audit.bundle import export_bundle, read_bundle, write_bundle
-from gateway.audit.checkpoint import CheckpointError, CheckpointSigner, parse_checkpoint
-from gateway.audit.reconcile import Kind, reconcile
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.sqlite import SqliteAuditStore
-from gateway.audit.witness import TRAILER, accept_witnessed, check_witnessed
-from gateway.audit.writer import server_checkpoint_policy
-from gateway.cli import main
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
-from gateway.federation import Federation
-from gateway.globalconf import GlobalConfiguration
-from gateway.identifiers import MemberId
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.bundle import export_bundle, read_bundle, write_bundle
+from spean.gateway.audit.checkpoint import CheckpointError, CheckpointSigner, parse_checkpoint
+from spean.gateway.audit.reconcile import Kind, reconcile
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.sqlite import SqliteAuditStore
+from spean.gateway.audit.witness import TRAILER, accept_witnessed, check_witnessed
+from spean.gateway.audit.writer import server_checkpoint_policy
+from spean.gateway.cli import main
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.identifiers import MemberId
 from tests.support.pki import self_signed
 
 BEFORE = 3  # calls before MPWT's first checkpoint

@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, call
-from gateway.federation import build_federation
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, call
 from tests.e2e.conftest import World
 from tests.support.plans import hospital_and_registry, vehicle_registry
 

@@ -19,8 +19,8 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway import demo_data
-from gateway.demo import (
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import (
     GET_CITIZEN,
     GET_VEHICLE,
     IDREG,
@@ -32,7 +32,7 @@ from gateway.demo import (
     VEHICLES,
     VERIFY_CITIZEN,
 )
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
 from tests.e2e.conftest import World

@@ -6,9 +6,11 @@ import sqlite3
 
 import grpc
 
-from gateway import demo_data
-from gateway.audit.record import Side
-from gateway.demo import (
+from spean.demo.identity.v1 import identity_pb2
+from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.record import Side
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import (
     GET_VEHICLE,
     IDREG,
     LIST_VEHICLES,
@@ -20,10 +22,8 @@ from gateway.demo import (
     VERIFY_CITIZEN,
     call,
 )
-from gateway.digests import request_digest
-from gateway.server.metadata import CLIENT, SERVICE
-from spean.demo.identity.v1 import identity_pb2
-from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.digests import request_digest
+from spean.gateway.metadata import CLIENT, SERVICE
 from tests.e2e.conftest import World
 
 
@@ -120,7 +120,7 @@ def test_every_answer_carries_an_exchange_id_even_a_refusal(world: World) -> Non
 
 
 def test_audit_chains_verify_after_traffic(world: World) -> None:
-    from gateway.audit.chain import verify_chain
+    from spean.gateway.audit.chain import verify_chain
 
     for member in (MOH, MPWT, MOI):
         entries = [r.chain_entry() for r in world.server(member).audit.read()]

@@ -18,12 +18,12 @@ from pathlib import Path
 import grpc
 from structlog.testing import capture_logs
 
-from gateway import demo_data
-from gateway.config import split_address
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
-from gateway.federation import build_federation
-from gateway.server.metadata import CLIENT, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.config import split_address
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
+from spean.gateway.metadata import CLIENT, SERVICE
 from tests.support.exchanges import verified_records
 from tests.support.plans import demo_plans_with_ss2
 

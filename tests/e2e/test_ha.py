@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.demo import MOH, MPWT, VEHICLES
-from gateway.doctor import diagnose
-from gateway.federation import build_federation
-from gateway.identifiers import SubsystemId
+from spean.gateway.cli.doctor import diagnose
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import MOH, MPWT, VEHICLES
+from spean.gateway.identifiers import SubsystemId
 from tests.support.exchanges import Traffic, verified_records
 from tests.support.plans import demo_plans_with_ss2
 from tests.support.servers import ServerProcess

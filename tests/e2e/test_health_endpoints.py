@@ -21,8 +21,8 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.demo import MOH, MPWT, build_demo
-from gateway.federation import Federation
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
 from tests.e2e.rogue import provider_channel, tls_identity

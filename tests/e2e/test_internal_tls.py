@@ -28,11 +28,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from gateway import demo_data, pki
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call, demo_plans
-from gateway.federation import build_federation
-from gateway.identifiers import parse_server
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call, demo_plans
+from spean.gateway.identifiers import parse_server
 from tests.e2e.conftest import World
 
 MOH_SS1 = parse_server(f"{MOH}/ss1")

@@ -17,13 +17,21 @@ import grpc
 import pytest
 import yaml
 
-from gateway import demo_data
-from gateway.audit.record import AuditRecord
-from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES, demo_plans
-from gateway.digests import response_digest
-from gateway.federation import Federation, build_federation
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import (
+    GET_VEHICLE,
+    LIST_VEHICLES,
+    MOH,
+    MPWT,
+    NHIS,
+    VEHICLES,
+    demo_plans,
+)
+from spean.gateway.digests import response_digest
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
 
 AMBULANCE = "KH/GOV/MOH/ambulance"
 OWNER = demo_data.SAMPLE_OWNER_WITH_VEHICLES

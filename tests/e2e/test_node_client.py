@@ -26,9 +26,9 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway import demo_data
-from gateway.demo import GET_VEHICLE, LIST_VEHICLES, MOH, NHIS, VEHICLES, call
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, NHIS, VEHICLES, call
 from tests.e2e.conftest import World
 
 pytestmark = pytest.mark.slow

@@ -20,13 +20,23 @@ import yaml
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway import demo_data
-from gateway.config import load_config
-from gateway.demo import GET_CITIZEN, GET_VEHICLE, IDREG, MOH, MOI, MPWT, NHIS, VEHICLES, build_demo
-from gateway.federation import Federation
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 from spean.demo.identity.v1 import identity_pb2
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.config import load_config
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import (
+    GET_CITIZEN,
+    GET_VEHICLE,
+    IDREG,
+    MOH,
+    MOI,
+    MPWT,
+    NHIS,
+    VEHICLES,
+    build_demo,
+)
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 from tests.support.observe import recording_spans, scrape, value
 
 USER_ID = "dr.sokha@hospital.example"
@@ -193,8 +203,8 @@ def test_tracing_config_installs_an_otlp_exporter(tmp_path: Path) -> None:
     script = """
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from gateway import tracing
-from gateway.config import TracingConfig
+from spean.gateway.server import tracing
+from spean.gateway.config import TracingConfig
 assert not isinstance(trace.get_tracer_provider(), TracerProvider)
 tracing.configure(None, "KH/GOV/MOH/ss1")
 assert not isinstance(trace.get_tracer_provider(), TracerProvider)

@@ -14,7 +14,7 @@ import grpc
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.demo import MOH, MPWT, VEHICLES, build_demo
+from spean.gateway.demo.ministries import MOH, MPWT, VEHICLES, build_demo
 from tests.support.exchanges import get_vehicle
 
 

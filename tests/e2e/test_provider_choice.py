@@ -23,10 +23,10 @@ import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
-from gateway.federation import build_federation
-from gateway.identifiers import SubsystemId
-from gateway.server.backoff import INITIAL_BACKOFF_SECONDS
+from spean.gateway.backoff import INITIAL_BACKOFF_SECONDS
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
+from spean.gateway.identifiers import SubsystemId
 from tests.support.exchanges import get_vehicle, verified_records
 from tests.support.observe import recording_spans, scrape, value
 from tests.support.plans import demo_plans_with_ss2

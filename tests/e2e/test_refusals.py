@@ -10,9 +10,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from gateway import demo_data, pki
-from gateway.audit.record import AuditRecord
-from gateway.demo import (
+from spean.demo.identity.v1 import identity_pb2
+from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import (
     GET_CITIZEN,
     GET_VEHICLE,
     IDREG,
@@ -23,11 +26,9 @@ from gateway.demo import (
     VEHICLES,
     call,
 )
-from gateway.identifiers import parse_server
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, SERVICE
-from gateway.tokens import TokenSigner
-from spean.demo.identity.v1 import identity_pb2
-from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.identifiers import parse_server
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
+from spean.gateway.tokens import TokenSigner
 from tests.e2e import rogue
 from tests.e2e.conftest import World
 

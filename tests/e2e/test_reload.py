@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway import pki
-from gateway.authority import init_member, init_server
-from gateway.demo import MOH, MPWT, build_demo
-from gateway.digests import b64url_decode
-from gateway.doctor import probe_peer
-from gateway.federation import Federation
-from gateway.identifiers import MemberId
+from spean.gateway import pki
+from spean.gateway.authority import init_member, init_server
+from spean.gateway.cli.doctor import probe_peer
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo
+from spean.gateway.digests import b64url_decode
+from spean.gateway.identifiers import MemberId
 from tests.support.exchanges import Traffic, origins, verified_records
 from tests.support.servers import ServerProcess
 

@@ -25,14 +25,15 @@ import psycopg
 import pytest
 import yaml
 
-from gateway import demo_data, pki
-from gateway.audit.postgres import parse_postgres_url
-from gateway.audit.record import AuditRecord
-from gateway.audit.store import open_store
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
-from gateway.federation import Federation
-from gateway.identifiers import parse_server
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.audit.postgres import parse_postgres_url
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.store import open_store
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
+from spean.gateway.identifiers import parse_server
 from tests.e2e import rogue
 from tests.support.servers import ServerProcess
 

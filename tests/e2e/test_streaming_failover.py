@@ -33,13 +33,13 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from gateway.audit.record import AuditRecord
-from gateway.demo import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
-from gateway.digests import response_digest
-from gateway.federation import Federation, build_federation
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE
-from gateway.server.trust import claimed_exchange_id
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
+from spean.gateway.digests import response_digest
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE
+from spean.gateway.trust import claimed_exchange_id
 from tests.support.exchanges import verified_records
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 from tests.support.servers import ServerProcess

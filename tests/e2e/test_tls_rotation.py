@@ -26,12 +26,12 @@ import grpc
 import pytest
 import yaml
 
-from gateway import pki
-from gateway.audit.record import AuditRecord
-from gateway.authority import init_server
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo
-from gateway.federation import Federation
-from gateway.identifiers import parse_server
+from spean.gateway import pki
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.authority import init_server
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo
+from spean.gateway.identifiers import parse_server
 from tests.e2e.rogue import provider_channel, send
 from tests.support.exchanges import Traffic, verified_records
 from tests.support.servers import ServerProcess

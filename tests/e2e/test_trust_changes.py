@@ -11,11 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway import demo_data, pki
-from gateway.demo import GET_VEHICLE, MOH, MPWT, VEHICLES, call, demo_plans
-from gateway.federation import Federation, build_federation
-from gateway.globalconf_client import GlobalConfigurationRollback
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, call, demo_plans
+from spean.gateway.server.globalconf_client import GlobalConfigurationRollback
 from tests.e2e.conftest import World
 
 

@@ -31,11 +31,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from gateway.audit.bundle import read_bundle
-from gateway.audit.record import AuditRecord
-from gateway.audit.verify import verify_bundle
-from gateway.cli import main
-from gateway.federation import Federation
+from spean.gateway.audit.bundle import read_bundle
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.verify import verify_bundle
+from spean.gateway.cli import main
+from spean.gateway.demo.federation import Federation
 from tests.support.servers import ServerProcess
 
 # A client whose server has gone away retries its connection quickly: the
@@ -144,9 +144,9 @@ class Traffic:
 
 def get_vehicle_with_id(channel: grpc.Channel, timeout: float) -> tuple[grpc.StatusCode, str, str]:
     """One GetVehicle as the hospital application: (status, message, exchange id)."""
-    from gateway import demo_data
-    from gateway.demo import GET_VEHICLE, VEHICLES, call
     from spean.demo.vehicles.v1 import vehicles_pb2
+    from spean.gateway.demo import data as demo_data
+    from spean.gateway.demo.ministries import GET_VEHICLE, VEHICLES, call
 
     request = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
     _, exchange_id, code, details = call(

@@ -20,9 +20,9 @@ import grpc
 import pytest
 from sqlalchemy import create_engine
 
-from gateway import demo_data
-from gateway.demo import MOH, MPWT, demo_plans
-from gateway.federation import Federation, build_federation
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from tests.faults.conftest import (
     PostgresDatabase,
     Servers,

@@ -31,8 +31,8 @@ import grpc
 import pytest
 import yaml
 
-from gateway.demo import MOH, MPWT, demo_plans
-from gateway.federation import Federation, build_federation
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from tests.faults.conftest import (
     PostgresDatabase,
     Servers,

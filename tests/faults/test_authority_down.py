@@ -28,10 +28,10 @@ import grpc
 import pytest
 import yaml
 
-from gateway.demo import MOH, MPWT, demo_plans
-from gateway.federation import Federation, build_federation, free_port
-from gateway.globalconf import verify_global_configuration
-from gateway.pki import load_certificate
+from spean.gateway.demo.federation import Federation, build_federation, free_port
+from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
+from spean.gateway.globalconf import verify_global_configuration
+from spean.gateway.pki import load_certificate
 from tests.faults.conftest import Servers, Traffic, assert_nothing_acknowledged_lost
 from tests.support.servers import REPO
 
@@ -46,7 +46,7 @@ class AuthorityProcess:
     def __init__(self, directory: Path, port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}/v1/globalconf"
         self._argv = [
-            *(sys.executable, "-m", "gateway.cli", "authority", "serve"),
+            *(sys.executable, "-m", "spean.gateway.cli", "authority", "serve"),
             *("--dir", str(directory), "--port", str(port)),
         ]
         self._log = log

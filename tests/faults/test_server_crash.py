@@ -16,8 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.demo import MOH, MPWT, demo_plans
-from gateway.federation import Federation, build_federation
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from tests.faults.conftest import Servers, Traffic, assert_nothing_acknowledged_lost
 
 pytestmark = pytest.mark.slow

@@ -37,6 +37,6 @@ def test_target_survives_its_seeds_and_their_variants(name: str) -> None:
 def test_the_verify_target_accepts_a_genuine_token() -> None:
     # Otherwise the fuzzer would never get past the signature check.
     from fuzz.targets import _TRUSTED, NOW
-    from gateway.tokens import verify_request
+    from spean.gateway.tokens import verify_request
 
     assert verify_request(genuine_token(), _TRUSTED.get, now=NOW).user == "dr.sokha"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.access import AccessPolicy, AccessRule
-from gateway.errors import PermissionDenied
-from gateway.identifiers import SubsystemId
+from spean.gateway.access import AccessPolicy, AccessRule
+from spean.gateway.errors import PermissionDenied
+from spean.gateway.identifiers import SubsystemId
 
 NHIS = SubsystemId.parse("KH/GOV/MOH/nhis")
 OTHER = SubsystemId.parse("KH/GOV/MOH/other")

@@ -16,11 +16,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from google.protobuf import descriptor_pb2
 
-from gateway import pki
-from gateway.authority import Authority, KeyFiles, init_member, init_server
-from gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
-from gateway.globalconf import GlobalConfiguration, verify_global_configuration
-from gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway import pki
+from spean.gateway.authority import Authority, KeyFiles, init_member, init_server
+from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 MOH = "KH/GOV/MOH"
 MOH_SS1 = "KH/GOV/MOH/ss1"

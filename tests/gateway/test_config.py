@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import load_config, parse_config
-from gateway.errors import ConfigError
+from spean.gateway.config import load_config, parse_config
+from spean.gateway.errors import ConfigError
 
 
 def good() -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import parse_config
-from gateway.errors import ConfigError
+from spean.gateway.config import parse_config
+from spean.gateway.errors import ConfigError
 
 FILE = Path("/etc/spean/server.yaml")
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"

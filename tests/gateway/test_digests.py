@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.digests import (
+from spean.gateway.digests import (
     DIGEST_SIZE,
     ResponseDigest,
     b64url,
@@ -18,7 +18,7 @@ from gateway.digests import (
     request_digest,
     response_digest,
 )
-from gateway.errors import InvalidArgument, ResourceExhausted
+from spean.gateway.errors import InvalidArgument, ResourceExhausted
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

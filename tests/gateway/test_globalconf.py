@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 from cryptography import x509
 
-from gateway import pki
-from gateway.errors import InvalidArgument, Unauthenticated, Unavailable
-from gateway.globalconf import (
+from spean.gateway import pki
+from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
+from spean.gateway.globalconf import (
     GlobalConfiguration,
     GlobalConfigurationExpired,
     MethodInfo,
@@ -20,7 +20,7 @@ from gateway.globalconf import (
     sign_global_configuration,
     verify_global_configuration,
 )
-from gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 from spean.v1 import config_pb2
 
 NOW = dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.UTC)

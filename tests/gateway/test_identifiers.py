@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidArgument
-from gateway.identifiers import MemberId, ServiceId, SubsystemId, parse_method, parse_server
+from spean.gateway.errors import InvalidArgument
+from spean.gateway.identifiers import MemberId, ServiceId, SubsystemId, parse_method, parse_server
 
 CODE = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
 

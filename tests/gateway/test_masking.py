@@ -9,10 +9,10 @@ import hmac
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from gateway.errors import ConfigError, Internal
-from gateway.identifiers import SubsystemId
-from gateway.masking import MaskingPolicy, MaskRule, client_key
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.errors import ConfigError, Internal
+from spean.gateway.identifiers import SubsystemId
+from spean.gateway.masking import MaskingPolicy, MaskRule, client_key
 
 SECRET = b"0123456789abcdef0123456789abcdef-provider-secret"
 MOH = SubsystemId.parse("KH/GOV/MOH/nhis")

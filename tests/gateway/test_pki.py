@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway import pki
-from gateway.errors import FailedPrecondition, InvalidArgument
-from gateway.identifiers import MemberId, parse_server
+from spean.gateway import pki
+from spean.gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway.identifiers import MemberId, parse_server
 
 MOH = MemberId.parse("KH/GOV/MOH")
 SS1 = parse_server("KH/GOV/MOH/ss1")

@@ -29,10 +29,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.digests import b64url, request_digest, response_digest
-from gateway.errors import ConfigError, InvalidArgument, Unauthenticated
-from gateway.identifiers import MemberId, SubsystemId
-from gateway.tokens import (
+from spean.gateway.digests import b64url, request_digest, response_digest
+from spean.gateway.errors import ConfigError, InvalidArgument, Unauthenticated
+from spean.gateway.identifiers import MemberId, SubsystemId
+from spean.gateway.tokens import (
     MAX_TOKEN_SIZE,
     KeyResolver,
     RequestClaims,

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway import demo_data, pki
-from gateway.authority import init_server
-from gateway.demo import MOH, MPWT, build_demo
-from gateway.federation import free_port
+from spean.gateway import pki
+from spean.gateway.authority import init_server
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.federation import free_port
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from tests.e2e.conftest import World
 
 MAX_MESSAGE_BYTES = 64 * 1024

@@ -21,11 +21,11 @@ from typing import Any
 import grpc
 import yaml
 
-from gateway import demo_data
-from gateway.config import split_address
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo, call
-from gateway.server.metadata import CLIENT, SERVICE
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.config import split_address
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo, call
+from spean.gateway.metadata import CLIENT, SERVICE
 from tests.e2e.conftest import World
 from tests.hostile.conftest import HostileWorld
 

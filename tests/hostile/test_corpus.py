@@ -35,13 +35,14 @@ from typing import Any, Literal
 import grpc
 import pytest
 
-from gateway import demo_data, pki
-from gateway.audit.record import AuditRecord
-from gateway.demo import GET_VEHICLE, IDREG, MOH, MOI, MPWT, NHIS, VEHICLES
-from gateway.identifiers import parse_server
-from gateway.server.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE, USER
-from gateway.tokens import REQUEST_TYPE, RESPONSE_TYPE, TokenSigner
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import GET_VEHICLE, IDREG, MOH, MOI, MPWT, NHIS, VEHICLES
+from spean.gateway.identifiers import parse_server
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE, USER
+from spean.gateway.tokens import REQUEST_TYPE, RESPONSE_TYPE, TokenSigner
 from tests.e2e import rogue
 from tests.hostile.conftest import HUGE_PLATE, MAX_MESSAGE_BYTES, HostileWorld
 
@@ -249,7 +250,7 @@ def _padded(h: HostileWorld) -> Sequence[str]:
 
 
 def _deeply_nested(h: HostileWorld) -> Sequence[str]:
-    # Found by tests/properties: the provider read the claimed exchange id with
+    # Found by the property tests (tests/gateway/test_metadata_properties.py): the provider read the claimed exchange id with
     # json.loads, whose RecursionError escaped the handler (UNKNOWN, no record).
     head = {"alg": "ES256", "typ": REQUEST_TYPE, "kid": _kid(h, MOH)}
     return [rogue.sign_raw(head, b"[" * 5000, _key(h, MOH))]

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from gateway import demo_data, pki
-from gateway.demo import GET_VEHICLE, MOH, MOI, MPWT, VEHICLES, call
-from gateway.errors import SpeanError
-from gateway.globalconf import sign_global_configuration
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway import pki
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MOI, MPWT, VEHICLES, call
+from spean.gateway.errors import SpeanError
+from spean.gateway.globalconf import sign_global_configuration
 from spean.v1 import config_pb2
 from tests.hostile.conftest import HostileWorld
 

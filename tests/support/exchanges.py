@@ -14,12 +14,12 @@ from pathlib import Path
 
 import grpc
 
-from gateway import demo_data
-from gateway.audit.chain import verify_chain
-from gateway.audit.record import AuditRecord
-from gateway.audit.store import open_store
-from gateway.demo import GET_VEHICLE, VEHICLES, call
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.store import open_store
+from spean.gateway.demo import data as demo_data
+from spean.gateway.demo.ministries import GET_VEHICLE, VEHICLES, call
 
 
 def get_vehicle(channel: grpc.Channel, timeout: float = 20.0) -> tuple[grpc.StatusCode, str]:

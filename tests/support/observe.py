@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.federation import Federation
+from spean.gateway.demo.federation import Federation
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from gateway.demo import MOH, MPWT, NHIS, VEHICLES, demo_plans
-from gateway.federation import MemberPlan, ServicePlan
-from gateway.server.reflection import file_descriptor_set
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.demo.federation import MemberPlan, ServicePlan
+from spean.gateway.demo.ministries import MOH, MPWT, NHIS, VEHICLES, demo_plans
+from spean.gateway.server.reflection import file_descriptor_set
 
 
 def vehicle_registry(

@@ -1,6 +1,6 @@
 """Security servers as real subprocesses, for tests that kill, starve or restart them.
 
-`ServerProcess` runs ``python -m gateway.cli server run --config ...`` in its
+`ServerProcess` runs ``python -m spean.gateway.cli server run --config ...`` in its
 own process group (so teardown reaches every worker) with its JSON log lines
 in a file the test reads as its window on the server. `kill()` is safe to
 call any number of times and in any state; every test calls it in a
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[2]
-SERVER_RUN = (sys.executable, "-m", "gateway.cli", "server", "run")
+SERVER_RUN = (sys.executable, "-m", "spean.gateway.cli", "server", "run")
 
 
 class ServerProcess:

@@ -17,21 +17,21 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.audit.archive import (
+from spean.gateway.audit.archive import (
     NS_PER_DAY,
     archive_log,
     check_sequence,
     plan_cut,
     segment_name,
 )
-from gateway.audit.bundle import Bundle, export_bundle, read_bundle
-from gateway.audit.chain import ChainError, ChainHead, verify_chain
-from gateway.audit.checkpoint import CheckpointSigner
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.store import ArchiveCut, AuditStore, open_store
-from gateway.audit.verify import Check, verify_structure
-from gateway.audit.writer import CheckpointPolicy
-from gateway.errors import AuditError
+from spean.gateway.audit.bundle import Bundle, export_bundle, read_bundle
+from spean.gateway.audit.chain import ChainError, ChainHead, verify_chain
+from spean.gateway.audit.checkpoint import CheckpointSigner
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.store import ArchiveCut, AuditStore, open_store
+from spean.gateway.audit.verify import Check, verify_structure
+from spean.gateway.audit.writer import CheckpointPolicy
+from spean.gateway.errors import AuditError
 from tests.support.pki import MEMBER, self_signed
 
 ORIGIN = "KH/GOV/MOH/ss1#w0"

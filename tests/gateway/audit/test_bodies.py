@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from gateway.audit.bodies import (
+from spean.gateway.audit.bodies import (
     Bodies,
     BodiesError,
     RetainingDigest,
@@ -19,9 +19,9 @@ from gateway.audit.bodies import (
     open_for,
     seal_exchange,
 )
-from gateway.audit.record import AuditRecord, Side
-from gateway.digests import ResponseDigest, request_digest
-from gateway.errors import ConfigError
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.digests import ResponseDigest, request_digest
+from spean.gateway.errors import ConfigError
 
 ORIGIN = "KH/GOV/MPWT/ss1#w0"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from gateway.audit.chain import (
+from spean.gateway.audit.chain import (
     GENESIS,
     ZERO_HASH,
     ChainError,

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.merkle import (
+from spean.gateway.audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     CompactRange,
@@ -45,7 +45,7 @@ from gateway.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from gateway.errors import InvalidArgument, SpeanError
+from spean.gateway.errors import InvalidArgument, SpeanError
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "merkle_vectors.json").read_text(encoding="utf-8")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit.chain import verify_chain
-from gateway.audit.checkpoint import parse_checkpoint
-from gateway.audit.merkle import CompactRange, leaf_hashes
-from gateway.audit.postgres import PostgresAuditStore
-from gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.checkpoint import parse_checkpoint
+from spean.gateway.audit.merkle import CompactRange, leaf_hashes
+from spean.gateway.audit.postgres import PostgresAuditStore
+from spean.gateway.audit.record import AuditRecord, Side
 from tests.gateway.audit.conftest import _postgres_schema
 from tests.support.child import run_child
 
@@ -40,10 +40,10 @@ def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, schema_url: 
         f"""
         import os, sys, threading
         from cryptography.hazmat.primitives.asymmetric import ed25519
-        from gateway.audit.checkpoint import CheckpointSigner
-        from gateway.audit.postgres import PostgresAuditStore
-        from gateway.audit.record import AuditRecord, Side
-        from gateway.audit.writer import CheckpointPolicy
+        from spean.gateway.audit.checkpoint import CheckpointSigner
+        from spean.gateway.audit.postgres import PostgresAuditStore
+        from spean.gateway.audit.record import AuditRecord, Side
+        from spean.gateway.audit.writer import CheckpointPolicy
         from tests.support.pki import MEMBER, self_signed
 
         key = ed25519.Ed25519PrivateKey.generate()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 
-from gateway.audit.bundle import Bundle
-from gateway.audit.chain import GENESIS
-from gateway.audit.merkle import CompactRangeState
-from gateway.audit.reconcile import Kind, reconcile
-from gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.chain import GENESIS
+from spean.gateway.audit.merkle import CompactRangeState
+from spean.gateway.audit.reconcile import Kind, reconcile
+from spean.gateway.audit.record import AuditRecord, Side
 
 A, B = "3b0d6f1e-0000-4000-8000-00000000000a", "3b0d6f1e-0000-4000-8000-00000000000b"
 REQUEST = hashlib.sha256(b"request").digest()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.record import AuditRecord, Side
-from gateway.errors import InvalidArgument
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit.chain import verify_chain
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.sqlite import SqliteAuditStore
-from gateway.audit.store import AuditReceipt, AuditStore, open_store
-from gateway.errors import AuditError, ConfigError, InvalidArgument
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.sqlite import SqliteAuditStore
+from spean.gateway.audit.store import AuditReceipt, AuditStore, open_store
+from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
 from tests.support.child import run_child
 
 ORIGIN = "KH/GOV/MOH/ss1#w0"
@@ -270,9 +270,9 @@ def test_disk_write_failure_refuses_appends_until_the_disk_recovers(
         tmp_path,
         f"""
         import dataclasses, os, resource, signal, sys
-        from gateway.audit.record import AuditRecord, Side
-        from gateway.audit.sqlite import SqliteAuditStore
-        from gateway.errors import AuditError
+        from spean.gateway.audit.record import AuditRecord, Side
+        from spean.gateway.audit.sqlite import SqliteAuditStore
+        from spean.gateway.errors import AuditError
 
         path = sys.argv[1]
         store = SqliteAuditStore(path, {ORIGIN!r})
@@ -360,8 +360,8 @@ def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, path: Path) 
         tmp_path,
         f"""
         import os, sys, threading
-        from gateway.audit.record import AuditRecord, Side
-        from gateway.audit.sqlite import SqliteAuditStore
+        from spean.gateway.audit.record import AuditRecord, Side
+        from spean.gateway.audit.sqlite import SqliteAuditStore
 
         store = SqliteAuditStore(sys.argv[1], {ORIGIN!r})
 

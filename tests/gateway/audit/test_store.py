@@ -14,14 +14,14 @@ import time
 import pytest
 from cryptography import x509
 
-from gateway.audit.chain import verify_chain
-from gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint, verify_checkpoint
-from gateway.audit.merkle import CompactRange, CompactRangeState, root_from_leaf_hashes
-from gateway.audit.merkle import leaf_hash as merkle_leaf
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.store import AuditReceipt, open_store
-from gateway.audit.writer import CheckpointPolicy
-from gateway.errors import AuditError, InvalidArgument
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint, verify_checkpoint
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState, root_from_leaf_hashes
+from spean.gateway.audit.merkle import leaf_hash as merkle_leaf
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.store import AuditReceipt, open_store
+from spean.gateway.audit.writer import CheckpointPolicy
+from spean.gateway.errors import AuditError, InvalidArgument
 
 ORIGIN = "KH/GOV/MOH/ss1#w0"
 

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from gateway import pki
-from gateway.audit.bundle import Bundle, write_bundle
-from gateway.audit.chain import GENESIS
-from gateway.audit.checkpoint import Checkpoint, CheckpointSigner
-from gateway.audit.merkle import CompactRange, CompactRangeState
-from gateway.audit.record import AuditRecord, Side
-from gateway.audit.verify import PARALLEL_MIN_RECORDS, Check, Report, _workers, verify_bundle
-from gateway.cli import main
-from gateway.config import ServerConfig
-from gateway.demo import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
-from gateway.errors import InvalidArgument
-from gateway.identifiers import MemberId, SubsystemId
-from gateway.tokens import RequestClaims, ResponseClaims, TokenSigner
+from spean.gateway import pki
+from spean.gateway.audit.bundle import Bundle, write_bundle
+from spean.gateway.audit.chain import GENESIS
+from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner
+from spean.gateway.audit.merkle import CompactRange, CompactRangeState
+from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.verify import PARALLEL_MIN_RECORDS, Check, Report, _workers, verify_bundle
+from spean.gateway.cli import main
+from spean.gateway.config import ServerConfig
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
+from spean.gateway.errors import InvalidArgument
+from spean.gateway.identifiers import MemberId, SubsystemId
+from spean.gateway.tokens import RequestClaims, ResponseClaims, TokenSigner
 
 RECORDS = 1200  # several worker chunks; `jobs=2` goes parallel whatever the size
 EVERY = 100  # records per checkpoint

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway import pki
-from gateway.authority import Authority, init_member, init_server
-from gateway.cli import main
-from gateway.cli import member as member_cli
-from gateway.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
-from gateway.globalconf import GlobalConfiguration, verify_global_configuration
-from gateway.identifiers import parse_server
+from spean.gateway import pki
+from spean.gateway.authority import Authority, init_member, init_server
+from spean.gateway.cli import main
+from spean.gateway.cli import member as member_cli
+from spean.gateway.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
+from spean.gateway.identifiers import parse_server
 from spean.v1 import config_pb2
 
 MOH = "KH/GOV/MOH"

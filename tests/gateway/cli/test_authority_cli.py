@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway import pki
-from gateway.cli import main
-from gateway.cli import member as member_cli
-from gateway.cli.authority import parse_duration
-from gateway.cli.member import add_server_init_arguments, cmd_server_init
-from gateway.errors import InvalidArgument
-from gateway.globalconf import verify_global_configuration
-from gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway import pki
+from spean.gateway.cli import main
+from spean.gateway.cli import member as member_cli
+from spean.gateway.cli.authority import parse_duration
+from spean.gateway.cli.member import add_server_init_arguments, cmd_server_init
+from spean.gateway.errors import InvalidArgument
+from spean.gateway.globalconf import verify_global_configuration
+from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 REPORT = "/health.v1.FacilityStats/GetMonthlyReport"
 
@@ -187,7 +187,7 @@ def test_serve_until_sigterm(tmp_path: Path) -> None:
     assert run("authority", "publish", "--dir", auth) == 0
     process = subprocess.Popen(
         [
-            sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())",
+            sys.executable, "-m", "spean.gateway.cli",
             "authority", "serve", "--dir", str(auth), "--port", "0",
         ],
         stdout=subprocess.PIPE,

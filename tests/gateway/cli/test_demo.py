@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from spean.gateway.cli import main
 
 
 def test_demo_runs_every_call_and_reports_it(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "demo", "--dir", str(folder), "--once"],
+        [sys.executable, "-m", "spean.gateway.cli", "demo", "--dir", str(folder), "--once"],
         capture_output=True,
         text=True,
         timeout=120,

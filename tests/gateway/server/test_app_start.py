@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.demo import MPWT, demo_plans
-from gateway.errors import ConfigError
-from gateway.federation import build_federation
-from gateway.server.app import SecurityServer
+from spean.gateway.demo.federation import build_federation
+from spean.gateway.demo.ministries import MPWT, demo_plans
+from spean.gateway.errors import ConfigError
+from spean.gateway.server.app import SecurityServer
 
 
 def test_a_failed_start_stops_what_it_had_started(tmp_path: Path) -> None:

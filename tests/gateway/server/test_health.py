@@ -6,9 +6,9 @@ from typing import Any
 
 from grpc_health.v1 import health_pb2
 
-from gateway.errors import Unavailable
-from gateway.globalconf import GlobalConfiguration
-from gateway.server.health import ServerHealth
+from spean.gateway.errors import Unavailable
+from spean.gateway.globalconf import GlobalConfiguration
+from spean.gateway.server.health import ServerHealth
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

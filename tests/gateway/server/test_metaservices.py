@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from google.protobuf import descriptor_pb2, timestamp_pb2
 
-from adapters.base import MethodKind
-from gateway.access import AccessPolicy, AccessRule
-from gateway.errors import FailedPrecondition, InvalidArgument
-from gateway.identifiers import SubsystemId
-from gateway.server.metadata import CLIENT, SERVICE, parse_meta_headers
-from gateway.server.metaservices import allowed_methods_answer
-from gateway.server.reflection import build_pool, file_descriptor_set
+from spean.adapters.base import MethodKind
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.access import AccessPolicy, AccessRule
+from spean.gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway.identifiers import SubsystemId
+from spean.gateway.metadata import CLIENT, SERVICE, parse_meta_headers
+from spean.gateway.server.metaservices import allowed_methods_answer
+from spean.gateway.server.reflection import build_pool, file_descriptor_set
 from spean.v1 import metaservices_pb2 as pb
 
 CLIENT_ID = SubsystemId.parse("KH/GOV/MOH/nhis")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
-from gateway.demo import MPWT, build_demo
-from gateway.errors import ConfigError
-from gateway.server.workers import check_ports_free
+from spean.gateway.config import load_config
+from spean.gateway.demo.ministries import MPWT, build_demo
+from spean.gateway.errors import ConfigError
+from spean.gateway.server.workers import check_ports_free
 
 
 def leave_time_wait_on(port: int) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gateway.audit.postgres import parse_postgres_url
-from gateway.errors import Unavailable
-from gateway.server.replay import (
+from spean.gateway.audit.postgres import parse_postgres_url
+from spean.gateway.errors import Unavailable
+from spean.gateway.server.replay import (
     APPLICATION_NAME,
     PostgresReplayStore,
     ReplayCache,

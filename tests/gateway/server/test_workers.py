@@ -1,6 +1,6 @@
 """`spean server run --workers N`: shared ports, one audit log per worker, SIGTERM drain.
 
-Servers under test run as real subprocesses (``python -m gateway.cli server
+Servers under test run as real subprocesses (``python -m spean.gateway.cli server
 run``) in their own process group; every test kills the group on teardown,
 whatever happened.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.demo import MOH, MPWT, build_demo
-from gateway.federation import Federation
-from gateway.server.workers import worker_name
+from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo
+from spean.gateway.server.workers import worker_name
 from tests.support.exchanges import get_vehicle, origins, verified_records
 from tests.support.servers import REPO, SERVER_RUN, ServerProcess
 

@@ -1,0 +1,105 @@
+"""Who is on the other end: TLS peers and token signers, from the global configuration (pure).
+
+The global configuration is the only source of trust. A TLS peer is a
+security server only if the SHA-256 of its certificate is listed there and
+its serial is not revoked; a token's signer is a member only if the token's
+``kid`` names a listed, unrevoked, currently valid signing certificate of that
+member.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import ssl
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from spean.gateway import metadata
+from spean.gateway.digests import b64url_decode
+from spean.gateway.errors import SpeanError, Unauthenticated
+from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
+from spean.gateway.tokens import MAX_TOKEN_SIZE, KeyResolver, VerifyingKey, is_exchange_id
+
+
+def key_resolver(conf: GlobalConfiguration, now: datetime | None = None) -> KeyResolver:
+    """Adapt the global configuration to the token verifier's key lookup."""
+    moment = now or datetime.now(UTC)
+
+    def resolve(kid: str) -> VerifyingKey | None:
+        trusted = conf.signing_key(kid)
+        if trusted is None:
+            return None
+        conf.check_certificate_valid(trusted.certificate, moment)
+        return VerifyingKey(
+            member=trusted.member, public_key=trusted.public_key, algorithm=trusted.algorithm
+        )
+
+    return resolve
+
+
+# A security server sees the same few peer certificates on every exchange:
+# each PEM is decoded and hashed once. The key is the PEM itself, so a cached
+# answer is exactly the one recomputing would give; the bound keeps a flood of
+# distinct certificates from growing it.
+@functools.lru_cache(maxsize=1024)
+def pem_thumbprint(pem: bytes) -> str:
+    """Lower-case hex SHA-256 over the certificate's DER encoding."""
+    der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    return hashlib.sha256(der).hexdigest()
+
+
+def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[ServerInfo, str]:
+    """Map a TLS peer certificate to a listed, unrevoked security server."""
+    if pem is None:
+        raise Unauthenticated("the connection carries no client certificate")
+    thumbprint = pem_thumbprint(pem)
+    server = conf.server_by_fingerprint(thumbprint)
+    if server is None:
+        raise Unauthenticated(
+            f"TLS certificate {thumbprint[:16]}... is not that of a security server listed in"
+            f" global configuration version {conf.version}"
+        )
+    # The thumbprint is the SHA-256 of the DER certificate, so the peer's
+    # certificate IS the listed one with that thumbprint: read its serial
+    # there instead of parsing the PEM again on every exchange.
+    listed = _listed_certificate(server, thumbprint)
+    serial = (listed or x509.load_pem_x509_certificate(pem)).serial_number
+    if conf.is_revoked(serial):
+        raise Unauthenticated(
+            f"TLS certificate of security server {server.id} (serial {serial:x}) is revoked"
+        )
+    return server, thumbprint
+
+
+def _listed_certificate(server: ServerInfo, thumbprint: str) -> x509.Certificate | None:
+    """The certificate of `server` whose SHA-256 is `thumbprint`, if listed with it."""
+    for fingerprint, certificate in zip(
+        server.tls_fingerprints, server.tls_certificates, strict=False
+    ):
+        if fingerprint == thumbprint:
+            return certificate
+    return None
+
+
+def claimed_exchange_id(invocation: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The exchange id a request token claims, read WITHOUT verifying it.
+
+    Used only to label the audit record of a refusal; None when there is no
+    single, well-formed claim.
+    """
+    tokens = [v for k, v in invocation if k == metadata.REQUEST_TOKEN]
+    if len(tokens) != 1 or not isinstance(tokens[0], str) or len(tokens[0]) > MAX_TOKEN_SIZE:
+        return None
+    parts = tokens[0].split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(b64url_decode(parts[1]))
+    except (SpeanError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        return None
+    jti = claims.get("jti") if isinstance(claims, dict) else None
+    return jti if is_exchange_id(jti) else None
