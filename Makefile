@@ -30,8 +30,8 @@ test: dev
 	$(BIN)/pytest $(if $(T),-k '$(T)') $(PYTEST_ARGS)
 
 # The tests of the pure modules (values in, values out): no server, socket or database.
-PURE := access backoff deadlines digests errors globalconf identifiers masking metadata tokens trust
-PURE_AUDIT := chain checkpoint merkle reconcile record
+PURE := access backoff config deadlines digests errors globalconf identifiers masking metadata pki tokens trust
+PURE_AUDIT := chain checkpoint merkle record
 UNIT_TESTS := $(wildcard $(PURE:%=tests/gateway/test_%*.py) $(PURE_AUDIT:%=tests/gateway/audit/test_%*.py))
 unit: dev
 	$(BIN)/pytest -q -m 'not slow' $(UNIT_TESTS) $(if $(T),-k '$(T)') $(PYTEST_ARGS)

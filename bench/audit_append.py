@@ -62,12 +62,14 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from spean.gateway.audit.backends import open_store
+from spean.gateway.audit.backends.postgres import PostgresAuditStore
+from spean.gateway.audit.backends.sqlite import SqliteAuditStore
+from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.audit.chain import GENESIS
 from spean.gateway.audit.checkpoint import CheckpointSigner
-from spean.gateway.audit.postgres import PostgresAuditStore, parse_postgres_url
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.sqlite import SqliteAuditStore
-from spean.gateway.audit.store import AuditStore, open_store
+from spean.gateway.audit.store import AuditStore
 from spean.gateway.audit.writer import CheckpointPolicy
 from tests.support.pki import self_signed
 

@@ -41,10 +41,10 @@ from bench.procs import (
     wait_for_port,
 )
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.config import load_config
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo import ministries as demo
 from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.files.config import load_config
 from spean.gateway.metadata import CLIENT, PURPOSE, SERVICE, USER
 
 BULK_OWNER = "099999999"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.procs import Child, free_port, start, wait_for_port
 from spean.gateway import pki
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 
 _CONF = """\
@@ -99,7 +100,7 @@ def _issue(prefix: Path) -> str:
     """CA, provider and consumer TLS keys and certificates in `prefix`; the provider's name."""
     ca_key = pki.generate_key("ec-p256")
     ca_cert = pki.create_ca(ca_key, "BENCH")
-    pki.write_certificate(prefix / "ca.crt", ca_cert)
+    keyfiles.write_certificate(prefix / "ca.crt", ca_cert)
     names = {}
     for role, identifier in (
         ("provider", "BENCH/GOV/PROV/ss1"),
@@ -109,8 +110,8 @@ def _issue(prefix: Path) -> str:
         key = pki.generate_key("ec-p256")
         csr = pki.make_csr(key, identifier, "server")
         cert = pki.issue_server_certificate(ca_key, ca_cert, csr, server, "127.0.0.1:1")
-        pki.write_private_key(prefix / f"{role}.key", key)
-        pki.write_certificate(prefix / f"{role}.crt", cert)
+        keyfiles.write_private_key(prefix / f"{role}.key", key)
+        keyfiles.write_certificate(prefix / f"{role}.crt", cert)
         names[role] = server.dns_name()
     return names["provider"]
 

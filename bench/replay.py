@@ -74,7 +74,7 @@ def _postgres(url: str) -> Iterator[PostgresReplayStore | None]:
         store.close()
         import psycopg
 
-        from spean.gateway.audit.postgres import parse_postgres_url
+        from spean.gateway.audit.backends.urls import parse_postgres_url
 
         conninfo, _ = parse_postgres_url(url)
         with psycopg.connect(conninfo, autocommit=True) as conn:

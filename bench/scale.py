@@ -38,6 +38,7 @@ from spean.gateway.authority.registry import (
     read_registry,
     write_registry,
 )
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import verify_global_configuration
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
@@ -55,7 +56,7 @@ def globalconf_at_scale(folder: Path, members: int, services: int) -> dict[str, 
     """Build, publish and verify a configuration of `members` members and `services` methods."""
     started = time.perf_counter()
     authority = Authority.init(folder, "KH")
-    ca_key = pki.load_private_key(folder / CA_KEY)
+    ca_key = keyfiles.load_private_key(folder / CA_KEY)
     registry = read_registry(folder / REGISTRY)
     subsystems_per_member = 2
     methods_per_subsystem = max(1, services // (members * subsystems_per_member))

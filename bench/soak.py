@@ -207,9 +207,9 @@ def _client_main(argv: list[str]) -> int:
 
 
 def _count_audit(member: str, database: Path, origin: str, side: str) -> AuditCount:
+    from spean.gateway.audit.backends import open_store
     from spean.gateway.audit.chain import verify_chain
     from spean.gateway.audit.record import AuditRecord
-    from spean.gateway.audit.store import open_store
 
     records = ok = 0
     # Read under another origin name: the reader never writes the server's log.

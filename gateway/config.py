@@ -1,10 +1,11 @@
-"""The security server's YAML configuration, validated at start.
+"""The security server's YAML configuration, validated at start (pure).
 
 One file per security server. Every path in it is resolved against the
 folder of the file, so a server's folder can be moved as a whole. Validation
 is complete before anything starts: an error names the file, the field (as a
 dotted path such as ``provider.access[2].methods[0]``) and what is wrong, and
-is raised as `ConfigError`. The loaded value is immutable.
+is raised as `ConfigError`. The loaded value is immutable. Reading the file
+(`load_config`) and the secrets it names is `spean.gateway.files.config`'s job.
 
 Secrets never live in this file: key passphrases come from a file named here
 or from the environment variable ``SPEAN_KEY_PASSPHRASE``.
@@ -13,11 +14,9 @@ or from the environment variable ``SPEAN_KEY_PASSPHRASE``.
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -364,24 +363,6 @@ class ServerConfig(_Model):
         """A path from the file, made absolute against the file's folder."""
         return path if path.is_absolute() else self.base_dir / path
 
-    def pseudonymisation_key(self) -> bytes | None:
-        """The provider's pseudonym secret, read from its file; None when not configured."""
-        if self.provider is None or self.provider.pseudonymisation_key is None:
-            return None
-        path = self.resolve(self.provider.pseudonymisation_key)
-        try:
-            return path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{self.path}: provider.pseudonymisation_key: cannot read {path}: {exc.strerror}"
-            ) from None
-
-    def passphrase(self) -> bytes | None:
-        if self.keys.passphrase_file is not None:
-            return self.resolve(self.keys.passphrase_file).read_bytes().strip()
-        value = os.environ.get(PASSPHRASE_ENV)
-        return value.encode() if value else None
-
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
@@ -405,18 +386,3 @@ def parse_config(data: object, path: Path) -> ServerConfig:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{path}: {_field_path(error['loc'])}: {message}")
         raise ConfigError("\n".join(problems)) from None
-
-
-def load_config(path: Path) -> ServerConfig:
-    """Read and validate a security server configuration file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    return parse_config(data, path.resolve())

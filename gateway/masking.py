@@ -42,8 +42,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from spean.adapters.base import Adapter
-from spean.gateway.config import AccessRuleConfig, ServerConfig
+from spean.gateway.config import AccessRuleConfig
 from spean.gateway.errors import ConfigError, Internal
 from spean.gateway.identifiers import SubsystemId
 
@@ -54,7 +53,6 @@ __all__ = [
     "Masker",
     "MaskingPolicy",
     "client_key",
-    "masking_policy",
     "pseudonym",
     "rules_from_config",
 ]
@@ -291,19 +289,3 @@ def rules_from_config(access: Iterable[AccessRuleConfig], where: str) -> list[Ma
                 )
             )
     return rules
-
-
-def masking_policy(config: ServerConfig, services: Mapping[SubsystemId, Adapter]) -> MaskingPolicy:
-    """The provider's compiled minimisation, from its configuration and started adapters.
-
-    Raises `ConfigError` naming the file and rule for any field that does not
-    exist or cannot hold a pseudonym, and when the key is missing or short.
-    """
-    provider = config.provider
-    if provider is None:
-        return MaskingPolicy((), {}, None)
-    return MaskingPolicy(
-        rules_from_config(provider.access, str(config.path)),
-        {subsystem: adapter.services() for subsystem, adapter in services.items()},
-        config.pseudonymisation_key(),
-    )

@@ -23,24 +23,23 @@ Invariants:
   positive 128-bit integer.
 - TLS keys are always EC P-256 (accepted by every gRPC stack); member signing
   keys are EC P-256 by default, Ed25519 on request.
-- Private keys are PEM PKCS#8, created with mode 0600 from the first byte
-  (``os.open`` with the mode, never chmod after the fact), encrypted with the
-  best available algorithm when a passphrase is given, and never overwritten.
+- Private keys are PEM PKCS#8, encrypted with the best available algorithm
+  when a passphrase is given; `spean.gateway.files.keyfiles` writes them with
+  mode 0600 from the first byte and never overwrites one.
 
-Foreign exceptions (cryptography's ValueError/TypeError, OSError) are
-translated here into the Spean error tree with the file and the reason.
+Pure: keys, requests and certificates in and out as values and bytes; reading
+and writing their files (mode 0600, atomic replace) is
+`spean.gateway.files.keyfiles`. Foreign exceptions (cryptography's
+ValueError/TypeError) are translated here into the Spean error tree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import secrets
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal, TypeAlias
 
 from cryptography import x509
@@ -115,60 +114,36 @@ def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     )
 
 
-def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
-    """Write `key` to a new file created with mode 0600; an existing file is never replaced."""
-    data = private_key_pem(key, passphrase)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError as exc:
-        raise FailedPrecondition(
-            f"{path} already exists; refusing to overwrite a private key (move it away first)"
-        ) from exc
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot create private key file {path}: {exc.strerror}") from exc
-    try:
-        # The umask can only have removed bits; make the mode exactly 0600 anyway.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise FailedPrecondition(f"cannot write private key file {path}: {exc.strerror}") from exc
-
-
-def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
-    """Load a PEM private key; errors say whether the passphrase is missing or wrong.
+def parse_private_key(
+    data: bytes, passphrase: bytes | None = None, source: str = "private key"
+) -> PrivateKey:
+    """Parse a PEM private key; errors say whether the passphrase is missing or wrong.
 
     A passphrase given for an unencrypted key is ignored, so that one
     SPEAN_KEY_PASSPHRASE can serve a mix of encrypted and plain keys.
     """
-    data = _read(path, "private key")
     encrypted = b"ENCRYPTED" in data
     try:
         key = serialization.load_pem_private_key(data, passphrase if encrypted else None)
     except TypeError as exc:
         raise FailedPrecondition(
-            f"private key {path} is encrypted; give its passphrase with --passphrase-file"
+            f"private key {source} is encrypted; give its passphrase with --passphrase-file"
             " or the SPEAN_KEY_PASSPHRASE environment variable"
         ) from exc
     except ValueError as exc:
         if encrypted and passphrase:
-            raise FailedPrecondition(f"wrong passphrase for private key {path}") from exc
-        raise FailedPrecondition(f"{path} is not a PEM private key") from exc
+            raise FailedPrecondition(f"wrong passphrase for private key {source}") from exc
+        raise FailedPrecondition(f"{source} is not a PEM private key") from exc
     except UnsupportedAlgorithm as exc:
-        raise FailedPrecondition(f"private key {path} uses an unsupported algorithm") from exc
+        raise FailedPrecondition(f"private key {source} uses an unsupported algorithm") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise FailedPrecondition(
-            f"private key {path} is a {type(key).__name__}; use EC P-256 or Ed25519"
+            f"private key {source} is a {type(key).__name__}; use EC P-256 or Ed25519"
         )
     try:
         key_kind(key)
     except InvalidArgument as exc:
-        raise FailedPrecondition(f"private key {path}: {exc.message}") from exc
+        raise FailedPrecondition(f"private key {source}: {exc.message}") from exc
     return key
 
 
@@ -177,44 +152,6 @@ def public_key_bytes(key: PublicKey) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-# ---------------------------------------------------------------------- files
-
-
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data`: temporary file, fsync, rename, fsync the directory.
-
-    A reader sees the old content or the new one, never a mix, even after a crash.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot write {path}: {exc.strerror}") from exc
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
 # ----------------------------------------------------------------- certificates
@@ -226,16 +163,6 @@ def certificate_pem(cert: x509.Certificate) -> bytes:
 
 def certificate_der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def write_certificate(path: Path, cert: x509.Certificate) -> None:
-    """Write a PEM certificate (mode 0644, atomically replacing any previous one)."""
-    write_file_atomically(path, certificate_pem(cert))
-
-
-def load_certificate(path: Path) -> x509.Certificate:
-    """Load the first PEM certificate in `path`."""
-    return parse_certificate_pem(_read(path, "certificate"), str(path))
 
 
 def parse_certificate_pem(data: bytes, source: str = "certificate") -> x509.Certificate:

@@ -1,28 +1,21 @@
-"""Audit log: records, Merkle tree, checkpoints and stores.
+"""Audit log: records, Merkle tree, checkpoints, stores and the auditors' tools.
 
-- `record`: `AuditRecord`, one per exchange and side, and its canonical bytes.
-- `chain`: the per-writer hash chain over those bytes (RFC 9162 leaf hashes).
-- `store`: the `AuditStore` interface (durable, fail-closed appends) and
-  `open_store`; `sqlite`: the embedded backend with group commit.
-- `merkle`: the RFC 9162 Merkle tree and proofs over the same leaves.
-- `bundle`, `verify`, `reconcile`: offline export and checks for auditors;
-  `archive`: retention (archive segments, verifying a sequence of bundles);
-  `replay`: the decrypted timeline and re-sending it to a test instance.
+Pure (values in, values out):
+- `record`: `AuditRecord`, one per exchange and side, and its canonical bytes;
+- `chain`: the per-writer hash chain over those bytes;
+- `merkle`: the RFC 9162 Merkle tree and proofs over the same leaves;
+- `checkpoint`: signed checkpoints (C2SP checkpoint text);
+- `reconcile`: matching a consumer's log against a provider's.
+
+Stores (I/O):
+- `store`: the `AuditStore` interface (durable, fail-closed appends);
+- `backends`: SQLite and PostgreSQL, and `open_store`;
+- `writer`: the group-commit writer both backends share.
+
+Auditors' tools over exported logs:
+- `bundle`, `verify`, `archive`, `bodies`, `witness`, `resend` (the decrypted
+  timeline, and re-sending it to a test instance).
+
+This package imports nothing on purpose: importing `spean.gateway.audit.merkle`
+loads the Merkle tree, not a database driver.
 """
-
-from spean.gateway.audit.chain import ChainError, ChainHead, leaf_hash, verify_chain
-from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.store import AuditReceipt, AuditStore, StoredRecord, open_store
-
-__all__ = [
-    "AuditReceipt",
-    "AuditRecord",
-    "AuditStore",
-    "ChainError",
-    "ChainHead",
-    "Side",
-    "StoredRecord",
-    "leaf_hash",
-    "open_store",
-    "verify_chain",
-]

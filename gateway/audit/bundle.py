@@ -44,13 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spean.gateway import pki
 from spean.gateway.audit.chain import GENESIS, HASH_SIZE
 from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import ArchiveCut, AuditStore, StoredCheckpoint
 from spean.gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway.files import keyfiles
 
 FORMAT = "spean-audit-bundle/1"
 NOTE_SEPARATOR = b"~~~~\n"
@@ -200,7 +200,7 @@ def write_bundle(bundle: Bundle, path: Path) -> None:
     earlier file at `path` as it was and no partial file behind.
     """
     try:
-        pki.write_file_atomically(path, encode_bundle(bundle), mode=0o640)
+        keyfiles.write_file_atomically(path, encode_bundle(bundle), mode=0o640)
     except FailedPrecondition as exc:
         raise BundleError(f"cannot write audit bundle {path}: {exc.message}") from exc
 

@@ -1,4 +1,4 @@
-"""The audit store interface every backend implements, and `open_store`.
+"""The audit store interface every backend implements (the backends: `audit.backends`).
 
 A store holds the logs of one or more writers. Each writer (`origin`: security
 server id + "#" + process or worker name) has its own log, numbered from 0 and
@@ -27,9 +27,10 @@ writer of one origin. Contract for every backend:
   in the transaction of the batch they cover, with the tree's compact range
   at their size so a writer resumes without rereading the whole log.
 
-Backends: SQLite (gateway/audit/sqlite.py, a file path or sqlite:/// URL) and
-PostgreSQL (gateway/audit/postgres.py, postgresql+psycopg:// URL); both share
-the group-commit writer of gateway/audit/writer.py.
+Backends: SQLite (gateway/audit/backends/sqlite.py, a file path or sqlite:///
+URL) and PostgreSQL (gateway/audit/backends/postgres.py, postgresql+psycopg://
+URL); both share the group-commit writer of gateway/audit/writer.py.
+`spean.gateway.audit.backends.open_store` opens one from its URL.
 """
 
 from __future__ import annotations
@@ -39,13 +40,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.errors import ConfigError, InvalidArgument
-
-if TYPE_CHECKING:
-    from spean.gateway.audit.writer import CheckpointPolicy
+from spean.gateway.errors import InvalidArgument
 
 # Origins become the first line of signed checkpoints (C2SP checkpoint and
 # signed-note formats), which forbid empty names, spaces and "+": printable
@@ -199,52 +196,6 @@ class AuditStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-_SQLITE_SCHEME = "sqlite://"
-
-
-def open_store(
-    url_or_path: str, origin: str, *, checkpoints: CheckpointPolicy | None = None
-) -> AuditStore:
-    """Open the audit store named by a path or URL, as writer `origin`.
-
-    Accepted: a file path (SQLite), `sqlite:///relative/path` and
-    `sqlite:////absolute/path` (SQLAlchemy's spelling), and
-    `postgresql+psycopg://user:pass@host:port/db[?schema=name&...]` (also
-    `postgresql://` and `postgres://`). In-memory databases are refused: an
-    audit log that does not survive the process is no audit log. With
-    `checkpoints`, the writer signs checkpoints as that policy says.
-    """
-    # Imported here: the backend modules import this one for the interface.
-    from spean.gateway.audit.sqlite import SqliteAuditStore
-
-    text = url_or_path.strip()
-    if text.startswith(_SQLITE_SCHEME):
-        rest = text[len(_SQLITE_SCHEME) :]
-        if not rest.startswith("/") or "?" in rest:
-            raise ConfigError(
-                f"audit store URL {url_or_path!r} is not understood: use sqlite:///relative/path "
-                "or sqlite:////absolute/path, without query parameters"
-            )
-        path = rest[1:]
-    elif "://" in text:
-        scheme = text.split("://", 1)[0]
-        if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            from spean.gateway.audit.postgres import PostgresAuditStore
-
-            return PostgresAuditStore(text, origin, checkpoints=checkpoints)
-        raise ConfigError(
-            f"audit store URL scheme {scheme!r} is not supported; use an SQLite file path, "
-            "sqlite:///path or postgresql+psycopg://..."
-        )
-    else:
-        path = text
-    if path in ("", ":memory:") or path.startswith("file:"):
-        raise ConfigError(
-            f"audit store {url_or_path!r} does not name a file: the audit log must be durable"
-        )
-    return SqliteAuditStore(path, origin, checkpoints=checkpoints)
 
 
 def check_cut(

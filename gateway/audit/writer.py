@@ -43,6 +43,8 @@ from spean.gateway.audit.merkle import CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import AuditReceipt, AuditStore, StoredCheckpoint, validate_origin
 from spean.gateway.errors import AuditError, InvalidArgument
+from spean.gateway.files import keyfiles
+from spean.gateway.files.config import read_passphrase
 
 if TYPE_CHECKING:
     from spean.gateway.config import ServerConfig
@@ -451,9 +453,8 @@ def server_checkpoint_policy(config: ServerConfig) -> CheckpointPolicy:
     Reads the key files named by the server configuration (the same files the
     token signer uses); a bad key raises `ConfigError` through `spean.gateway.pki`.
     """
-    from spean.gateway import pki
 
     keys = config.keys
-    key = pki.load_private_key(config.resolve(keys.signing_key), config.passphrase())
-    certificate = pki.load_certificate(config.resolve(keys.signing_certificate))
+    key = keyfiles.load_private_key(config.resolve(keys.signing_key), read_passphrase(config))
+    certificate = keyfiles.load_certificate(config.resolve(keys.signing_certificate))
     return CheckpointPolicy(CheckpointSigner(str(config.server.member), key, certificate))

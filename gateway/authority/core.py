@@ -54,6 +54,7 @@ from spean.gateway.authority.registry import (
     write_registry,
 )
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import (
     parse_instance,
     sign_global_configuration,
@@ -126,10 +127,10 @@ class Authority:
         signing_cert = pki.issue_configuration_signing_certificate(
             ca_key, ca_cert, csr, instance, now=now
         )
-        pki.write_private_key(directory / CA_KEY, ca_key, passphrase)
-        pki.write_private_key(directory / SIGNING_KEY, signing_key, passphrase)
-        pki.write_certificate(directory / CA_CERT, ca_cert)
-        pki.write_certificate(directory / SIGNING_CERT, signing_cert)
+        keyfiles.write_private_key(directory / CA_KEY, ca_key, passphrase)
+        keyfiles.write_private_key(directory / SIGNING_KEY, signing_key, passphrase)
+        keyfiles.write_certificate(directory / CA_CERT, ca_cert)
+        keyfiles.write_certificate(directory / SIGNING_CERT, signing_cert)
         registry = Registry(instance=instance)
         registry.issued.append(issued_record(signing_cert, "configuration", instance))
         write_registry(directory / REGISTRY, registry)
@@ -539,8 +540,8 @@ class Authority:
             registry.next_version = version + 1
         history = self.directory / PUBLISHED
         history.mkdir(mode=0o755, exist_ok=True)
-        pki.write_file_atomically(history / f"{version:08d}.signed", signed)
-        pki.write_file_atomically(self.published_path, signed)
+        keyfiles.write_file_atomically(history / f"{version:08d}.signed", signed)
+        keyfiles.write_file_atomically(self.published_path, signed)
         log.info(
             "authority.published",
             version=version,
@@ -581,12 +582,14 @@ class Authority:
 
     def _load_ca_key(self) -> pki.PrivateKey:
         if self._ca_key is None:
-            self._ca_key = pki.load_private_key(self.directory / CA_KEY, self._passphrase)
+            self._ca_key = keyfiles.load_private_key(self.directory / CA_KEY, self._passphrase)
         return self._ca_key
 
     def _load_signing_key(self) -> pki.PrivateKey:
         if self._signing_key is None:
-            self._signing_key = pki.load_private_key(self.directory / SIGNING_KEY, self._passphrase)
+            self._signing_key = keyfiles.load_private_key(
+                self.directory / SIGNING_KEY, self._passphrase
+            )
         return self._signing_key
 
     def _read_registry(self) -> Registry:
@@ -638,6 +641,6 @@ def _cert_key(cert: x509.Certificate) -> pki.PublicKey:
 
 def _load_cert(path: Path) -> x509.Certificate:
     try:
-        return pki.load_certificate(path)
+        return keyfiles.load_certificate(path)
     except InvalidArgument as exc:
         raise ConfigError(exc.message) from exc

@@ -16,6 +16,7 @@ import structlog
 
 from spean.gateway import pki
 from spean.gateway.authority.registry import make_private_dir
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
 
 log = structlog.get_logger()
@@ -76,7 +77,7 @@ def _init_key(
     key_path, csr_path = directory / key_name, directory / csr_name
     key = pki.generate_key(key_kind)
     csr = pki.make_csr(key, identifier, kind)
-    pki.write_private_key(key_path, key, passphrase)
-    pki.write_file_atomically(csr_path, pki.csr_pem(csr))
+    keyfiles.write_private_key(key_path, key, passphrase)
+    keyfiles.write_file_atomically(csr_path, pki.csr_pem(csr))
     log.info("pki.key_created", identifier=identifier, key=str(key_path), csr=str(csr_path))
     return KeyFiles(key=key_path, csr=csr_path)

@@ -36,6 +36,7 @@ from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.errors import ConfigError, FailedPrecondition
+from spean.gateway.files import keyfiles
 
 REGISTRY_FORMAT = 1
 
@@ -314,7 +315,7 @@ def read_registry(path: Path) -> Registry:
 
 
 def write_registry(path: Path, registry: Registry) -> None:
-    pki.write_file_atomically(path, registry_to_yaml(registry), 0o600)
+    keyfiles.write_file_atomically(path, registry_to_yaml(registry), 0o600)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from spean.gateway import pki
 from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.files import keyfiles
 
 if TYPE_CHECKING:
     from spean.gateway.audit.replay import Exchange
@@ -137,15 +138,15 @@ def _time(text: str | None, what: str) -> int | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from spean.gateway.audit.backends import open_store
     from spean.gateway.audit.bundle import export_bundle, write_bundle
-    from spean.gateway.audit.store import open_store
 
     store_url: str | None = args.store
     globalconf_path: Path | None = args.globalconf
     anchor_path: Path | None = args.anchor
     origin: str | None = args.origin
     if args.config is not None:
-        from spean.gateway.config import load_config
+        from spean.gateway.files.config import load_config
 
         config = load_config(args.config)
         if store_url is None:
@@ -188,7 +189,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
     from spean.gateway.audit.verify import verify_bundle
 
-    anchor = pki.load_certificate(args.anchor) if args.anchor is not None else None
+    anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     auditor_key = None
     if args.auditor_key is not None:
         from spean.gateway.audit.bodies import load_auditor_key
@@ -340,7 +341,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             _print_timeline(timeline)
         return 0
-    anchor = pki.load_certificate(args.anchor) if args.anchor is not None else None
+    anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     try:
         conf, _ = load_configuration(bundle, anchor)
     except SpeanError as exc:
@@ -412,8 +413,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     import time
 
     from spean.gateway.audit.archive import NS_PER_DAY, archive_log, member_certificates
-    from spean.gateway.audit.store import open_store
-    from spean.gateway.config import load_config
+    from spean.gateway.audit.backends import open_store
+    from spean.gateway.files.config import load_config
 
     config = load_config(args.config)
     retention = config.audit.retention

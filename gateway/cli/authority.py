@@ -21,6 +21,7 @@ from spean.gateway import pki
 from spean.gateway.authority import Authority
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
 from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.files import keyfiles
 
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -188,7 +189,7 @@ def _deliver(pem: bytes, out: Path | None) -> None:
         sys.stdout.write(pem.decode())
         print(summary, file=sys.stderr)
         return
-    pki.write_file_atomically(out, pem)
+    keyfiles.write_file_atomically(out, pem)
     print(f"wrote {out}: {summary}")
 
 

@@ -33,9 +33,12 @@ from typing import Any, Literal
 from cryptography import x509
 
 from spean.gateway import pki
+from spean.gateway.audit.backends.urls import is_postgres, redact_url, sqlite_path
 from spean.gateway.audit.chain import GENESIS, ChainError, ChainHead, verify_chain
-from spean.gateway.config import ServerConfig, load_config, split_address
-from spean.gateway.errors import SpeanError, Unavailable
+from spean.gateway.config import ServerConfig, split_address
+from spean.gateway.errors import ConfigError, SpeanError, Unavailable
+from spean.gateway.files import keyfiles
+from spean.gateway.files.config import load_config, read_passphrase
 from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
@@ -111,7 +114,7 @@ def render(findings: list[Finding]) -> str:
 def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
     keys = config.keys
     try:
-        passphrase = config.passphrase()
+        passphrase = read_passphrase(config)
     except OSError as exc:
         yield Finding(
             "keys",
@@ -126,8 +129,8 @@ def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
     )
     for what, key_path, cert_path, renew in pairs:
         try:
-            key = pki.load_private_key(config.resolve(key_path), passphrase)
-            cert = pki.load_certificate(config.resolve(cert_path))
+            key = keyfiles.load_private_key(config.resolve(key_path), passphrase)
+            cert = keyfiles.load_certificate(config.resolve(cert_path))
         except SpeanError as exc:
             yield Finding(
                 "keys",
@@ -170,7 +173,7 @@ def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
 
 def _load_cert(config: ServerConfig, path: Path) -> x509.Certificate | None:
     try:
-        return pki.load_certificate(config.resolve(path))
+        return keyfiles.load_certificate(config.resolve(path))
     except SpeanError:
         return None
 
@@ -213,7 +216,7 @@ def _check_globalconf(
     gc = config.global_configuration
     findings: list[Finding] = []
     try:
-        anchor = pki.load_certificate(config.resolve(gc.anchor))
+        anchor = keyfiles.load_certificate(config.resolve(gc.anchor))
     except SpeanError as exc:
         return None, [
             Finding(
@@ -382,11 +385,14 @@ def _check_registration(
 
 def _check_audit(config: ServerConfig) -> Iterator[Finding]:
     store = config.audit.store
-    if "://" in store and not store.startswith("sqlite://"):
+    if is_postgres(store):
         yield from _check_audit_url(config, store)
         return
-    # sqlite:///relative and sqlite:////absolute, as open_store reads them.
-    path = config.resolve(Path(store.removeprefix("sqlite:///")))
+    try:
+        path = config.resolve(Path(sqlite_path(store)))
+    except ConfigError as exc:
+        yield Finding("audit", "fail", exc.message, "fix audit.store in the configuration")
+        return
     if not path.exists():
         parent_ok = path.parent.is_dir()
         yield Finding(
@@ -451,9 +457,9 @@ def _archive_cuts(conn: sqlite3.Connection, span: tuple[str, str]) -> dict[str, 
 
 
 def _check_audit_url(config: ServerConfig, url: str) -> Iterator[Finding]:
-    from spean.gateway.audit.store import open_store
+    from spean.gateway.audit.backends import open_store
 
-    shown = url.split("@")[-1]  # never print a password from the URL
+    shown = redact_url(url)
     try:
         with open_store(url, f"{config.server_id}#doctor") as store:
             store.size()
@@ -461,11 +467,11 @@ def _check_audit_url(config: ServerConfig, url: str) -> Iterator[Finding]:
         yield Finding(
             "audit",
             "fail",
-            f"audit store ...@{shown}: {exc.message}",
+            f"audit store {shown}: {exc.message}",
             "check the database is up, reachable from here, and the URL's user may write",
         )
         return
-    yield Finding("audit", "ok", f"audit store ...@{shown} is reachable")
+    yield Finding("audit", "ok", f"audit store {shown} is reachable")
 
 
 # ------------------------------------------------------------------ peers
@@ -506,7 +512,7 @@ def _check_peers(
     config: ServerConfig, conf: GlobalConfiguration, timeout: float
 ) -> Iterator[Finding]:
     try:
-        passphrase = config.passphrase()
+        passphrase = read_passphrase(config)
     except OSError:
         return  # reported by the key checks
     cert = config.resolve(config.keys.tls_certificate)

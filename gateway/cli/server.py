@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spean.gateway.config import load_config
+from spean.gateway.files.config import load_config
 from spean.gateway.server.logs import configure_logging
 
 

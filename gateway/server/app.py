@@ -30,24 +30,26 @@ from spean.adapters.base import Adapter, PoolStatus
 from spean.adapters.loader import load_adapter
 from spean.gateway import pki
 from spean.gateway.access import AccessPolicy, AccessRule
-from spean.gateway.audit.store import AuditStore, open_store
+from spean.gateway.audit.backends import open_store
+from spean.gateway.audit.store import AuditStore
 from spean.gateway.audit.writer import server_checkpoint_policy
 from spean.gateway.config import (
     ConsumerConfig,
     ProviderConfig,
     ServerConfig,
     is_loopback,
-    load_config,
     split_address,
 )
 from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.files import keyfiles
+from spean.gateway.files.config import load_config, read_passphrase
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
-from spean.gateway.masking import masking_policy
 from spean.gateway.server import health, metaservices, reflection, tracing
 from spean.gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 from spean.gateway.server.metrics import ServerMetrics
+from spean.gateway.server.prepare import masking_policy
 from spean.gateway.server.provider import ProviderEndpoint
 from spean.gateway.server.replay import ReplayCache, shared_store_for
 from spean.gateway.tokens import TokenSigner
@@ -124,13 +126,13 @@ class _TlsSwitch:
 
 def _load_keys(config: ServerConfig) -> tuple[TokenSigner, TlsIdentity]:
     """The member signing key and this server's TLS identity, read from the key files."""
-    passphrase = config.passphrase()
+    passphrase = read_passphrase(config)
     keys = config.keys
-    tls_key = pki.load_private_key(config.resolve(keys.tls_key), passphrase)
-    tls_cert = pki.load_certificate(config.resolve(keys.tls_certificate))
+    tls_key = keyfiles.load_private_key(config.resolve(keys.tls_key), passphrase)
+    tls_cert = keyfiles.load_certificate(config.resolve(keys.tls_certificate))
     signer = TokenSigner(
-        pki.load_private_key(config.resolve(keys.signing_key), passphrase),
-        pki.load_certificate(config.resolve(keys.signing_certificate)),
+        keyfiles.load_private_key(config.resolve(keys.signing_key), passphrase),
+        keyfiles.load_certificate(config.resolve(keys.signing_certificate)),
     )
     identity = TlsIdentity(
         private_key_pem=tls_key.private_bytes(
@@ -150,7 +152,7 @@ def _client_thumbprints(
     for client in consumer.clients:
         thumbprint = None
         if client.certificate is not None:
-            cert = pki.load_certificate(config.resolve(client.certificate))
+            cert = keyfiles.load_certificate(config.resolve(client.certificate))
             thumbprint = pki.thumbprint(cert)
         clients[SubsystemId.parse(client.subsystem)] = thumbprint
     return clients
@@ -272,7 +274,7 @@ class SecurityServer:
         gc = config.global_configuration
         self._globalconf = GlobalConfigurationClient(
             source=gc.source if "://" in gc.source else str(config.resolve(Path(gc.source))),
-            anchor=pki.load_certificate(config.resolve(gc.anchor)),
+            anchor=keyfiles.load_certificate(config.resolve(gc.anchor)),
             cache_path=config.resolve(gc.cache),
             refresh_seconds=gc.refresh_seconds,
         )
@@ -538,7 +540,7 @@ class SecurityServer:
             ("signing", config.keys.signing_certificate),
         ):
             try:
-                found[name] = pki.load_certificate(config.resolve(path))
+                found[name] = keyfiles.load_certificate(config.resolve(path))
             except SpeanError as exc:
                 log.warning("metrics.certificate_unreadable", certificate=name, error=exc.message)
         return found

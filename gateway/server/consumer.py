@@ -55,13 +55,13 @@ from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_met
 from spean.gateway.server import tracing
 from spean.gateway.server.exchange import (
     AUDIT_REFUSAL,
-    ExchangeLog,
     ExchangeObserver,
     append_record,
     finish,
     finish_cancelled,
     report_finished,
 )
+from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.metaservices import ALLOWED_METHODS
 from spean.gateway.server.peer import peer_certificate_pem
 from spean.gateway.tokens import (

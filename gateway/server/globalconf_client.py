@@ -41,8 +41,8 @@ from pathlib import Path
 import structlog
 from cryptography import x509
 
-from spean.gateway import pki
 from spean.gateway.errors import FailedPrecondition, SpeanError, Unauthenticated, Unavailable
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import (
     MAX_SIGNED_BYTES,
     GlobalConfiguration,
@@ -229,7 +229,7 @@ class GlobalConfigurationClient:
     def _write_cache(self, data: bytes) -> None:
         try:
             self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-            pki.write_file_atomically(self._cache_path, data)
+            keyfiles.write_file_atomically(self._cache_path, data)
         except (OSError, SpeanError) as exc:
             # The new configuration is valid and is installed anyway; only the
             # restart-time copy is stale. Say so loudly.

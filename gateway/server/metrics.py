@@ -36,7 +36,7 @@ from spean.gateway.audit.record import Side
 from spean.gateway.config import MetricsConfig, split_address
 from spean.gateway.errors import ConfigError
 from spean.gateway.globalconf import GlobalConfiguration
-from spean.gateway.server.exchange import ExchangeLog
+from spean.gateway.server.exchange_log import ExchangeLog
 
 log = structlog.get_logger("spean.metrics")
 

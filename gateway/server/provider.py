@@ -45,12 +45,8 @@ from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import ServerId, SubsystemId
 from spean.gateway.masking import MaskingPolicy
 from spean.gateway.server import tracing
-from spean.gateway.server.exchange import (
-    ExchangeLog,
-    ExchangeObserver,
-    finish,
-    finish_cancelled,
-)
+from spean.gateway.server.exchange import ExchangeObserver, finish, finish_cancelled
+from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.metaservices import ALLOWED_METHODS, allowed_methods_answer
 from spean.gateway.server.peer import peer_certificate_pem
 from spean.gateway.server.replay import ReplayCache

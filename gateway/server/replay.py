@@ -341,10 +341,10 @@ class PostgresReplayStore(SharedReplayStore):
         import psycopg  # the postgres extra; only a PostgreSQL audit store needs it
         from psycopg import sql
 
-        from spean.gateway.audit.postgres import _redact, parse_postgres_url
+        from spean.gateway.audit.backends.urls import parse_postgres_url, redact_url
 
         self._conninfo, schema = parse_postgres_url(url)
-        self._display = f"{_redact(url)} (schema {schema}, table replay_ids)"
+        self._display = f"{redact_url(url)} (schema {schema}, table replay_ids)"
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_ms = statement_timeout_ms
         self._max_idle = max_idle

@@ -34,7 +34,7 @@ from spean.gateway.config import TracingConfig
 from spean.gateway.errors import SpeanError
 
 if TYPE_CHECKING:
-    from spean.gateway.server.exchange import ExchangeLog
+    from spean.gateway.server.exchange_log import ExchangeLog
 
 log = structlog.get_logger("spean.tracing")
 

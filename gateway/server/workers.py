@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from spean.gateway.audit.store import validate_origin
-from spean.gateway.config import ServerConfig, load_config, split_address
+from spean.gateway.config import ServerConfig, split_address
 from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.files.config import load_config
 from spean.gateway.server.logs import configure_logging
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway import pki
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import free_port
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import ServerId
 from tests.adapters import mpwt_servicer
 
@@ -86,8 +87,8 @@ def _issue(ca: Pki, name: str, address: str) -> tuple[Path, Path]:
         ca.ca_key, ca.ca_cert, csr, ServerId.parse(f"KH/GOV/MPWT/{name}"), address
     )
     key_path, cert_path = ca.folder / f"{name}.key", ca.folder / f"{name}.crt"
-    pki.write_private_key(key_path, key)
-    pki.write_certificate(cert_path, cert)
+    keyfiles.write_private_key(key_path, key)
+    keyfiles.write_certificate(cert_path, cert)
     return key_path, cert_path
 
 
@@ -96,7 +97,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     folder = tmp_path_factory.mktemp("pki")
     key = pki.generate_key()
     cert = pki.create_ca(key, "KH")
-    pki.write_certificate(folder / "ca.crt", cert)
+    keyfiles.write_certificate(folder / "ca.crt", cert)
     (folder / "notpem.txt").write_text("hello")
     made = Pki(folder, key, cert)
     _issue(made, "spean", "127.0.0.1:1")  # the security server's client identity

@@ -18,8 +18,8 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from spean.gateway import pki
 from spean.gateway.digests import b64url, request_digest
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 from spean.gateway.metadata import EXCHANGE_ID, REQUEST_TOKEN
 from spean.gateway.tokens import RequestClaims, TokenSigner, algorithm_for_key, new_exchange_id
@@ -27,8 +27,8 @@ from spean.gateway.tokens import RequestClaims, TokenSigner, algorithm_for_key, 
 
 def signer_of(folder: Path) -> TokenSigner:
     return TokenSigner(
-        pki.load_private_key(folder / "keys" / "signing.key"),
-        pki.load_certificate(folder / "keys" / "signing.crt"),
+        keyfiles.load_private_key(folder / "keys" / "signing.key"),
+        keyfiles.load_certificate(folder / "keys" / "signing.crt"),
     )
 
 

@@ -18,13 +18,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.backends.sqlite import SqliteAuditStore
 from spean.gateway.audit.bundle import Bundle, export_bundle, read_bundle, write_bundle
 from spean.gateway.audit.chain import next_chain_hash
 from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner, parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
 from spean.gateway.audit.reconcile import Kind, reconcile
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.audit.sqlite import SqliteAuditStore
 from spean.gateway.audit.verify import Check, Report, verify_bundle
 from spean.gateway.audit.writer import server_checkpoint_policy
 from spean.gateway.cli import main

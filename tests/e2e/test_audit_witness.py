@@ -20,11 +20,11 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.backends.sqlite import SqliteAuditStore
 from spean.gateway.audit.bundle import export_bundle, read_bundle, write_bundle
 from spean.gateway.audit.checkpoint import CheckpointError, CheckpointSigner, parse_checkpoint
 from spean.gateway.audit.reconcile import Kind, reconcile
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.sqlite import SqliteAuditStore
 from spean.gateway.audit.witness import TRAILER, accept_witnessed, check_witnessed
 from spean.gateway.audit.writer import server_checkpoint_policy
 from spean.gateway.cli import main

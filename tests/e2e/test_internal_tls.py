@@ -33,6 +33,7 @@ from spean.gateway import pki
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call, demo_plans
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 from tests.e2e.conftest import World
 
@@ -89,8 +90,8 @@ def internal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InternalTlsWo
     server_cert = pki.issue_server_certificate(
         ca_key, ca, pki.make_csr(server_key, str(MOH_SS1), "server"), MOH_SS1, address
     )
-    pki.write_private_key(folder / "keys" / "internal.key", server_key)
-    pki.write_certificate(folder / "keys" / "internal.crt", server_cert)
+    keyfiles.write_private_key(folder / "keys" / "internal.key", server_key)
+    keyfiles.write_certificate(folder / "keys" / "internal.crt", server_cert)
     registered = _self_signed_client("hospital application")
     portal = _self_signed_client("portal application")
     stranger = _self_signed_client("someone else")

@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spean.demo.identity.v1 import identity_pb2
 from spean.demo.vehicles.v1 import vehicles_pb2
-from spean.gateway.config import load_config
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import (
@@ -36,6 +35,7 @@ from spean.gateway.demo.ministries import (
     VEHICLES,
     build_demo,
 )
+from spean.gateway.files.config import load_config
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 from tests.support.observe import recording_spans, scrape, value
 

@@ -28,6 +28,7 @@ from spean.gateway.cli.doctor import probe_peer
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from spean.gateway.digests import b64url_decode
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId
 from tests.support.exchanges import Traffic, origins, verified_records
 from tests.support.servers import ServerProcess
@@ -57,7 +58,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
     mpwt = federation.start(MPWT)
     moh_config = federation.configs[MOH]
     moh_keys = moh_config.parent / "keys"
-    old_signing = pki.load_certificate(moh_keys / "signing.crt")
+    old_signing = keyfiles.load_certificate(moh_keys / "signing.crt")
     moh = ServerProcess(moh_config, tmp_path / "moh.log", workers=2)
     traffic: Traffic | None = None
     try:
@@ -75,7 +76,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
             )
         )
         publish(federation)
-        new_kid = pki.thumbprint(pki.load_certificate(moh_keys / "next" / "signing.crt"))
+        new_kid = pki.thumbprint(keyfiles.load_certificate(moh_keys / "next" / "signing.crt"))
         assert mpwt.current_configuration().signing_key(new_kid) is not None
         set_keys(
             moh_config,
@@ -95,7 +96,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
         # 2. MPWT's TLS certificate: a new key, certified, swapped in without a restart.
         mpwt_config = federation.configs[MPWT]
         mpwt_keys = mpwt_config.parent / "keys"
-        old_tls = pki.load_certificate(mpwt_keys / "tls.crt")
+        old_tls = keyfiles.load_certificate(mpwt_keys / "tls.crt")
         address = mpwt.current_configuration().server(mpwt.config.server).address  # type: ignore[union-attr]
         init_server(mpwt_keys / "next", mpwt.config.server, address)
         (mpwt_keys / "next" / "tls.crt").write_bytes(
@@ -109,7 +110,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
         set_keys(mpwt_config, tls_key="keys/next/tls.key", tls_certificate="keys/next/tls.crt")
         mpwt.reload()
         publish(federation)
-        new_tls = pki.thumbprint(pki.load_certificate(mpwt_keys / "next" / "tls.crt"))
+        new_tls = pki.thumbprint(keyfiles.load_certificate(mpwt_keys / "next" / "tls.crt"))
         presented = probe_peer(
             address,
             mpwt.config.server.dns_name(),

@@ -27,9 +27,9 @@ import yaml
 
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway import pki
-from spean.gateway.audit.postgres import parse_postgres_url
+from spean.gateway.audit.backends import open_store
+from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.audit.store import open_store
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo

@@ -31,6 +31,7 @@ from spean.gateway.audit.record import AuditRecord
 from spean.gateway.authority import init_server
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 from tests.e2e.rogue import provider_channel, send
 from tests.support.exchanges import Traffic, verified_records
@@ -65,7 +66,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
     mpwt = federation.start(MPWT)
     moh_config = federation.configs[MOH]
     keys = moh_config.parent / "keys"
-    old_cert = pki.load_certificate(keys / "tls.crt")
+    old_cert = keyfiles.load_certificate(keys / "tls.crt")
     old = pki.thumbprint(old_cert)
     listed = mpwt.current_configuration().server(MOH_SS1)
     assert listed is not None
@@ -83,7 +84,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
                 MOH_SS1, listed.address, (keys / "next" / "tls.csr").read_bytes(), rotate=True
             )
         )
-        new = pki.thumbprint(pki.load_certificate(keys / "next" / "tls.crt"))
+        new = pki.thumbprint(keyfiles.load_certificate(keys / "next" / "tls.crt"))
         publish_and_refresh(federation)
         during = mpwt.current_configuration().server(MOH_SS1)
         assert during is not None

@@ -16,6 +16,7 @@ from spean.gateway import pki
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, call, demo_plans
+from spean.gateway.files import keyfiles
 from spean.gateway.server.globalconf_client import GlobalConfigurationRollback
 from tests.e2e.conftest import World
 
@@ -52,7 +53,7 @@ def test_a_revoked_consumer_certificate_is_refused_by_the_provider(fresh: World)
     exchange_id, code, details = _get_vehicle(fresh)
     assert code is grpc.StatusCode.OK, details
 
-    moh_tls = pki.load_certificate(fresh.folder(MOH) / "keys" / "tls.crt")
+    moh_tls = keyfiles.load_certificate(fresh.folder(MOH) / "keys" / "tls.crt")
     authority = fresh.federation.authority
     authority.revoke(thumbprint=pki.thumbprint(moh_tls))
     authority.publish(dt.timedelta(days=1))

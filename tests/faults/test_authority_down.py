@@ -30,8 +30,8 @@ import yaml
 
 from spean.gateway.demo.federation import Federation, build_federation, free_port
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
+from spean.gateway.files.keyfiles import load_certificate
 from spean.gateway.globalconf import verify_global_configuration
-from spean.gateway.pki import load_certificate
 from tests.faults.conftest import Servers, Traffic, assert_nothing_acknowledged_lost
 from tests.support.servers import REPO
 

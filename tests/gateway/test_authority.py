@@ -19,6 +19,7 @@ from google.protobuf import descriptor_pb2
 from spean.gateway import pki
 from spean.gateway.authority import Authority, KeyFiles, init_member, init_server
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
@@ -64,8 +65,8 @@ def test_init_lays_out_the_directory(authority: Authority) -> None:
     d = authority.directory
     for name in ("ca.key", "signing.key"):
         assert stat.S_IMODE((d / name).stat().st_mode) == 0o600
-    ca = pki.load_certificate(d / "ca.crt")
-    anchor = pki.load_certificate(authority.anchor_path)
+    ca = keyfiles.load_certificate(d / "ca.crt")
+    anchor = keyfiles.load_certificate(authority.anchor_path)
     anchor.verify_directly_issued_by(ca)
     assert anchor.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         "KH configuration signing"
@@ -391,12 +392,12 @@ def test_init_member_and_server_write_a_private_key_and_a_csr(tmp_path: Path) ->
     assert member == KeyFiles(tmp_path / "moh" / "signing.key", tmp_path / "moh" / "signing.csr")
     assert stat.S_IMODE(member.key.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "moh").stat().st_mode) == 0o700
-    key = pki.load_private_key(member.key, b"pw")
+    key = keyfiles.load_private_key(member.key, b"pw")
     csr = pki.load_csr(member.csr.read_bytes())
     assert pki.public_key_bytes(csr.public_key()) == pki.public_key_bytes(key.public_key())  # type: ignore[arg-type]
     server = init_server(tmp_path / "moh", MOH_SS1, "127.0.0.1:9443")
     assert server.key.name == "tls.key"
-    assert pki.key_kind(pki.load_private_key(server.key)) == "ec-p256"
+    assert pki.key_kind(keyfiles.load_private_key(server.key)) == "ec-p256"
     with pytest.raises(FailedPrecondition, match="refusing to overwrite a private key"):
         init_member(tmp_path / "moh", MOH)
     with pytest.raises(InvalidArgument, match="host:port"):

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from spean.gateway.config import load_config, parse_config
+from spean.gateway.config import parse_config
 from spean.gateway.errors import ConfigError
+from spean.gateway.files.config import load_config
 
 
 def good() -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 
 from spean.gateway.config import parse_config
 from spean.gateway.errors import ConfigError
+from spean.gateway.files.config import read_pseudonymisation_key
 
 FILE = Path("/etc/spean/server.yaml")
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"
@@ -80,7 +81,7 @@ def test_no_rule_needs_no_key() -> None:
     config = parse_config(document(key=None), FILE)
     assert config.provider is not None
     assert config.provider.pseudonymisation_key is None
-    assert config.pseudonymisation_key() is None
+    assert read_pseudonymisation_key(config) is None
 
 
 def test_dropping_alone_needs_no_key() -> None:
@@ -147,12 +148,12 @@ def test_an_unknown_key_in_an_entry() -> None:
 def test_the_key_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "pseudonym.key").write_text("9f" * 32 + "\n")
     config = parse_config(document({"pseudonymise": ["owner_id"]}), tmp_path / "server.yaml")
-    assert config.pseudonymisation_key() == b"9f" * 32
+    assert read_pseudonymisation_key(config) == b"9f" * 32
     missing = parse_config(
         document({"pseudonymise": ["owner_id"]}, key="absent.key"), tmp_path / "server.yaml"
     )
     with pytest.raises(ConfigError) as caught:
-        missing.pseudonymisation_key()
+        read_pseudonymisation_key(missing)
     assert caught.value.message == (
         f"{tmp_path / 'server.yaml'}: provider.pseudonymisation_key: cannot read"
         f" {tmp_path / 'absent.key'}: No such file or directory"

@@ -17,8 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spean.gateway.config import ServerConfig, load_config
+from spean.gateway.config import ServerConfig
 from spean.gateway.errors import ConfigError
+from spean.gateway.files.config import load_config
 
 CHECKS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

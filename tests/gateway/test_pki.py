@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spean.gateway import pki
 from spean.gateway.errors import FailedPrecondition, InvalidArgument
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId, parse_server
 
 MOH = MemberId.parse("KH/GOV/MOH")
@@ -77,11 +78,11 @@ def issue_server(ca: CA, address: str = "127.0.0.1:9443", server=SS1):
 
 def test_private_key_is_created_0600_and_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "signing.key"
-    pki.write_private_key(path, pki.generate_key())
+    keyfiles.write_private_key(path, pki.generate_key())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     original = path.read_bytes()
     with pytest.raises(FailedPrecondition, match="refusing to overwrite"):
-        pki.write_private_key(path, pki.generate_key())
+        keyfiles.write_private_key(path, pki.generate_key())
     assert path.read_bytes() == original
 
 
@@ -90,7 +91,7 @@ def test_private_key_is_0600_even_with_a_permissive_umask(tmp_path: Path) -> Non
 
     old = os.umask(0)
     try:
-        pki.write_private_key(tmp_path / "k.key", pki.generate_key())
+        keyfiles.write_private_key(tmp_path / "k.key", pki.generate_key())
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "k.key").stat().st_mode) == 0o600
@@ -100,38 +101,38 @@ def test_private_key_is_0600_even_with_a_permissive_umask(tmp_path: Path) -> Non
 def test_encrypted_key_round_trip(tmp_path: Path, kind: pki.KeyKind) -> None:
     key = pki.generate_key(kind)
     path = tmp_path / "k.key"
-    pki.write_private_key(path, key, b"correct horse")
+    keyfiles.write_private_key(path, key, b"correct horse")
     text = path.read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in text
-    loaded = pki.load_private_key(path, b"correct horse")
+    loaded = keyfiles.load_private_key(path, b"correct horse")
     assert pki.public_key_bytes(loaded.public_key()) == pki.public_key_bytes(key.public_key())
 
 
 def test_encrypted_key_without_passphrase_says_how_to_give_one(tmp_path: Path) -> None:
     path = tmp_path / "k.key"
-    pki.write_private_key(path, pki.generate_key(), b"secret")
+    keyfiles.write_private_key(path, pki.generate_key(), b"secret")
     with pytest.raises(FailedPrecondition, match=r"is encrypted.*--passphrase-file.*SPEAN_KEY"):
-        pki.load_private_key(path)
+        keyfiles.load_private_key(path)
 
 
 def test_wrong_passphrase_is_named_as_such(tmp_path: Path) -> None:
     path = tmp_path / "k.key"
-    pki.write_private_key(path, pki.generate_key(), b"secret")
+    keyfiles.write_private_key(path, pki.generate_key(), b"secret")
     with pytest.raises(FailedPrecondition, match=f"wrong passphrase for private key {path}"):
-        pki.load_private_key(path, b"guess")
+        keyfiles.load_private_key(path, b"guess")
 
 
 def test_unencrypted_key_loads_even_when_a_passphrase_is_set(tmp_path: Path) -> None:
     path = tmp_path / "k.key"
-    pki.write_private_key(path, pki.generate_key("ed25519"))
-    assert isinstance(pki.load_private_key(path, b"unused"), ed25519.Ed25519PrivateKey)
+    keyfiles.write_private_key(path, pki.generate_key("ed25519"))
+    assert isinstance(keyfiles.load_private_key(path, b"unused"), ed25519.Ed25519PrivateKey)
 
 
 def test_garbage_and_unsupported_keys_are_refused(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.key"
     garbage.write_bytes(b"not a key")
     with pytest.raises(FailedPrecondition, match="is not a PEM private key"):
-        pki.load_private_key(garbage)
+        keyfiles.load_private_key(garbage)
     p384 = tmp_path / "p384.key"
     p384.write_bytes(
         ec.generate_private_key(ec.SECP384R1()).private_bytes(
@@ -141,25 +142,25 @@ def test_garbage_and_unsupported_keys_are_refused(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(FailedPrecondition, match="secp384r1 is not supported"):
-        pki.load_private_key(p384)
+        keyfiles.load_private_key(p384)
     with pytest.raises(FailedPrecondition, match="cannot read private key"):
-        pki.load_private_key(tmp_path / "missing.key")
+        keyfiles.load_private_key(tmp_path / "missing.key")
 
 
 def test_empty_passphrase_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="passphrase is empty"):
-        pki.write_private_key(tmp_path / "k.key", pki.generate_key(), b"")
+        keyfiles.write_private_key(tmp_path / "k.key", pki.generate_key(), b"")
     assert not (tmp_path / "k.key").exists()
 
 
 def test_certificate_file_round_trip(tmp_path: Path, ca: CA) -> None:
     path = tmp_path / "ca.crt"
-    pki.write_certificate(path, ca.cert)
-    assert pki.load_certificate(path) == ca.cert
+    keyfiles.write_certificate(path, ca.cert)
+    assert keyfiles.load_certificate(path) == ca.cert
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     (tmp_path / "bad.crt").write_text("nope")
     with pytest.raises(InvalidArgument, match=r"is not a PEM X\.509 certificate"):
-        pki.load_certificate(tmp_path / "bad.crt")
+        keyfiles.load_certificate(tmp_path / "bad.crt")
 
 
 # ---------------------------------------------------------------- CSRs

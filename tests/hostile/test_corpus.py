@@ -40,6 +40,7 @@ from spean.gateway import pki
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import GET_VEHICLE, IDREG, MOH, MOI, MPWT, NHIS, VEHICLES
+from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE, USER
 from spean.gateway.tokens import REQUEST_TYPE, RESPONSE_TYPE, TokenSigner
@@ -149,7 +150,7 @@ DROP = _Drop()
 
 
 def _key(h: HostileWorld, member: str) -> pki.PrivateKey:
-    return pki.load_private_key(h.folder(member) / "keys" / "signing.key")
+    return keyfiles.load_private_key(h.folder(member) / "keys" / "signing.key")
 
 
 def _kid(h: HostileWorld, member: str) -> str:
@@ -219,7 +220,7 @@ def _unknown_key(h: HostileWorld) -> Sequence[str]:
 
 def _hs256_with_public_key(h: HostileWorld) -> Sequence[str]:
     # The classic confusion: HMAC keyed with the verifier's own public key PEM.
-    cert = pki.load_certificate(h.folder(MOH) / "keys" / "signing.crt")
+    cert = keyfiles.load_certificate(h.folder(MOH) / "keys" / "signing.crt")
     secret = pki.certificate_pem(cert)
     head = {"alg": "HS256", "typ": REQUEST_TYPE, "kid": _kid(h, MOH)}
     payload = rogue.raw_payload(rogue.claims_for(NHIS, VEHICLES, GET_VEHICLE, BODY))
@@ -250,8 +251,9 @@ def _padded(h: HostileWorld) -> Sequence[str]:
 
 
 def _deeply_nested(h: HostileWorld) -> Sequence[str]:
-    # Found by the property tests (tests/gateway/test_metadata_properties.py): the provider read the claimed exchange id with
-    # json.loads, whose RecursionError escaped the handler (UNKNOWN, no record).
+    # Found by tests/gateway/test_metadata_properties.py: the provider read the
+    # claimed exchange id with json.loads, whose RecursionError escaped the
+    # handler (UNKNOWN, no record).
     head = {"alg": "ES256", "typ": REQUEST_TYPE, "kid": _kid(h, MOH)}
     return [rogue.sign_raw(head, b"[" * 5000, _key(h, MOH))]
 
@@ -270,8 +272,8 @@ def _federation_cert(
 
     def identity(h: HostileWorld) -> tuple[bytes | None, bytes | None]:
         authority = h.federation.root / "authority"
-        ca_key = pki.load_private_key(authority / "ca.key")
-        ca_cert = pki.load_certificate(authority / "ca.crt")
+        ca_key = keyfiles.load_private_key(authority / "ca.key")
+        ca_cert = keyfiles.load_certificate(authority / "ca.crt")
         key = pki.generate_key()
         csr = pki.make_csr(key, f"{MOH}/ss1", "server")
         cert = pki.issue_server_certificate(
@@ -432,7 +434,7 @@ CASES = [
                 forged(
                     header={
                         "kid": lambda h: pki.thumbprint(
-                            pki.load_certificate(h.federation.root / "authority" / "ca.crt")
+                            keyfiles.load_certificate(h.federation.root / "authority" / "ca.crt")
                         )
                     }
                 )

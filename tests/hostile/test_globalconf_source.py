@@ -24,6 +24,7 @@ from spean.gateway import pki
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MOI, MPWT, VEHICLES, call
 from spean.gateway.errors import SpeanError
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import sign_global_configuration
 from spean.v1 import config_pb2
 from tests.hostile.conftest import HostileWorld
@@ -78,7 +79,7 @@ def _invalid_but_signed(h: HostileWorld) -> bytes:
     # The genuine authority key, content that breaks the rules (version 0).
     authority = h.federation.authority
     message = authority.build_configuration(0, dt.datetime.now(dt.UTC), dt.timedelta(hours=1))
-    key = pki.load_private_key(authority.directory / "signing.key")
+    key = keyfiles.load_private_key(authority.directory / "signing.key")
     return sign_global_configuration(message, key, authority.signing_certificate)
 
 
@@ -132,7 +133,7 @@ def test_running_server_refuses_a_hostile_configuration(
     held = server.current_configuration().version
     published = hostile.federation.authority.published_path
     document = offer.document(hostile)
-    pki.write_file_atomically(published, document)
+    keyfiles.write_file_atomically(published, document)
     sizes = {member: hostile.server(member).audit.size() for member in MEMBERS}
     try:
         with pytest.raises(SpeanError) as info:

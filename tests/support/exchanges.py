@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 
 from spean.demo.vehicles.v1 import vehicles_pb2
+from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.chain import verify_chain
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.audit.store import open_store
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import GET_VEHICLE, VEHICLES, call
 

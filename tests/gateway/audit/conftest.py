@@ -17,8 +17,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.audit.checkpoint import CheckpointSigner
-from spean.gateway.audit.postgres import parse_postgres_url
 from tests.support.pki import MEMBER, self_signed
 
 

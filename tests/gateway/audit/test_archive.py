@@ -24,11 +24,12 @@ from spean.gateway.audit.archive import (
     plan_cut,
     segment_name,
 )
+from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.bundle import Bundle, export_bundle, read_bundle
 from spean.gateway.audit.chain import ChainError, ChainHead, verify_chain
 from spean.gateway.audit.checkpoint import CheckpointSigner
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.store import ArchiveCut, AuditStore, open_store
+from spean.gateway.audit.store import ArchiveCut, AuditStore
 from spean.gateway.audit.verify import Check, verify_structure
 from spean.gateway.audit.writer import CheckpointPolicy
 from spean.gateway.errors import AuditError

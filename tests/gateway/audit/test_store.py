@@ -14,12 +14,13 @@ import time
 import pytest
 from cryptography import x509
 
+from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.chain import verify_chain
 from spean.gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint, verify_checkpoint
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState, root_from_leaf_hashes
 from spean.gateway.audit.merkle import leaf_hash as merkle_leaf
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.store import AuditReceipt, open_store
+from spean.gateway.audit.store import AuditReceipt
 from spean.gateway.audit.writer import CheckpointPolicy
 from spean.gateway.errors import AuditError, InvalidArgument
 

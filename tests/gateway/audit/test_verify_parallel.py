@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from spean.gateway import pki
 from spean.gateway.audit.bundle import Bundle, write_bundle
 from spean.gateway.audit.chain import GENESIS
 from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner
@@ -31,6 +30,8 @@ from spean.gateway.cli import main
 from spean.gateway.config import ServerConfig
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
 from spean.gateway.errors import InvalidArgument
+from spean.gateway.files import keyfiles
+from spean.gateway.files.config import read_passphrase
 from spean.gateway.identifiers import MemberId, SubsystemId
 from spean.gateway.tokens import RequestClaims, ResponseClaims, TokenSigner
 
@@ -40,8 +41,8 @@ EVERY = 100  # records per checkpoint
 
 def _signer(config: ServerConfig) -> tuple[TokenSigner, CheckpointSigner]:
     keys = config.keys
-    key = pki.load_private_key(config.resolve(keys.signing_key), config.passphrase())
-    cert = pki.load_certificate(config.resolve(keys.signing_certificate))
+    key = keyfiles.load_private_key(config.resolve(keys.signing_key), read_passphrase(config))
+    cert = keyfiles.load_certificate(config.resolve(keys.signing_certificate))
     return TokenSigner(key, cert), CheckpointSigner(str(config.server.member), key, cert)
 
 

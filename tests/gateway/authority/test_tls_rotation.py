@@ -17,6 +17,7 @@ from spean.gateway.authority import Authority, init_member, init_server
 from spean.gateway.cli import main
 from spean.gateway.cli import member as member_cli
 from spean.gateway.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
 from spean.gateway.identifiers import parse_server
 from spean.v1 import config_pb2
@@ -206,5 +207,5 @@ def test_rotation_from_the_command_line(
     assert main([*retire, "--revoke"]) == 0
     assert "retired and revoked TLS certificate serial" in capsys.readouterr().out
     after = published(authority)
-    assert listed(after) == (pki.thumbprint(pki.load_certificate(out)),)
+    assert listed(after) == (pki.thumbprint(keyfiles.load_certificate(out)),)
     assert after.is_revoked(old.tls_certificate.serial_number)

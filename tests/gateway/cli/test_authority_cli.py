@@ -20,6 +20,7 @@ from spean.gateway.cli import member as member_cli
 from spean.gateway.cli.authority import parse_duration
 from spean.gateway.cli.member import add_server_init_arguments, cmd_server_init
 from spean.gateway.errors import InvalidArgument
+from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import verify_global_configuration
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
@@ -56,7 +57,7 @@ def test_a_federation_from_the_command_line(
         == 0
     )
     assert "give it to every member out of band" in capsys.readouterr().out
-    assert pki.load_private_key(auth / "ca.key", b"authority secret")
+    assert keyfiles.load_private_key(auth / "ca.key", b"authority secret")
 
     assert run("member", "init", "--dir", moh, "--id", "KH/GOV/MOH", "--key-type", "ed25519") == 0
     assert stat.S_IMODE((moh / "signing.key").stat().st_mode) == 0o600
@@ -71,7 +72,7 @@ def test_a_federation_from_the_command_line(
         )
         == 0
     )  # fmt: skip
-    member_cert = pki.load_certificate(moh / "signing.crt")
+    member_cert = keyfiles.load_certificate(moh / "signing.crt")
     assert f"serial {pki.serial_hex(member_cert.serial_number)}" in capsys.readouterr().out
     assert (
         run(
@@ -95,7 +96,7 @@ def test_a_federation_from_the_command_line(
     )
 
     now = dt.datetime.now(dt.UTC)
-    anchor = pki.load_certificate(auth / "signing.crt")
+    anchor = keyfiles.load_certificate(auth / "signing.crt")
     conf = verify_global_configuration((auth / "globalconf.signed").read_bytes(), anchor, now)
     assert conf.version == 1
     assert dt.timedelta(hours=1, minutes=59) < conf.expires_at - now <= dt.timedelta(hours=2)

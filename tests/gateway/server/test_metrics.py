@@ -9,7 +9,7 @@ from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.audit.record import Side
-from spean.gateway.server.exchange import ExchangeLog
+from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.metrics import MAX_SERIES, OTHER, ServerMetrics
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from spean.gateway.config import load_config
 from spean.gateway.demo.ministries import MPWT, build_demo
 from spean.gateway.errors import ConfigError
+from spean.gateway.files.config import load_config
 from spean.gateway.server.workers import check_ports_free
 
 

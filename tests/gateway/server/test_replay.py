@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from spean.gateway.audit.postgres import parse_postgres_url
+from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.errors import Unavailable
 from spean.gateway.server.replay import (
     APPLICATION_NAME,

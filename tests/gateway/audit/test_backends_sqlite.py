@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from spean.gateway.audit.backends import open_store
+from spean.gateway.audit.backends.sqlite import SqliteAuditStore
 from spean.gateway.audit.chain import verify_chain
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.sqlite import SqliteAuditStore
-from spean.gateway.audit.store import AuditReceipt, AuditStore, open_store
+from spean.gateway.audit.store import AuditReceipt, AuditStore
 from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
 from tests.support.child import run_child
 
@@ -271,7 +272,7 @@ def test_disk_write_failure_refuses_appends_until_the_disk_recovers(
         f"""
         import dataclasses, os, resource, signal, sys
         from spean.gateway.audit.record import AuditRecord, Side
-        from spean.gateway.audit.sqlite import SqliteAuditStore
+        from spean.gateway.audit.backends.sqlite import SqliteAuditStore
         from spean.gateway.errors import AuditError
 
         path = sys.argv[1]
@@ -361,7 +362,7 @@ def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, path: Path) 
         f"""
         import os, sys, threading
         from spean.gateway.audit.record import AuditRecord, Side
-        from spean.gateway.audit.sqlite import SqliteAuditStore
+        from spean.gateway.audit.backends.sqlite import SqliteAuditStore
 
         store = SqliteAuditStore(sys.argv[1], {ORIGIN!r})
 

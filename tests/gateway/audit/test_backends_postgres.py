@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from spean.gateway.audit.backends.postgres import PostgresAuditStore
 from spean.gateway.audit.chain import verify_chain
 from spean.gateway.audit.checkpoint import parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
-from spean.gateway.audit.postgres import PostgresAuditStore
 from spean.gateway.audit.record import AuditRecord, Side
 from tests.gateway.audit.conftest import _postgres_schema
 from tests.support.child import run_child
@@ -41,7 +41,7 @@ def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, schema_url: 
         import os, sys, threading
         from cryptography.hazmat.primitives.asymmetric import ed25519
         from spean.gateway.audit.checkpoint import CheckpointSigner
-        from spean.gateway.audit.postgres import PostgresAuditStore
+        from spean.gateway.audit.backends.postgres import PostgresAuditStore
         from spean.gateway.audit.record import AuditRecord, Side
         from spean.gateway.audit.writer import CheckpointPolicy
         from tests.support.pki import MEMBER, self_signed

@@ -32,16 +32,15 @@ deploy/ may create them ahead of time with the same statements.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import structlog
 from psycopg import sql
 
+from spean.gateway.audit.backends.urls import parse_postgres_url, redact_url
 from spean.gateway.audit.chain import GENESIS, HASH_SIZE, ChainHead
 from spean.gateway.audit.merkle import CompactRangeState
 from spean.gateway.audit.store import (
@@ -59,12 +58,11 @@ from spean.gateway.audit.writer import (
     Row,
     tree_after,
 )
-from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
+from spean.gateway.errors import AuditError, InvalidArgument
 
 log = structlog.get_logger("spean.audit")
 
 SCHEMA_VERSION = 4
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 _NO_STOP = 2**63 - 1
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS {schema}.audit_schema_version (version INTEGER NOT NULL)",
@@ -101,36 +99,6 @@ _CREATE = (
 )
 
 
-def parse_postgres_url(url: str) -> tuple[str, str]:
-    """Split a Spean PostgreSQL URL into (libpq conninfo URL, schema name)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        raise ConfigError(f"audit store URL {_redact(url)} is not a PostgreSQL URL")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = "public"
-    rest = []
-    for key, value in query:
-        if key == "schema":
-            schema = value
-        else:
-            rest.append((key, value))
-    if not _SCHEMA_NAME.match(schema):
-        raise ConfigError(
-            f"audit store schema {schema!r} must be 1-63 lower-case letters, digits or '_'"
-        )
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
-    return conninfo, schema
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-
-
 def _lock_key(origin: str) -> int:
     # A signed 64-bit advisory lock key per origin; collisions only serialise.
     return int.from_bytes(hashlib.sha256(origin.encode()).digest()[:8], "big", signed=True)
@@ -156,7 +124,7 @@ class PostgresAuditStore(GroupCommitStore):
             checkpoints=checkpoints,
         )
         self._conninfo, self._schema = parse_postgres_url(url)
-        self._display = _redact(url)
+        self._display = redact_url(url)
         self._connect_timeout_s = connect_timeout_s
         self._lock_id = _lock_key(self._origin)
         self._q = {
