@@ -20,7 +20,7 @@ from spean.gateway.errors import ConfigError, InvalidArgument
 from spean.gateway.files import keyfiles
 
 if TYPE_CHECKING:
-    from spean.gateway.audit.replay import Exchange
+    from spean.gateway.audit.resend import Exchange
 
 EXIT_PROBLEMS = 2
 
@@ -321,7 +321,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from spean.gateway.audit.bodies import load_auditor_key
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.replay import TimelineFilter, build_timeline, iso, replay
+    from spean.gateway.audit.resend import TimelineFilter, build_timeline, iso, replay
     from spean.gateway.audit.verify import load_configuration
     from spean.gateway.errors import SpeanError
 
@@ -380,7 +380,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from spean.gateway.audit.replay import iso
+    from spean.gateway.audit.resend import iso
 
     table = Table(title=f"{len(timeline)} exchanges", show_lines=False)
     for column in (

@@ -51,7 +51,7 @@ from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 from spean.gateway.server.metrics import ServerMetrics
 from spean.gateway.server.prepare import masking_policy
 from spean.gateway.server.provider import ProviderEndpoint
-from spean.gateway.server.replay import ReplayCache, shared_store_for
+from spean.gateway.server.replay_guard import ReplayCache, shared_store_for
 from spean.gateway.tokens import TokenSigner
 from spean.gateway.trust import pem_thumbprint
 

@@ -49,7 +49,7 @@ from spean.gateway.server.exchange import ExchangeObserver, finish, finish_cance
 from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.metaservices import ALLOWED_METHODS, allowed_methods_answer
 from spean.gateway.server.peer import peer_certificate_pem
-from spean.gateway.server.replay import ReplayCache
+from spean.gateway.server.replay_guard import ReplayCache
 from spean.gateway.tokens import (
     RequestClaims,
     ResponseClaims,

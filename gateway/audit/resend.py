@@ -1,4 +1,4 @@
-"""Replay: an auditor's timeline of a bundle's exchanges, and re-sending them to a test instance.
+"""Re-sending exchanges (`spean audit replay`): a bundle's timeline, re-sent to a test instance.
 
 Theory of operation. A provider's bundle holds, for services configured with
 `audit_bodies: encrypted`, each exchange's request and response bodies sealed

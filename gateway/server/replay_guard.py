@@ -41,7 +41,7 @@ a provider process crashed or was restarted, which drops the memory layer.
   crash of any process (the page cache belongs to the kernel); it is not
   fsync'd per check. Only an OS crash or power loss can lose the keys
   committed since the WAL was last synced. ``FULL`` would fsync every check,
-  serialised across every worker of the machine: bench/replay.py measures
+  serialised across every worker of the machine: bench/replay_guard.py measures
   both side by side (docs/security.md quotes the figures). The residual risk
   (a power cut, then a replay of a token accepted in the last seconds before
   it, within its lifetime) is documented in docs/security.md; the audit log,

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.replay [--seconds 0.5] [--postgres URL] [--processes 2]
+    .venv/bin/python -m bench.replay_guard [--seconds 0.5] [--postgres URL] [--processes 2]
 
 Times one `ReplayCache.first_use` of a fresh key (what every accepted
 exchange pays), side by side in one run (best of seven interleaved rounds,
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from bench.tokens import _compare
 from spean.gateway.errors import Unavailable
-from spean.gateway.server.replay import PostgresReplayStore, ReplayCache, SqliteReplayStore
+from spean.gateway.server.replay_guard import PostgresReplayStore, ReplayCache, SqliteReplayStore
 
 NOW = 1_700_000_000
 DEFAULT_POSTGRES = os.environ.get(

@@ -1,4 +1,4 @@
-"""bench/replay.py keeps working: a short run prints every row (no timing is asserted)."""
+"""bench/replay_guard.py keeps working: a short run prints every row (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_replay_benchmark_runs_side_by_side() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.replay", "--seconds", "0.05", "--processes", "1"],
+        [sys.executable, "-m", "bench.replay_guard", "--seconds", "0.05", "--processes", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -20,7 +20,7 @@ import pytest
 
 from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.errors import Unavailable
-from spean.gateway.server.replay import (
+from spean.gateway.server.replay_guard import (
     APPLICATION_NAME,
     PostgresReplayStore,
     ReplayCache,
