@@ -13,8 +13,11 @@ The security server loads each adapter from its configuration
 `stream()`, as `methods()` declares, from many threads at once; an adapter
 must be thread-safe for calls (start and stop are never concurrent with each
 other). Before calling, the security server has already authenticated the
-caller, checked the access rights and written the audit record of the request;
-the adapter's answer is signed and logged after it returns.
+caller and checked the request against the token and the access rights
+(docs/protocol.md, section 4.2). Nothing is logged yet: the exchange's one
+audit record, with the request's and the answer's digests, is written after
+the adapter's answer (or failure) is complete, and before the answer's last
+message and status leave the server.
 
 Invariants
 ----------

@@ -1,4 +1,4 @@
-"""Reconcile a consumer's log with a provider's, and look up one exchange (pure).
+"""Reconcile a consumer's log with a provider's, and look up one exchange, in bundles read.
 
 Both sides write one record per exchange, under the same exchange id. Given a
 consumer bundle and a provider bundle, `reconcile` reports:

@@ -25,7 +25,7 @@ import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -33,6 +33,16 @@ import grpc
 import structlog
 
 from spean.gateway import metadata
+from spean.gateway.admission import (
+    ConsumerRules,
+    admit_consumer_call,
+    check_answer,
+    check_client,
+    is_unary,
+    may_fail_over,
+    request_claims,
+    unreachable,
+)
 from spean.gateway.audit.record import Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.audit.witness import TRAILER as CHECKPOINT_TRAILER
@@ -40,43 +50,23 @@ from spean.gateway.audit.witness import accept_witnessed
 from spean.gateway.backoff import ProviderBackoff
 from spean.gateway.config import LimitsConfig
 from spean.gateway.deadlines import hop_budget
-from spean.gateway.errors import (
-    DeadlineExceeded,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    SpeanError,
-    Unauthenticated,
-    Unavailable,
-    status_from_name,
-)
+from spean.gateway.errors import SpeanError, Unavailable
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
-from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId
 from spean.gateway.server import tracing
 from spean.gateway.server.exchange import (
     AUDIT_REFUSAL,
     ExchangeObserver,
     append_record,
-    finish,
     finish_cancelled,
+    finish_consumer,
     report_finished,
 )
 from spean.gateway.server.exchange_log import ExchangeLog
-from spean.gateway.server.metaservices import ALLOWED_METHODS
 from spean.gateway.server.peer import peer_certificate_pem
-from spean.gateway.tokens import (
-    RequestClaims,
-    TokenSigner,
-    check_response_binding,
-    new_exchange_id,
-    verify_response,
-)
-from spean.gateway.trust import key_resolver, pem_thumbprint
+from spean.gateway.tokens import RequestClaims, TokenSigner, new_exchange_id
 
 log = structlog.get_logger("spean.consumer")
-
-# Applications name a few services over and over; errors are not cached.
-_parse_subsystem = functools.lru_cache(maxsize=1024)(SubsystemId.parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,13 +202,16 @@ class ProviderChannels:
 
 @dataclass(slots=True)
 class _Attempt:
-    """The exchange's current attempt: the claims its request token carries, its call.
+    """The exchange being made: its current attempt's notes, the claims its token carries,
+    its call to a provider server.
 
-    `_forward` replaces both when it fails over to another server; the answer
-    is checked against the claims of the attempt that made the last call.
+    `_forward` replaces all three when it fails over to another server (a
+    successor exchange); the answer is checked against the attempt that made
+    the last call.
     """
 
-    claims: RequestClaims
+    exchange: ExchangeLog
+    claims: RequestClaims | None = None
     call: grpc.Call | None = None
 
 
@@ -243,7 +236,12 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         self._origin = origin
         self._configuration = configuration
         self._signer = signer
-        self._clients = dict(clients)
+        self._rules = ConsumerRules(
+            server_id=server_id,
+            clients=dict(clients),
+            max_message_bytes=limits.max_message_bytes,
+            max_header_bytes=limits.max_header_bytes,
+        )
         self._channels = channels
         self._audit = audit
         self._observer = observer
@@ -260,13 +258,13 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         """Swap the signing key and registered clients (SIGHUP); calls in flight keep theirs."""
         # Each exchange reads these attributes once; rebinding them is atomic.
         self._signer = signer
-        self._clients = dict(clients)
+        self._rules = replace(self._rules, clients=dict(clients))
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[bytes, bytes] | None:
         method = handler_call_details.method
-        if self._is_unary(method, handler_call_details.invocation_metadata):
+        if is_unary(self._current(), method, handler_call_details.invocation_metadata or ()):
             # The same exchange; the answer and its status leave in one batch, and
             # the provider is called on this thread (bench/hops.py: ~30% less CPU).
             return grpc.unary_unary_rpc_method_handler(
@@ -274,30 +272,19 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             )
         return grpc.unary_stream_rpc_method_handler(functools.partial(self._exchange, method))
 
-    def _is_unary(self, method: str, invocation: Sequence[tuple[str, str | bytes]] | None) -> bool:
-        """Whether the global configuration lists `method` of the called service as unary.
-
-        Only picks the framing: every check still happens in `_prepare`, and a
-        call whose headers do not name a known unary method takes the
-        streaming path, which refuses it as before.
-        """
-        if method == ALLOWED_METHODS:
-            return True
-        services = [v for k, v in invocation or () if k == metadata.SERVICE]
-        if len(services) != 1 or not isinstance(services[0], str):
-            return False
+    def _current(self) -> GlobalConfiguration | SpeanError:
+        """The global configuration, or why there is none to use (refused in order)."""
         try:
-            found = self._configuration().method(_parse_subsystem(services[0]), method)
-        except SpeanError:
-            return False
-        return found is not None and not found.server_streaming
+            return self._configuration()
+        except SpeanError as exc:
+            return exc
 
     def _exchange_unary(
         self, method: str, request: bytes, context: grpc.ServicerContext
     ) -> bytes | None:
         """A unary method's exchange: `_exchange`, which yields at most one message here.
 
-        None (no message) goes with the status `finish` set on the context.
+        None (no message) goes with the status the finish set on the context.
         """
         answer = None
         for message in self._exchange(method, request, context, unary=True):
@@ -307,27 +294,25 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
     def _exchange(
         self, method: str, request: bytes, context: grpc.ServicerContext, *, unary: bool = False
     ) -> Iterator[bytes]:
-        ex = ExchangeLog(Side.CONSUMER, new_exchange_id(), method, request)
-        tracing.start_hop(ex, context.invocation_metadata())
+        attempt = _Attempt(ExchangeLog(Side.CONSUMER, new_exchange_id(), method, request))
+        invocation = context.invocation_metadata()
+        tracing.start_hop(attempt.exchange, invocation)
         held_back: bytes | None = None
-        attempt: _Attempt | None = None
         try:
-            conf, claims, servers = self._prepare(ex, method, request, context)
-            attempt = _Attempt(claims)
-            for message in self._forward(ex, conf, attempt, servers, context, unary):
-                ex.response.update(message)
+            conf, servers = self._admit(attempt, method, request, invocation, context)
+            for message in self._forward(attempt, conf, servers, context, unary):
+                attempt.exchange.response.update(message)
                 if held_back is not None:
                     yield held_back
                 held_back = message
-            assert attempt.call is not None
-            self._check_answer(ex, conf, attempt.claims, attempt.call)
+            self._check_answer(attempt, conf)
         except SpeanError as exc:
-            ex.fail(exc)
+            attempt.exchange.refuse(exc)
         except GeneratorExit:
-            if attempt is not None and attempt.call is not None:
+            if attempt.call is not None:
                 attempt.call.cancel()
             finish_cancelled(
-                ex,
+                attempt.exchange,
                 self._audit,
                 self._origin,
                 context,
@@ -335,167 +320,162 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
                 self._observer,
             )
             raise
-        yield from finish(
-            ex, self._audit, self._origin, context, held_back, observer=self._observer
+        yield from finish_consumer(
+            attempt.exchange, self._audit, self._origin, context, held_back, self._observer
         )
 
-    def _prepare(
+    def _admit(
         self,
-        ex: ExchangeLog,
+        attempt: _Attempt,
         method: str,
         request: bytes,
+        invocation: Sequence[tuple[str, str | bytes]],
         context: grpc.ServicerContext,
-    ) -> tuple[GlobalConfiguration, RequestClaims, list[ServerInfo]]:
-        headers = metadata.parse_consumer_headers(
-            context.invocation_metadata(), self._limits.max_header_bytes
+    ) -> tuple[GlobalConfiguration, tuple[ServerInfo, ...]]:
+        """The consumer's checks (`admit_consumer_call`), then the signed request token."""
+        ex = attempt.exchange
+        conf = self._current()
+        admission = admit_consumer_call(
+            self._rules,
+            conf,
+            method=method,
+            request_size=len(request),
+            invocation=invocation,
+            peer_pem=peer_certificate_pem(context),
         )
-        ex.client, ex.service = str(headers.client), str(headers.service)
-        ex.user, ex.purpose = headers.user, headers.purpose
-        parse_method(method)
-        ex.peer_certificate = self.check_client(headers.client, context)
-        if len(request) > self._limits.max_message_bytes:
-            raise ResourceExhausted(
-                f"request of {len(request)} bytes exceeds the limit of"
-                f" {self._limits.max_message_bytes} bytes"
-            )
-        conf = self._configuration()
-        if conf.subsystem(headers.client) is None:
-            raise NotFound(
-                f"client subsystem {headers.client} is not registered in the global configuration"
-            )
-        if conf.member(headers.service.member) is None:
-            raise NotFound(f"member {headers.service.member} is not in the federation")
-        if conf.subsystem(headers.service) is None:
-            raise NotFound(f"service subsystem {headers.service} is not in the federation")
-        # AllowedMethods is answered by every provider (gateway/server/metaservices.py).
-        if conf.method(headers.service, method) is None and method != ALLOWED_METHODS:
-            raise NotFound(f"{headers.service} does not publish method {method}")
-        servers = conf.servers_for(headers.service)
-        if not servers:
-            raise Unavailable(f"no security server publishes {headers.service}")
-        now = int(time.time())
-        claims = RequestClaims(
-            issuer=headers.client.member,
-            client=headers.client,
-            audience=headers.service,
+        ex.learn_consumer(admission)
+        if admission.refusal is not None:
+            raise admission.refusal
+        assert admission.headers is not None
+        assert not isinstance(conf, SpeanError)
+        claims = request_claims(
+            admission.headers,
             method=method,
             exchange_id=ex.exchange_id,
-            issued_at=now,
-            expires_at=now + self._limits.token_lifetime_seconds,
             request_sha256=ex.request_sha256,
-            user=headers.user,
-            purpose=headers.purpose,
+            now=int(time.time()),
+            lifetime=self._limits.token_lifetime_seconds,
         )
-        ex.request_token = self._signer.sign_request(claims)
-        return conf, claims, servers
+        ex.admit(self._signer.sign_request(claims))
+        attempt.claims = claims
+        return conf, admission.servers
 
     def check_client(self, client: SubsystemId, context: grpc.ServicerContext) -> str:
         """Check the calling subsystem; return the thumbprint of its certificate, if any."""
-        if client.member != self._server_id.member:
-            raise PermissionDenied(
-                f"client subsystem {client} does not belong to {self._server_id.member}, the"
-                " member that owns this security server"
-            )
-        if client not in self._clients:
-            raise PermissionDenied(
-                f"client subsystem {client} is not registered on security server"
-                f" {self._server_id}; add it under consumer.clients"
-            )
-        expected = self._clients[client]
-        pem = peer_certificate_pem(context)
-        presented = pem_thumbprint(pem) if pem is not None else ""
-        if expected is not None and presented != expected:
-            raise Unauthenticated(
-                f"calls as {client} must present the client certificate registered for it"
-            )
-        return presented
+        return check_client(self._rules, client, peer_certificate_pem(context))
 
     def _forward(
         self,
-        ex: ExchangeLog,
-        conf: GlobalConfiguration,
         attempt: _Attempt,
-        servers: list[ServerInfo],
+        conf: GlobalConfiguration,
+        servers: Sequence[ServerInfo],
         context: grpc.ServicerContext,
         unary: bool = False,
     ) -> Iterator[bytes]:
         """Yield the provider's messages; fail over while nothing was released.
 
-        `attempt` holds the last call made and the claims of its request
-        token: each server after the first is asked in a new exchange
-        (`_fail_over`). A provider that refused or failed with a signed answer is
-        final: only an unreachable server (`UNAVAILABLE` without an exchange
-        id) makes the consumer try the next server of that subsystem, and
-        only while the application has seen nothing: before the second
-        message of a stream arrives (the first is held back, here until the
-        second arrives, then in `_exchange`). A message the broken server
-        did send is dropped, never yielded. Servers unreachable a moment ago
-        are tried last (`ProviderBackoff`).
+        The unary and the streaming paths share the failover: an unreachable
+        server (`UNAVAILABLE` without an exchange id) makes the consumer try
+        the next server of that subsystem, in a successor exchange
+        (`_fail_over`), while the application has seen nothing and still
+        waits (`may_fail_over`). A provider that refused or failed with a
+        signed answer is final. Servers unreachable a moment ago are tried
+        last (`ProviderBackoff`).
         """
         broken: tuple[ServerInfo, SpeanError] | None = None
         for server in self.backoff.order(servers):
             timeout = hop_budget(context.time_remaining())
             if broken is not None:
-                if not context.is_active() or (timeout is not None and timeout <= 0):
-                    # The application is gone or out of time: a retry would run
-                    # the request for nobody.
+                if not may_fail_over(caller_active=context.is_active(), budget=timeout):
                     break
-                self._fail_over(ex, attempt, *broken, server)
-            ex.forwarded_ns = time.time_ns()
-            outgoing = ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
-            if unary:
-                # A blocking unary call completes on this thread, without the
-                # hand-offs to the channel's spin thread a streaming call makes.
-                try:
-                    message, answered = self._channels.unary_unary(
-                        conf, server, attempt.claims.method
-                    ).with_call(ex.request, timeout=timeout, metadata=outgoing)
-                except grpc.RpcError as exc:
-                    # grpc raises the ended call itself: its status and trailers.
-                    attempt.call = cast(grpc.Call, exc)
-                    if _unreachable(attempt.call):
-                        broken = server, self._unreachable(server, attempt.call)
-                        continue
-                    self.backoff.reached(server)
-                    return
-                attempt.call = answered
-                self.backoff.reached(server)
-                yield message
-                return
-            stub = self._channels.unary_stream(conf, server, attempt.claims.method)
-            call = stub(ex.request, timeout=timeout, metadata=outgoing)
-            attempt.call = call
-            # The first message waits here for the second: `_exchange` would hold
-            # it back until then anyway, so the application sees it no later, and
-            # a server that breaks off after one message is failed over with
-            # nothing released (and nothing digested: only yielded messages are).
-            first: bytes | None = None
-            streaming = False
-            try:
-                for message in call:
-                    if streaming:
-                        yield message
-                    elif first is None:
-                        first = message
-                    else:
-                        streaming = True
-                        yield first
-                        yield message
-            except grpc.RpcError:
-                if _unreachable(call):
-                    error = self._unreachable(server, call, broke_off=first is not None)
-                    if not streaming:
-                        broken = server, error
-                        continue
-                    # Messages were released: too late to fail over, and the
-                    # server stays backed off like any unreachable one.
-                    return
-            if first is not None and not streaming:
-                yield first
-            self.backoff.reached(server)
+                self._fail_over(attempt, *broken, server)
+            attempt.exchange.forward()
+            forward = self._forward_unary if unary else self._forward_stream
+            outcome = yield from forward(attempt, conf, server, timeout)
+            if outcome is not None:
+                broken = server, outcome
+                continue
             return
         assert broken is not None
         raise broken[1]
+
+    def _outgoing(self, ex: ExchangeLog) -> tuple[tuple[str, str], ...]:
+        return ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
+
+    def _forward_unary(
+        self,
+        attempt: _Attempt,
+        conf: GlobalConfiguration,
+        server: ServerInfo,
+        timeout: float | None,
+    ) -> Generator[bytes, None, SpeanError | None]:
+        """One unary call to `server`; returns the error if it was unreachable.
+
+        A blocking unary call completes on this thread, without the hand-offs
+        to the channel's spin thread a streaming call makes.
+        """
+        assert attempt.claims is not None
+        ex = attempt.exchange
+        try:
+            message, answered = self._channels.unary_unary(
+                conf, server, attempt.claims.method
+            ).with_call(ex.request, timeout=timeout, metadata=self._outgoing(ex))
+        except grpc.RpcError as exc:
+            # grpc raises the ended call itself: its status and trailers.
+            attempt.call = cast(grpc.Call, exc)
+            if _unreachable(attempt.call):
+                return self._unreachable(server, attempt.call)
+            self.backoff.reached(server)
+            return None
+        attempt.call = answered
+        self.backoff.reached(server)
+        yield message
+        return None
+
+    def _forward_stream(
+        self,
+        attempt: _Attempt,
+        conf: GlobalConfiguration,
+        server: ServerInfo,
+        timeout: float | None,
+    ) -> Generator[bytes, None, SpeanError | None]:
+        """One streaming call to `server`; returns the error if it may be failed over.
+
+        The first message waits here for the second: the exchange would hold
+        it back until then anyway, so the application sees it no later, and a
+        server that breaks off after one message is failed over with nothing
+        released (and nothing digested: only yielded messages are). A message
+        the broken server did send is dropped, never yielded.
+        """
+        assert attempt.claims is not None
+        ex = attempt.exchange
+        stub = self._channels.unary_stream(conf, server, attempt.claims.method)
+        call = stub(ex.request, timeout=timeout, metadata=self._outgoing(ex))
+        attempt.call = call
+        first: bytes | None = None
+        streaming = False
+        try:
+            for message in call:
+                if streaming:
+                    yield message
+                elif first is None:
+                    first = message
+                else:
+                    streaming = True
+                    yield first
+                    yield message
+        except grpc.RpcError:
+            if _unreachable(call):
+                error = self._unreachable(server, call, broke_off=first is not None)
+                if not streaming:
+                    return error
+                # Messages were released: too late to fail over, and the
+                # server stays backed off like any unreachable one.
+                return None
+        if first is not None and not streaming:
+            yield first
+        self.backoff.reached(server)
+        return None
 
     def _unreachable(
         self, server: ServerInfo, call: grpc.Call, *, broke_off: bool = False
@@ -512,13 +492,12 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
 
     def _fail_over(
         self,
-        ex: ExchangeLog,
         attempt: _Attempt,
         broken: ServerInfo,
         error: SpeanError,
         following: ServerInfo,
     ) -> None:
-        """Log the attempt `broken` did not answer, then make `ex` a new exchange.
+        """Record the attempt `broken` did not answer, then go on in a successor exchange.
 
         The broken server may have admitted the request token (a provider
         remembers it in a replay store its other servers may share), so the
@@ -526,6 +505,8 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         exchange is a record of its own, UNAVAILABLE, naming the exchange
         that replaced it; if it cannot be logged, nothing more is tried.
         """
+        assert attempt.claims is not None
+        ex = attempt.exchange
         now = int(time.time())
         claims = replace(
             attempt.claims,
@@ -534,13 +515,12 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             expires_at=now + self._limits.token_lifetime_seconds,
         )
         token = self._signer.sign_request(claims)
-        ex.code = grpc.StatusCode.UNAVAILABLE
-        ex.message = f"{error.message}; retried as exchange {claims.exchange_id}"
+        ex.refuse(Unavailable(f"{error.message}; retried as exchange {claims.exchange_id}"))
         # An exchange of its own: logged, counted and timed like any other.
         audit_ok, audit_seconds = append_record(ex, self._audit, self._origin, self._observer)
         report_finished(ex, self._observer, audit_seconds, audit_ok)
         if not audit_ok:
-            ex.message = AUDIT_REFUSAL
+            ex.unrecorded(AUDIT_REFUSAL)
             raise Unavailable(AUDIT_REFUSAL)
         log.warning(
             "provider.failover",
@@ -554,8 +534,7 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             "provider.failover",
             {"spean.exchange_id": ex.exchange_id, "spean.retried_as": claims.exchange_id},
         )
-        ex.exchange_id, ex.request_token = claims.exchange_id, token
-        ex.code, ex.message = grpc.StatusCode.OK, ""
+        attempt.exchange = ex.successor(claims.exchange_id, token)
         attempt.claims, attempt.call = claims, None
 
     def _witnessed(
@@ -585,67 +564,38 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             self._witnessed_notes[(note, provider)] = conf
         return note
 
-    def _check_answer(
-        self,
-        ex: ExchangeLog,
-        conf: GlobalConfiguration,
-        claims: RequestClaims,
-        call: grpc.Call,
-    ) -> None:
-        """Verify the provider's response token, then adopt its status."""
-        code = call.code()
+    def _check_answer(self, attempt: _Attempt, conf: GlobalConfiguration) -> None:
+        """Classify the provider's answer (`check_answer`), then note what it is."""
+        ex, claims, call = attempt.exchange, attempt.claims, attempt.call
+        assert claims is not None
+        assert call is not None
         trailing = call.trailing_metadata() or ()
-        tokens = [value for key, value in trailing if key == metadata.RESPONSE_TOKEN]
-        if code is grpc.StatusCode.DEADLINE_EXCEEDED and not tokens:
-            raise DeadlineExceeded("the caller's deadline expired before the provider answered")
-        if not tokens:
-            if code is grpc.StatusCode.OK:
-                raise Unauthenticated("the provider's answer carries no response token")
-            # Refused before the provider could establish the exchange (no token to bind).
-            raise _provider_error(code, call.details() or "")
-        if len(tokens) > 1 or not isinstance(tokens[0], str):
-            raise Unauthenticated("the provider's answer carries more than one response token")
-        ex.response_token = tokens[0]
-        response = verify_response(
-            tokens[0],
-            key_resolver(conf),
-            now=int(time.time()),
-            leeway=self._limits.clock_skew_seconds,
-            expected_exchange_id=claims.exchange_id,
-            expected_provider=claims.audience,
-            expected_client=claims.client,
-        )
-        check_response_binding(
-            response,
-            status=code.name,
+        verdict = check_answer(
+            conf,
+            claims,
+            status=call.code().name,
+            details=call.details() or "",
+            trailing=trailing,
             response_sha256=ex.response.digest(),
             response_messages=ex.response.count,
+            now=int(time.time()),
+            leeway=self._limits.clock_skew_seconds,
         )
-        ex.witnessed_checkpoint = self._witnessed(
-            trailing, conf, claims.audience.member, claims.exchange_id
-        )
-        if code is not grpc.StatusCode.OK:
-            raise _provider_error(code, call.details() or "")
+        if not verdict.verified:
+            assert verdict.refusal is not None
+            ex.refuse(verdict.refusal, verdict.response_token)
+            return
+        try:
+            witnessed = self._witnessed(trailing, conf, claims.audience.member, claims.exchange_id)
+        except SpeanError as exc:
+            ex.refuse(exc, verdict.response_token)
+            return
+        if verdict.refusal is not None:
+            ex.refuse(verdict.refusal, verdict.response_token, witnessed)
+        else:
+            ex.answer(verdict.response_token, witnessed)
 
 
 def _unreachable(call: grpc.Call) -> bool:
-    """No Spean server answered: every answer a security server gives has an exchange id."""
-    trailing = call.trailing_metadata() or ()
-    answered = any(key == metadata.EXCHANGE_ID for key, _ in trailing)
-    return call.code() is grpc.StatusCode.UNAVAILABLE and not answered
-
-
-class ProviderError(SpeanError):
-    """A status the provider answered with, passed on to the application as is."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _provider_error(code: grpc.StatusCode, details: str) -> SpeanError:
-    if code is grpc.StatusCode.UNKNOWN:
-        # Never pass an unexplained failure through as if it were the provider's word.
-        return ProviderError(grpc.StatusCode.INTERNAL, "the provider failed without a reason")
-    message = details if details.isprintable() else "the provider refused the call"
-    return ProviderError(status_from_name(code.name), message[:1024])
+    """No Spean server answered the call (`spean.gateway.admission.unreachable`)."""
+    return unreachable(call.code().name, call.trailing_metadata() or ())

@@ -6,9 +6,13 @@ record is appended (durably) *before* the answer's last message and its
 status leave the server; if the append fails, the answer becomes UNAVAILABLE
 and no held-back message is released (fail closed).
 
-`finish` is the one place where every exchange ends, on both sides; it closes
-the hop's trace span and tells the server's `ExchangeObserver` (its metrics),
-which the endpoints pass in, so nothing else needs instrumenting.
+`finish_provider` and `finish_consumer` are where every exchange ends (the
+provider's signs its answer and attaches its latest checkpoint; the
+consumer's passes the provider's token on): they record, then release, and
+close the hop's trace span and tell the server's `ExchangeObserver` (its
+metrics), which the endpoints pass in, so nothing else needs instrumenting.
+A consumer's attempt abandoned for another provider server ends at
+`append_record` (recorded, never released: its successor is).
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ def append_record(
 ) -> tuple[bool, float]:
     """Append `ex`'s record durably: whether it was written, and the seconds it took.
 
-    A failure is logged here; the caller decides what the exchange becomes,
-    then calls `report_finished` with these two values.
+    A record written moves `ex` to recorded. A failure is logged here; the
+    caller decides what the exchange becomes, then calls `report_finished`
+    with these two values.
     """
     if observer is not None:
         observer.audit_started()
@@ -56,6 +61,7 @@ def append_record(
     except AuditError as exc:
         log.error("audit.append_failed", exchange_id=ex.exchange_id, error=exc.message)
         return False, time.perf_counter() - started
+    ex.recorded()
     return True, time.perf_counter() - started
 
 
@@ -80,41 +86,74 @@ def report_finished(
         observer.exchange_finished(ex, audit_seconds, audit_ok)
 
 
-def finish(
+def finish_provider(
     ex: ExchangeLog,
     store: AuditStore,
     origin: str,
     context: grpc.ServicerContext,
     held_back: bytes | None,
-    sign: Callable[[ExchangeLog], str] | None = None,
+    sign: Callable[[ExchangeLog], str] | None,
     observer: ExchangeObserver | None = None,
 ) -> Iterator[bytes]:
     """Sign, write the record durably, then release the last message and the status.
 
-    `sign` (the provider's) makes the response token over the final status;
-    it goes into the record and the trailers. If the record cannot be made
-    durable, the answer becomes an unsigned UNAVAILABLE and the held-back
-    message is dropped: nothing leaves unlogged. Yields at most one message.
+    `sign` makes the response token over the final status, for an
+    established exchange (None before: a refusal at steps 1 to 5 of
+    docs/protocol.md 4.2 is unsigned); the token goes into the record and the
+    trailers, with the provider's latest signed checkpoint. If the record
+    cannot be made durable, the answer becomes an unsigned UNAVAILABLE and the
+    held-back message is dropped: nothing leaves unlogged. Yields at most one
+    message.
     """
     if sign is not None:
-        ex.response_token = sign(ex)
+        ex.sign(sign(ex))
+    yield from _record_and_release(ex, store, origin, context, held_back, observer, witness=True)
+
+
+def finish_consumer(
+    ex: ExchangeLog,
+    store: AuditStore,
+    origin: str,
+    context: grpc.ServicerContext,
+    held_back: bytes | None,
+    observer: ExchangeObserver | None = None,
+) -> Iterator[bytes]:
+    """Write the record durably, then release the last message and the status.
+
+    The provider's response token, when it verified, is passed on to the
+    application in the trailers. If the record cannot be made durable, the
+    answer becomes UNAVAILABLE and the held-back message is dropped. Yields at
+    most one message.
+    """
+    yield from _record_and_release(ex, store, origin, context, held_back, observer, witness=False)
+
+
+def _record_and_release(
+    ex: ExchangeLog,
+    store: AuditStore,
+    origin: str,
+    context: grpc.ServicerContext,
+    held_back: bytes | None,
+    observer: ExchangeObserver | None,
+    *,
+    witness: bool,
+) -> Iterator[bytes]:
     audit_ok, audit_seconds = append_record(ex, store, origin, observer)
     if not audit_ok:
-        ex.code = grpc.StatusCode.UNAVAILABLE
-        ex.message = AUDIT_REFUSAL
+        # A provider's token signed the status it no longer gives: it goes.
+        ex.unrecorded(AUDIT_REFUSAL, unsign=witness)
         held_back = None
-        if sign is not None:
-            ex.response_token = ""
     trailing: list[tuple[str, str | bytes]] = [(metadata.EXCHANGE_ID, ex.exchange_id)]
     if ex.response_token:
         trailing.append((metadata.RESPONSE_TOKEN, ex.response_token))
-        latest = store.latest_checkpoint() if sign is not None else None
+        latest = store.latest_checkpoint() if witness else None
         if latest is not None:
             # Cross-witnessing (gateway/audit/witness.py): the provider's latest signed tree head.
             trailing.append((CHECKPOINT_TRAILER, latest.note))
     context.set_trailing_metadata(tuple(trailing))
     tracing.end_hop(ex)
     report_finished(ex, observer, audit_seconds, audit_ok)
+    ex.released()
     if ex.ok:
         if held_back is not None:
             yield held_back
@@ -132,6 +171,6 @@ def finish_cancelled(
     observer: ExchangeObserver | None = None,
 ) -> None:
     """Record an exchange whose caller went away mid-answer; nothing more is released."""
-    ex.code, ex.message = grpc.StatusCode.CANCELLED, reason
-    for _ in finish(ex, store, origin, context, None, observer=observer):
+    ex.cancel(reason)
+    for _ in _record_and_release(ex, store, origin, context, None, observer, witness=False):
         pass

@@ -1,10 +1,12 @@
-"""What a security server notes about one exchange while it runs.
+"""What a security server notes about one exchange while it runs, stage by stage.
 
-An `ExchangeLog` is created when a call arrives, filled in as the exchange
-goes (who calls, what is answered, the tokens), and turned into the
-immutable `AuditRecord` that `spean.gateway.server.exchange.finish` appends
-before the answer is released. It lives in its own module so that tracing
-and metrics read it without importing the code that writes records.
+An `ExchangeLog` is created when a call arrives and moves through the stages
+of `spean.gateway.lifecycle` (received, admitted, forwarded, answered,
+recorded, released; or refused): each method below is one move, and the
+only way its fields change. What it learnt becomes the immutable
+`AuditRecord` that `spean.gateway.server.exchange` appends before the answer
+is released. It lives in its own module so that tracing and metrics read it
+without importing the code that writes records.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import time
 import grpc
 from opentelemetry import trace
 
+from spean.gateway.admission import ConsumerAdmission, ProviderAdmission
 from spean.gateway.audit.bodies import RetainingDigest, seal_exchange
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.digests import ResponseDigest, request_digest
 from spean.gateway.errors import SpeanError
+from spean.gateway.lifecycle import Stage, advance
 
 
 class ExchangeLog:
@@ -44,11 +48,13 @@ class ExchangeLog:
         "service",
         "side",
         "span",
+        "stage",
         "user",
         "witnessed_checkpoint",
     )
 
     def __init__(self, side: Side, exchange_id: str, method: str, request: bytes) -> None:
+        self.stage = Stage.RECEIVED
         self.side = side
         self.exchange_id = exchange_id
         self.method = method
@@ -73,11 +79,116 @@ class ExchangeLog:
         self.sealed_to = b""  # auditor public key the bodies are sealed to, if kept
         self.span: trace.Span = trace.INVALID_SPAN
 
-    def fail(self, error: SpeanError) -> None:
-        """Remember the first failure; later ones do not overwrite it."""
+    # -- what the checks learnt (also on a refusal) ------------------------------
+
+    def learn_consumer(self, admission: ConsumerAdmission) -> None:
+        """Note the caller as the consumer's checks found it."""
+        if admission.headers is not None:
+            headers = admission.headers
+            self.client, self.service = str(headers.client), str(headers.service)
+            self.user, self.purpose = headers.user, headers.purpose
+        self.peer_certificate = admission.peer_certificate
+
+    def learn_provider(self, admission: ProviderAdmission) -> None:
+        """Note the caller as the provider's checks found it: claimed, then verified."""
+        if admission.exchange_id is not None:
+            self.exchange_id = admission.exchange_id
+        self.peer_certificate = admission.peer_certificate
+        self.request_token = admission.request_token
+        if admission.claims is not None:
+            claims = admission.claims
+            self.client, self.service = str(claims.client), str(claims.audience)
+            self.user, self.purpose = claims.user, claims.purpose
+
+    # -- the moves ----------------------------------------------------------------
+
+    def admit(self, request_token: str = "") -> None:
+        """Every check passed; the consumer gives the request token it signed."""
+        self.stage = advance(self.stage, Stage.ADMITTED)
+        if request_token:
+            self.request_token = request_token
+
+    def forward(self) -> None:
+        """Handed on: to a provider server (consumer) or to the adapter (provider)."""
+        self.stage = advance(self.stage, Stage.FORWARDED)
+        self.forwarded_ns = time.time_ns()
+
+    def answer(self, response_token: str = "", witnessed_checkpoint: bytes = b"") -> None:
+        """The answer is complete (on the consumer: its response token verified)."""
+        self.stage = advance(self.stage, Stage.ANSWERED)
+        if response_token:
+            self.response_token = response_token
+        self.witnessed_checkpoint = witnessed_checkpoint
+
+    def refuse(
+        self, error: SpeanError, response_token: str = "", witnessed_checkpoint: bytes = b""
+    ) -> None:
+        """Refused: the first refusal is kept; later ones do not overwrite it.
+
+        On the consumer, `response_token` and `witnessed_checkpoint` are what
+        the provider's answer carried, kept for the record when the provider
+        said no or its answer could not be trusted.
+        """
+        self.stage = advance(self.stage, Stage.REFUSED)
         if self.code is grpc.StatusCode.OK:
             self.code = error.code
             self.message = error.message
+        if response_token:
+            self.response_token = response_token
+        if witnessed_checkpoint:
+            self.witnessed_checkpoint = witnessed_checkpoint
+
+    def cancel(self, reason: str) -> None:
+        """The caller went away mid-answer: CANCELLED, whatever was decided before."""
+        self.stage = advance(self.stage, Stage.REFUSED)
+        self.code, self.message = grpc.StatusCode.CANCELLED, reason
+
+    def sign(self, response_token: str) -> None:
+        """The provider's response token over the final status and the messages sent."""
+        if self.stage not in (Stage.ANSWERED, Stage.REFUSED):
+            advance(self.stage, Stage.RECORDED)  # raises: nothing final to sign yet
+        self.response_token = response_token
+
+    def recorded(self) -> None:
+        """The audit record is durable."""
+        self.stage = advance(self.stage, Stage.RECORDED)
+
+    def unrecorded(self, message: str, *, unsign: bool = False) -> None:
+        """The audit record could not be written: the answer becomes UNAVAILABLE.
+
+        `unsign` drops the response token (the provider's, which signed the
+        status the answer no longer has).
+        """
+        self.stage = advance(self.stage, Stage.REFUSED)
+        self.code, self.message = grpc.StatusCode.UNAVAILABLE, message
+        if unsign:
+            self.response_token = ""
+
+    def released(self) -> None:
+        """The answer's last message and its status left the server."""
+        self.stage = advance(self.stage, Stage.RELEASED)
+
+    def successor(self, exchange_id: str, request_token: str) -> ExchangeLog:
+        """The exchange that replaces this one on another provider server (failover).
+
+        It is the same call (method, request, caller, receipt time, trace span)
+        under a new exchange id and request token, already admitted; this one
+        keeps its own record and ends there.
+        """
+        following = ExchangeLog.__new__(ExchangeLog)
+        for name in ExchangeLog.__slots__:
+            setattr(following, name, getattr(self, name))
+        following.stage = Stage.ADMITTED
+        following.exchange_id, following.request_token = exchange_id, request_token
+        following.code, following.message = grpc.StatusCode.OK, ""
+        following.forwarded_ns = following.answered_ns = 0
+        following.response_token, following.witnessed_checkpoint = "", b""
+        following.response = (
+            RetainingDigest() if isinstance(self.response, RetainingDigest) else ResponseDigest()
+        )
+        return following
+
+    # -- bodies and the record ------------------------------------------------------
 
     def keep_bodies(self, auditor_public_key: bytes) -> None:
         """Keep the response messages too; the bodies are sealed to the auditors in `finish`."""
@@ -102,6 +213,7 @@ class ExchangeLog:
         return self.code is grpc.StatusCode.OK
 
     def record(self, origin: str) -> AuditRecord:
+        """The audit record of the exchange as it stands (its answer time is now)."""
         self.answered_ns = time.time_ns()
         latency_us = int((time.monotonic() - self.received_monotonic) * 1_000_000)
         return AuditRecord(

@@ -30,6 +30,7 @@ import structlog
 from spean.adapters.base import MethodKind
 from spean.gateway import metadata
 from spean.gateway.access import AccessPolicy
+from spean.gateway.admission import METASERVICE
 from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import MemberId, SubsystemId
@@ -37,9 +38,9 @@ from spean.v1 import metaservices_pb2 as pb
 
 log = structlog.get_logger("spean.metaservices")
 
-SERVICE_NAME = "spean.v1.MetaService"
-ALLOWED_METHODS = f"/{SERVICE_NAME}/AllowedMethods"
-"""The one metaservice answered by the provider, over the exchange path."""
+SERVICE_NAME = METASERVICE
+# spean.gateway.admission.ALLOWED_METHODS is the one metaservice the provider answers
+# over the exchange path (allowed_methods_answer below).
 
 ClientCheck = Callable[[SubsystemId, grpc.ServicerContext], str]
 Req = TypeVar("Req")

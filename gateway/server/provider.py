@@ -1,34 +1,41 @@
 """The provider side: other members' security servers call in here over mutual TLS.
 
-Order of checks, each refusal audited (fail closed, unknown means no):
-1. the TLS peer is a security server listed in the global configuration and
-   its certificate is not revoked (the chain to the federation CA and the
-   validity period were checked by the TLS handshake);
-2. exactly one request token, signed by a listed member key, whose issuer is
-   the member owning the calling security server;
-3. the token is bound to this call: audience published here, method, body
-   digest; its exchange id was never seen before (replay);
-4. an access right for (client subsystem, provider subsystem, method);
-5. the adapter publishes the method.
-Only then is the adapter called. Every answer made after step 2 carries a
-signed response token over the status and the digest of every message sent;
-the last message is held back until the audit record is durable. A method
-every adapter here serves as unary is framed as unary (answer, trailers and
-status in one batch); the exchange and its checks are the same code.
+The checks are `spean.gateway.admission.admit_provider_call`: steps 1 to 12
+of docs/protocol.md section 4.2, in that order, each refusal audited (fail
+closed, unknown means no). In short: 1 a valid global configuration; 2 the
+TLS peer is a listed, unrevoked security server (the chain to the federation
+CA and the validity period were checked by the TLS handshake); 3 to 5 exactly
+one request token, signed by a listed member key, issued by the member owning
+the calling server; 6 the request's size; 7 and 8 the token binds this
+method and body; 9 the audience is published here; 10 its exchange id was
+never seen before (replay, `ReplayCache`); 11 the adapter publishes the
+method; 12 an access right for (client subsystem, provider subsystem,
+method). Only then is the adapter called. Every answer made after step 5
+carries a signed response token over the status and the digest of every
+message sent; the last message is held back until the audit record is
+durable. A method every adapter here serves as unary is framed as unary
+(answer, trailers and status in one batch) by `_exchange_unary`; the
+exchange and its checks are the same code.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import grpc
 import structlog
 
 from spean.adapters.base import Adapter, CallContext, MethodKind
-from spean.gateway import metadata
 from spean.gateway.access import AccessPolicy
+from spean.gateway.admission import (
+    ALLOWED_METHODS,
+    ProviderAdmission,
+    ProviderRules,
+    admit_provider_call,
+)
 from spean.gateway.audit.record import Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import LimitsConfig
@@ -36,32 +43,23 @@ from spean.gateway.deadlines import hop_budget
 from spean.gateway.errors import (
     FailedPrecondition,
     Internal,
-    NotFound,
     ResourceExhausted,
     SpeanError,
-    Unauthenticated,
 )
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import ServerId, SubsystemId
 from spean.gateway.masking import MaskingPolicy
 from spean.gateway.server import tracing
-from spean.gateway.server.exchange import ExchangeObserver, finish, finish_cancelled
+from spean.gateway.server.exchange import ExchangeObserver, finish_cancelled, finish_provider
 from spean.gateway.server.exchange_log import ExchangeLog
-from spean.gateway.server.metaservices import ALLOWED_METHODS, allowed_methods_answer
+from spean.gateway.server.metaservices import allowed_methods_answer
 from spean.gateway.server.peer import peer_certificate_pem
 from spean.gateway.server.replay_guard import ReplayCache
 from spean.gateway.tokens import (
     RequestClaims,
     ResponseClaims,
     TokenSigner,
-    check_request_binding,
     new_exchange_id,
-    verify_request,
-)
-from spean.gateway.trust import (
-    claimed_exchange_id,
-    identify_server,
-    key_resolver,
 )
 
 log = structlog.get_logger("spean.provider")
@@ -93,7 +91,14 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         self._signer = signer
         self._services = dict(services)
         self._unary_methods = _unary_methods(self._services)
-        self._policy = policy
+        # Adapters' methods never change after construction.
+        self._rules = ProviderRules(
+            server_id=server_id,
+            published={subsystem: adapter.methods() for subsystem, adapter in services.items()},
+            policy=policy,
+            max_message_bytes=limits.max_message_bytes,
+            clock_skew_seconds=limits.clock_skew_seconds,
+        )
         self._replay = replay
         self._audit = audit
         self._observer = observer
@@ -106,7 +111,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         """Swap the signing key and access rules (SIGHUP); calls in flight keep theirs."""
         # Each exchange reads these attributes once; rebinding them is atomic.
         self._signer = signer
-        self._policy = policy
+        self._rules = replace(self._rules, policy=policy)
         if masking is not None:
             self._masking = masking
 
@@ -132,7 +137,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
     ) -> bytes | None:
         """A unary method's exchange: `_exchange`, which yields at most one message here.
 
-        None (no message) goes with the status `finish` set on the context.
+        None (no message) goes with the status the finish set on the context.
         """
         answer = None
         for message in self._exchange(method, request, context):
@@ -143,38 +148,22 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         self, method: str, request: bytes, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
         ex = ExchangeLog(Side.PROVIDER, new_exchange_id(), method, request)
-        tracing.start_hop(ex, context.invocation_metadata())
+        invocation = context.invocation_metadata()
+        tracing.start_hop(ex, invocation)
         held_back: bytes | None = None
-        claims: RequestClaims | None = None
+        admission = self._admit(ex, method, request, invocation, context)
         try:
-            claims = self._authenticate(ex, method, request, context)
-            # From here on the exchange is established: every answer is signed.
-            adapter, kind = self._authorize(claims, method, request, ex.request_sha256)
+            if admission.refusal is not None:
+                raise admission.refusal
+            claims = admission.claims
+            assert claims is not None  # an admitted call's token verified
+            adapter = self._services[claims.audience]
             if claims.audience in self._sealed_bodies:
                 ex.keep_bodies(_auditor_key(self._configuration(), claims.audience))
-            ctx = CallContext(
-                method=method,
-                exchange_id=claims.exchange_id,
-                client=str(claims.client),
-                user=claims.user,
-                purpose=claims.purpose,
-                deadline=_deadline(context),
-            )
-            ex.forwarded_ns = time.time_ns()
-            if method == ALLOWED_METHODS:
-                # A metaservice every provider answers itself, from its access policy.
-                answer = allowed_methods_answer(
-                    self._policy, adapter.methods(), claims.client, claims.audience
-                )
-                messages: Iterator[bytes] = iter((answer,))
-            else:
-                messages = _call_adapter(adapter, kind, ctx, request)
-                # Data minimisation, before anything is digested, signed, logged or sent.
-                masker = self._masking.masker(claims.client, claims.audience, method)
-                if masker is not None:
-                    messages = map(masker.apply, messages)
+            ex.admit()
+            ex.forward()
             with tracing.adapter_call(ex, type(adapter).__name__):
-                for message in messages:
+                for message in self._answer(claims, adapter, method, request, context):
                     if len(message) > self._limits.max_message_bytes:
                         raise ResourceExhausted(
                             f"a response message of {len(message)} bytes exceeds the limit of"
@@ -184,8 +173,9 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
                     if held_back is not None:
                         yield held_back
                     held_back = message
+            ex.answer()
         except SpeanError as exc:
-            ex.fail(exc)
+            ex.refuse(exc)
         except GeneratorExit:
             finish_cancelled(
                 ex,
@@ -196,75 +186,73 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
                 self._observer,
             )
             raise
-        signer = None if claims is None else functools.partial(self._sign_response, claims)
-        yield from finish(ex, self._audit, self._origin, context, held_back, signer, self._observer)
+        claims = admission.claims
+        sign = (
+            functools.partial(self._sign_response, claims)
+            if admission.established and claims is not None
+            else None
+        )
+        yield from finish_provider(
+            ex, self._audit, self._origin, context, held_back, sign, self._observer
+        )
 
-    def _authenticate(
+    def _admit(
         self,
         ex: ExchangeLog,
         method: str,
         request: bytes,
+        invocation: Sequence[tuple[str, str | bytes]],
         context: grpc.ServicerContext,
-    ) -> RequestClaims:
-        """Checks 1 and 2: who is calling, and is the token theirs."""
-        invocation = context.invocation_metadata()
-        # Until the token verifies, its exchange id is only a claim; the record
-        # of a refusal still carries it, so both sides' logs can be matched.
-        claimed = claimed_exchange_id(invocation)
-        if claimed is not None:
-            ex.exchange_id = claimed
-        conf = self._configuration()
-        peer, thumbprint = identify_server(conf, peer_certificate_pem(context))
-        ex.peer_certificate = thumbprint
-        token = metadata.single_token(invocation, metadata.REQUEST_TOKEN)
-        ex.request_token = token
-        claims = verify_request(
-            token,
-            key_resolver(conf),
+    ) -> ProviderAdmission:
+        """Checks 1 to 12 (`admit_provider_call`); `ex` notes what they learnt."""
+        try:
+            conf: GlobalConfiguration | SpeanError = self._configuration()
+        except SpeanError as exc:
+            conf = exc
+        rules = self._rules
+        admission = admit_provider_call(
+            rules,
+            conf,
+            method=method,
+            request_size=len(request),
+            request_sha256=ex.request_sha256,
+            invocation=invocation,
+            peer_pem=peer_certificate_pem(context),
             now=int(time.time()),
-            leeway=self._limits.clock_skew_seconds,
+            first_use=self._replay.first_use,
         )
-        ex.exchange_id = claims.exchange_id
-        ex.client, ex.service = str(claims.client), str(claims.audience)
-        ex.user, ex.purpose = claims.user, claims.purpose
-        if claims.issuer != peer.id.member:
-            raise Unauthenticated(
-                f"request token issued by {claims.issuer} arrived from security server"
-                f" {peer.id} of another member"
-            )
-        return claims
+        ex.learn_provider(admission)
+        return admission
 
-    def _authorize(
-        self, claims: RequestClaims, method: str, request: bytes, body_sha256: bytes
-    ) -> tuple[Adapter, MethodKind]:
-        """Checks 3 to 5: bound to this call, not replayed, allowed, published."""
-        if len(request) > self._limits.max_message_bytes:
-            raise ResourceExhausted(
-                f"request of {len(request)} bytes exceeds the limit of"
-                f" {self._limits.max_message_bytes} bytes"
-            )
-        check_request_binding(
-            claims, audience=claims.audience, method=method, body_sha256=body_sha256
-        )
-        adapter = self._services.get(claims.audience)
-        if adapter is None:
-            raise NotFound(
-                f"{claims.audience} is not published on security server {self._server_id}"
-            )
-        if not self._replay.first_use(
-            f"{claims.issuer}|{claims.exchange_id}", claims.expires_at, int(time.time())
-        ):
-            raise Unauthenticated(
-                f"exchange id {claims.exchange_id} was already used: the request is a replay"
-            )
+    def _answer(
+        self,
+        claims: RequestClaims,
+        adapter: Adapter,
+        method: str,
+        request: bytes,
+        context: grpc.ServicerContext,
+    ) -> Iterator[bytes]:
+        """The answer's messages: the adapter's, masked, or the metaservice's own."""
         if method == ALLOWED_METHODS:
-            # Every client may ask which methods it may call; the answer is its own rights.
-            return adapter, MethodKind.UNARY
-        kind = adapter.methods().get(method)
-        if kind is None:
-            raise NotFound(f"{claims.audience} does not publish method {method}")
-        self._policy.check(claims.client, claims.audience, method)
-        return adapter, kind
+            # A metaservice every provider answers itself, from its access policy.
+            yield allowed_methods_answer(
+                self._rules.policy, adapter.methods(), claims.client, claims.audience
+            )
+            return
+        ctx = CallContext(
+            method=method,
+            exchange_id=claims.exchange_id,
+            client=str(claims.client),
+            user=claims.user,
+            purpose=claims.purpose,
+            deadline=_deadline(context),
+        )
+        messages = _call_adapter(adapter, adapter.methods()[method], ctx, request)
+        # Data minimisation, before anything is digested, signed, logged or sent.
+        masker = self._masking.masker(claims.client, claims.audience, method)
+        if masker is not None:
+            messages = map(masker.apply, messages)
+        yield from messages
 
     def _sign_response(self, claims: RequestClaims, ex: ExchangeLog) -> str:
         """The response token over the final status and every message sent."""

@@ -19,13 +19,13 @@ import pytest
 import yaml
 
 from spean.demo.vehicles.v1 import vehicles_pb2, vehicles_pb2_grpc
+from spean.gateway.admission import ALLOWED_METHODS
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation, free_port
 from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
 from spean.gateway.digests import response_digest
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE, USER
-from spean.gateway.server.metaservices import ALLOWED_METHODS
 from spean.v1 import metaservices_pb2
 from tests.adapters import mpwt_servicer
 from tests.support.plans import hospital_and_registry, vehicle_registry
