@@ -1,4 +1,4 @@
-"""Request and response bodies sealed to the federation's auditors (pure, no I/O but key files).
+"""Request and response bodies sealed to the federation's auditors (pure).
 
 A provider service configured with `audit_bodies: encrypted` keeps, next to
 each audit record, the exchange's bodies encrypted so that only the holders
@@ -37,7 +37,6 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -172,58 +171,6 @@ def check_bodies(record: AuditRecord, bodies: Bodies) -> str:
     ):
         return "the decrypted response does not match the record's digest, count or size"
     return ""
-
-
-# -- key files (the edge) -------------------------------------------------------------------
-
-
-def generate_auditor_key(path: Path) -> bytes:
-    """Write a new X25519 private key (PKCS#8 PEM, mode 0600) to `path`; return its public key."""
-    key = X25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-    except FileExistsError as exc:
-        raise ConfigError(f"{path} already exists; an auditor key is never overwritten") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot write auditor key {path}: {exc.strerror}") from exc
-    return _raw(key.public_key())
-
-
-def load_auditor_key(path: Path) -> X25519PrivateKey:
-    """Read an auditor's X25519 private key (PKCS#8 PEM)."""
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(key, X25519PrivateKey):
-        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 auditor key")
-    return key
-
-
-def load_auditor_public_key(path: Path) -> bytes:
-    """Raw 32-byte public key from a PEM public key, or from a PEM private key."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
-    if b"PRIVATE KEY" in data:
-        return _raw(load_auditor_key(path).public_key())
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not a PEM public key: {exc}") from exc
-    if not isinstance(key, X25519PublicKey):
-        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 public key")
-    return _raw(key)
 
 
 def fingerprint(public_key: bytes) -> str:

@@ -192,7 +192,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     auditor_key = None
     if args.auditor_key is not None:
-        from spean.gateway.audit.bodies import load_auditor_key
+        from spean.gateway.files.keyfiles import load_auditor_key
 
         auditor_key = load_auditor_key(args.auditor_key)
     if args.jobs is not None and args.jobs < 1:
@@ -319,11 +319,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import grpc
 
-    from spean.gateway.audit.bodies import load_auditor_key
     from spean.gateway.audit.bundle import read_bundle
     from spean.gateway.audit.resend import TimelineFilter, build_timeline, iso, replay
     from spean.gateway.audit.verify import load_configuration
     from spean.gateway.errors import SpeanError
+    from spean.gateway.files.keyfiles import load_auditor_key
 
     bundle = read_bundle(args.bundle)
     key = load_auditor_key(args.auditor_key)

@@ -273,11 +273,8 @@ def cmd_retire_certificate(args: argparse.Namespace) -> int:
 
 
 def cmd_set_auditor_key(args: argparse.Namespace) -> int:
-    from spean.gateway.audit.bodies import (
-        fingerprint,
-        generate_auditor_key,
-        load_auditor_public_key,
-    )
+    from spean.gateway.audit.bodies import fingerprint
+    from spean.gateway.files.keyfiles import generate_auditor_key, load_auditor_public_key
 
     ensure_logging()
     authority = Authority.open(args.dir)

@@ -33,10 +33,10 @@ from typing import Any
 import yaml
 
 from spean.gateway import pki
-from spean.gateway.audit.bodies import generate_auditor_key
 from spean.gateway.authority import Authority, init_member, init_server
 from spean.gateway.config import ServerConfig
 from spean.gateway.files.config import load_config
+from spean.gateway.files.keyfiles import generate_auditor_key
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 from spean.gateway.server.app import SecurityServer
 

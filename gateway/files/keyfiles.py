@@ -6,7 +6,12 @@
 - Every other file is replaced atomically (temporary file, fsync, rename,
   fsync of the folder): a reader sees the old content or the new, even after
   a crash.
-- An OSError becomes `FailedPrecondition` naming the file and the reason.
+- An OSError becomes `FailedPrecondition` naming the file and the reason
+  (`ConfigError` for the auditors' X25519 key files).
+- The auditors' key (`generate_auditor_key`, `load_auditor_key`,
+  `load_auditor_public_key`) is an X25519 key in PKCS#8 PEM, unencrypted,
+  written 0600 and never overwritten; `spean.gateway.audit.bodies` seals to
+  its raw 32-byte public key.
 
 Parsing and encoding are `spean.gateway.pki`'s (pure); this module only
 moves bytes between it and the disk.
@@ -20,8 +25,10 @@ import secrets
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from spean.gateway.errors import FailedPrecondition
+from spean.gateway.errors import ConfigError, FailedPrecondition
 from spean.gateway.pki import (
     PrivateKey,
     certificate_pem,
@@ -108,3 +115,56 @@ def write_certificate(path: Path, cert: x509.Certificate) -> None:
 def load_certificate(path: Path) -> x509.Certificate:
     """Load the first PEM certificate in `path`."""
     return parse_certificate_pem(_read(path, "certificate"), str(path))
+
+
+def generate_auditor_key(path: Path) -> bytes:
+    """Write a new X25519 private key (PKCS#8 PEM, mode 0600) to `path`; return its public key."""
+    key = X25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+    except FileExistsError as exc:
+        raise ConfigError(f"{path} already exists; an auditor key is never overwritten") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot write auditor key {path}: {exc.strerror}") from exc
+    return _raw_public(key.public_key())
+
+
+def load_auditor_key(path: Path) -> X25519PrivateKey:
+    """Read an auditor's X25519 private key (PKCS#8 PEM)."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(key, X25519PrivateKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 auditor key")
+    return key
+
+
+def load_auditor_public_key(path: Path) -> bytes:
+    """Raw 32-byte public key from a PEM public key, or from a PEM private key."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read auditor key {path}: {exc.strerror}") from exc
+    if b"PRIVATE KEY" in data:
+        return _raw_public(load_auditor_key(path).public_key())
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, X25519PublicKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 public key")
+    return _raw_public(key)
+
+
+def _raw_public(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

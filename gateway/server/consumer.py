@@ -61,6 +61,7 @@ from spean.gateway.server.exchange import (
     finish_cancelled,
     finish_consumer,
     report_finished,
+    unary_handler,
 )
 from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.peer import peer_certificate_pem
@@ -267,9 +268,7 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         if is_unary(self._current(), method, handler_call_details.invocation_metadata or ()):
             # The same exchange; the answer and its status leave in one batch, and
             # the provider is called on this thread (bench/hops.py: ~30% less CPU).
-            return grpc.unary_unary_rpc_method_handler(
-                functools.partial(self._exchange_unary, method)
-            )
+            return unary_handler(functools.partial(self._exchange, method, unary=True))
         return grpc.unary_stream_rpc_method_handler(functools.partial(self._exchange, method))
 
     def _current(self) -> GlobalConfiguration | SpeanError:
@@ -278,18 +277,6 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             return self._configuration()
         except SpeanError as exc:
             return exc
-
-    def _exchange_unary(
-        self, method: str, request: bytes, context: grpc.ServicerContext
-    ) -> bytes | None:
-        """A unary method's exchange: `_exchange`, which yields at most one message here.
-
-        None (no message) goes with the status the finish set on the context.
-        """
-        answer = None
-        for message in self._exchange(method, request, context, unary=True):
-            answer = message
-        return answer
 
     def _exchange(
         self, method: str, request: bytes, context: grpc.ServicerContext, *, unary: bool = False

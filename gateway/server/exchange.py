@@ -44,6 +44,25 @@ class ExchangeObserver(Protocol):
     def exchange_finished(self, ex: ExchangeLog, audit_seconds: float, audit_ok: bool) -> None: ...
 
 
+def unary_handler(
+    exchange: Callable[[bytes, grpc.ServicerContext], Iterator[bytes]],
+) -> grpc.RpcMethodHandler[bytes, bytes]:
+    """Serve `exchange` as a unary method: the answer, trailers and status leave in one batch.
+
+    The exchange is the same code as for streaming; here it yields at most one
+    message, and None (no message) goes with the status the finish set on the
+    context (bench/hops.py: ~25 to 30% less CPU than the streaming framing).
+    """
+
+    def behaviour(request: bytes, context: grpc.ServicerContext) -> bytes | None:
+        answer = None
+        for message in exchange(request, context):
+            answer = message
+        return answer
+
+    return grpc.unary_unary_rpc_method_handler(behaviour)
+
+
 def append_record(
     ex: ExchangeLog, store: AuditStore, origin: str, observer: ExchangeObserver | None
 ) -> tuple[bool, float]:

@@ -14,7 +14,7 @@ method). Only then is the adapter called. Every answer made after step 5
 carries a signed response token over the status and the digest of every
 message sent; the last message is held back until the audit record is
 durable. A method every adapter here serves as unary is framed as unary
-(answer, trailers and status in one batch) by `_exchange_unary`; the
+(answer, trailers and status in one batch, `exchange.unary_handler`); the
 exchange and its checks are the same code.
 """
 
@@ -50,7 +50,12 @@ from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import ServerId, SubsystemId
 from spean.gateway.masking import MaskingPolicy
 from spean.gateway.server import tracing
-from spean.gateway.server.exchange import ExchangeObserver, finish_cancelled, finish_provider
+from spean.gateway.server.exchange import (
+    ExchangeObserver,
+    finish_cancelled,
+    finish_provider,
+    unary_handler,
+)
 from spean.gateway.server.exchange_log import ExchangeLog
 from spean.gateway.server.metaservices import allowed_methods_answer
 from spean.gateway.server.peer import peer_certificate_pem
@@ -127,22 +132,8 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         if method in self._unary_methods:
             # The same exchange; the answer and its status leave in one batch
             # (bench/hops.py: ~25% less CPU than the streaming framing).
-            return grpc.unary_unary_rpc_method_handler(
-                functools.partial(self._exchange_unary, method)
-            )
+            return unary_handler(functools.partial(self._exchange, method))
         return grpc.unary_stream_rpc_method_handler(functools.partial(self._exchange, method))
-
-    def _exchange_unary(
-        self, method: str, request: bytes, context: grpc.ServicerContext
-    ) -> bytes | None:
-        """A unary method's exchange: `_exchange`, which yields at most one message here.
-
-        None (no message) goes with the status the finish set on the context.
-        """
-        answer = None
-        for message in self._exchange(method, request, context):
-            answer = message
-        return answer
 
     def _exchange(
         self, method: str, request: bytes, context: grpc.ServicerContext

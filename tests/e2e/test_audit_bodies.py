@@ -19,7 +19,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from spean.demo.vehicles.v1 import vehicles_pb2
-from spean.gateway.audit.bodies import BodiesError, load_auditor_key, open_for
+from spean.gateway.audit.bodies import BodiesError, open_for
 from spean.gateway.audit.bundle import Bundle, read_bundle
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.verify import Check, verify_bundle
@@ -27,6 +27,7 @@ from spean.gateway.cli import main
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
+from spean.gateway.files.keyfiles import load_auditor_key
 
 CALLS = 3
 

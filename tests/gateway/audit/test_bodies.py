@@ -13,15 +13,17 @@ from spean.gateway.audit.bodies import (
     BodiesError,
     RetainingDigest,
     check_bodies,
-    generate_auditor_key,
-    load_auditor_key,
-    load_auditor_public_key,
     open_for,
     seal_exchange,
 )
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.digests import ResponseDigest, request_digest
 from spean.gateway.errors import ConfigError
+from spean.gateway.files.keyfiles import (
+    generate_auditor_key,
+    load_auditor_key,
+    load_auditor_public_key,
+)
 
 ORIGIN = "KH/GOV/MPWT/ss1#w0"
 

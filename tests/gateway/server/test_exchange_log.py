@@ -64,7 +64,8 @@ def test_a_successor_is_the_same_call_under_a_new_id_and_token() -> None:
     )
     assert following.received_ns == ex.received_ns, "latency counts from the application's call"
     assert following.request_sha256 == ex.request_sha256
-    assert following.ok and following.forwarded_ns == 0
+    assert following.ok
+    assert following.forwarded_ns == 0
     assert following.response is not ex.response
     # The abandoned exchange keeps its own record.
     assert (ex.code, ex.request_token, ex.stage) == (
