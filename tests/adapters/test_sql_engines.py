@@ -1,9 +1,10 @@
 """The SQL adapter suite that runs unchanged on SQLite, PostgreSQL and MariaDB.
 
-Each test takes `backend` (tests/adapters/conftest.py): a fresh database per
-module and engine, loaded with the demo registries and a `sample` table of
-every column type. What differs between engines is only the SQL a test needs
-to be slow; everything the adapter promises is asserted the same way.
+Each test takes `backend` (tests/adapters/conftest.py, made by
+tests/support/databases.py): a fresh database per module and engine, loaded
+with the demo registries and a `sample` table of every column type. What
+differs between engines is only the SQL a test needs to be slow; everything
+the adapter promises is asserted the same way.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from spean.gateway.demo.data import (
     SAMPLE_REPORT_MONTH,
     SAMPLE_UNINSPECTED_PLATE,
 )
-from tests.adapters.conftest import Backend
+from tests.support.databases import Backend
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"

@@ -27,7 +27,7 @@ from spean.gateway.digests import response_digest
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE, USER
 from spean.gateway.server.metaservices import ALLOWED_METHODS
 from spean.v1 import metaservices_pb2
-from tests.adapters import mpwt_servicer
+from tests.support import mpwt_servicer
 from tests.support.plans import hospital_and_registry, vehicle_registry
 
 AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))

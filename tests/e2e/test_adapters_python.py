@@ -19,7 +19,7 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
-from tests.adapters import mpwt_servicer
+from tests.support import mpwt_servicer
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 
 AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
@@ -28,7 +28,7 @@ AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     registry = python_vehicle_registry(
-        "tests.adapters.mpwt_servicer:VehicleRegistry",
+        "tests.support.mpwt_servicer:VehicleRegistry",
         [(GET_VEHICLE, False), (LIST_VEHICLES, True)],
     )
     plans = hospital_and_registry(registry)

@@ -35,7 +35,7 @@ from spean.gateway.demo.ministries import (
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
-from tests.e2e.conftest import World
+from tests.support.world import World
 
 AS_NHIS = ((CLIENT, NHIS),)
 

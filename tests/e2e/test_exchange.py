@@ -24,7 +24,7 @@ from spean.gateway.demo.ministries import (
 )
 from spean.gateway.digests import request_digest
 from spean.gateway.metadata import CLIENT, SERVICE
-from tests.e2e.conftest import World
+from tests.support.world import World
 
 
 def test_moh_reads_a_vehicle_and_both_logs_hold_the_exchange(world: World) -> None:

@@ -25,7 +25,7 @@ from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
-from tests.e2e.rogue import provider_channel, tls_identity
+from tests.support.rogue import provider_channel, tls_identity
 
 HEALTHCHECK = Path(__file__).resolve().parents[2] / "deploy" / "container" / "healthcheck.py"
 SERVING = health_pb2.HealthCheckResponse.SERVING

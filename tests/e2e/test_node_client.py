@@ -29,7 +29,7 @@ import pytest
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, NHIS, VEHICLES, call
-from tests.e2e.conftest import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from spean.gateway.demo.ministries import (
 from spean.gateway.identifiers import parse_server
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
 from spean.gateway.tokens import TokenSigner
-from tests.e2e import rogue
-from tests.e2e.conftest import World
+from tests.support import rogue
+from tests.support.world import World
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
 

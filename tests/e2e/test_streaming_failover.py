@@ -40,7 +40,7 @@ from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICL
 from spean.gateway.digests import response_digest
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE
 from spean.gateway.trust import claimed_exchange_id
-from tests.support.exchanges import verified_records
+from tests.support.audit_logs import verified_records
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 from tests.support.servers import ServerProcess
 

@@ -18,7 +18,7 @@ Each row of `CASES` is one attack and what must come of it:
   adapter was called but released nothing.
 
 The attacks come from two places: the hospital application's own consumer
-endpoint (insecure loopback, any metadata and body), and `tests.e2e.rogue`,
+endpoint (insecure loopback, any metadata and body), and `tests.support.rogue`,
 a hand-driven consumer with MOH's real keys that talks to MPWT's provider
 endpoint directly and can forge any TLS identity, token and body.
 """
@@ -44,8 +44,8 @@ from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE, USER
 from spean.gateway.tokens import REQUEST_TYPE, RESPONSE_TYPE, TokenSigner
-from tests.e2e import rogue
-from tests.hostile.conftest import HUGE_PLATE, MAX_MESSAGE_BYTES, HostileWorld
+from tests.support import rogue
+from tests.support.hostile import HUGE_PLATE, MAX_MESSAGE_BYTES, HostileWorld
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
 DELETE_VEHICLE = "/vehicles.v1.VehicleRegistry/DeleteVehicle"
