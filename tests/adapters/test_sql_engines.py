@@ -9,7 +9,6 @@ the adapter promises is asserted the same way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -29,7 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from spean.adapters import (
-    CallContext,
     ConfigError,
     DeadlineExceeded,
     Internal,
@@ -51,6 +49,7 @@ from spean.gateway.demo.data import (
     SAMPLE_UNINSPECTED_PLATE,
 )
 from tests.support.databases import Backend
+from tests.support.sql_adapter import call, get_vehicle, running
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
@@ -67,27 +66,6 @@ SLOW = {
     " AND (SELECT 1 FROM pg_sleep(30)) = 1",
     "mariadb": "SELECT plate FROM vehicles WHERE plate = :plate AND SLEEP(30) = 0",
 }
-
-
-def call(method: str, deadline: float | None = None) -> CallContext:
-    return CallContext(
-        method=method, exchange_id="ex-test", client="KH/GOV/MOH/nhis", deadline=deadline
-    )
-
-
-def get_vehicle(adapter: SqlAdapter, plate: str) -> vehicles_pb2.Vehicle:
-    request = vehicles_pb2.GetVehicleRequest(plate=plate).SerializeToString()
-    return vehicles_pb2.Vehicle.FromString(adapter.unary(call(VEHICLE), request))
-
-
-@contextlib.contextmanager
-def running(path: Path) -> Iterator[SqlAdapter]:
-    adapter = SqlAdapter.from_file(path)
-    adapter.start()
-    try:
-        yield adapter
-    finally:
-        adapter.stop()
 
 
 def demo_mapping(backend: Backend, folder: Path, name: str, **database: Any) -> Path:
