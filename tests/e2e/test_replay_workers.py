@@ -75,8 +75,8 @@ def _send_over_a_new_connection(federation: Federation, token: str) -> tuple[grp
         ("grpc.use_local_subchannel_pool", 1),
     ]
     with grpc.secure_channel(provider.listen, credentials, options=options) as channel:
-        code, details, _ = rogue.send(channel, GET_VEHICLE, BODY, token, timeout=20)
-    return code, details
+        answer = rogue.send(channel, GET_VEHICLE, BODY, token, timeout=20)
+    return answer.code, answer.details
 
 
 def _answered_by(

@@ -115,9 +115,17 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
             key_pem=(keys / "tls.key").read_bytes(),
             cert_pem=(keys / "tls.crt").read_bytes(),
         ) as channel:
-            code, details, _ = send(channel, GET_VEHICLE, b"", None)
-        assert code is grpc.StatusCode.UNAUTHENTICATED, details
-        assert "not that of a security server listed" in details
+            refused = send(channel, GET_VEHICLE, b"", None)
+        assert refused.code is grpc.StatusCode.UNAUTHENTICATED, refused.details
+        assert refused.details.startswith(f"TLS certificate {old[:16]}... is not that of a")
+        assert refused.exchange_id
+        assert refused.response_token == ""  # refused before the exchange was established
+        [record] = [
+            AuditRecord.from_bytes(r.record_bytes)
+            for r in mpwt.audit.read()
+            if AuditRecord.from_bytes(r.record_bytes).exchange_id == refused.exchange_id
+        ]
+        assert (record.status, record.message) == ("UNAUTHENTICATED", refused.details)
 
         traffic.stop()
         moh.send(signal.SIGTERM)

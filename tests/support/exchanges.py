@@ -2,7 +2,8 @@
 
 `get_vehicle` is the one over-the-wire GetVehicle of the tests: MoH's
 consumer endpoint, with the application's headers, and every part of the
-answer kept (status, message, `spean-exchange-id`, the vehicle). `Traffic`
+answer kept (status, message, `spean-exchange-id`, the vehicle, the
+trailers). `exchange` is the same for any method and body. `Traffic`
 is steady background GetVehicle calls from a pool of threads, each on its own
 channel, with every outcome kept: the exchange id of each OK answer and the
 status and message of each failure.
@@ -41,8 +42,42 @@ class Answer:
     code: grpc.StatusCode
     details: str
     exchange_id: str  # the `spean-exchange-id` trailer, "" when there was none
-    vehicle: vehicles_pb2.Vehicle | None  # the response, on OK
+    response: bytes | None  # the response message, on OK
     trailers: tuple[tuple[str, str | bytes], ...] = ()
+
+    @property
+    def vehicle(self) -> vehicles_pb2.Vehicle | None:
+        return None if self.response is None else vehicles_pb2.Vehicle.FromString(self.response)
+
+    def trailer(self, name: str) -> str:
+        """The text trailer `name`, "" when absent."""
+        return next((str(v) for k, v in self.trailers if k == name), "")
+
+
+def hospital_headers(service: str = VEHICLES) -> tuple[tuple[str, str], ...]:
+    """The Spean headers the hospital application sends to call `service`."""
+    return ((CLIENT, NHIS), (SERVICE, service), (USER, USER_ID), (PURPOSE, PURPOSE_TEXT))
+
+
+def exchange(
+    channel: grpc.Channel,
+    method: str,
+    body: bytes,
+    *,
+    headers: Sequence[tuple[str, str]],
+    timeout: float = 20.0,
+) -> Answer:
+    """One unary call of `method` with these headers, raw bytes both ways."""
+    stub = channel.unary_unary(method)
+    try:
+        response, outcome = stub.with_call(body, metadata=tuple(headers), timeout=timeout)
+    except grpc.RpcError as err:
+        failed: grpc.Call = err  # type: ignore[assignment]  # a failed call is both
+        trailers = tuple(failed.trailing_metadata() or ())
+        details = failed.details() or ""
+        return Answer(failed.code(), details, _exchange_id(trailers), None, trailers)
+    trailers = tuple(outcome.trailing_metadata() or ())
+    return Answer(grpc.StatusCode.OK, "", _exchange_id(trailers), response, trailers)
 
 
 def get_vehicle(
@@ -51,23 +86,16 @@ def get_vehicle(
     plate: str = demo_data.SAMPLE_PLATE,
     timeout: float = 20.0,
     metadata: Sequence[tuple[str, str]] = (),
+    headers: Sequence[tuple[str, str]] | None = None,
 ) -> Answer:
-    """MoH's GetVehicle of `plate` as the hospital application; `metadata` is sent too."""
-    headers = ((CLIENT, NHIS), (SERVICE, VEHICLES), (USER, USER_ID), (PURPOSE, PURPOSE_TEXT))
-    stub = channel.unary_unary(
-        GET_VEHICLE,
-        request_serializer=vehicles_pb2.GetVehicleRequest.SerializeToString,
-        response_deserializer=vehicles_pb2.Vehicle.FromString,
-    )
-    request = vehicles_pb2.GetVehicleRequest(plate=plate)
-    try:
-        vehicle, outcome = stub.with_call(request, metadata=(*headers, *metadata), timeout=timeout)
-    except grpc.RpcError as err:
-        failed: grpc.Call = err  # type: ignore[assignment]  # a failed call is both
-        trailers = tuple(failed.trailing_metadata() or ())
-        return Answer(failed.code(), failed.details() or "", _exchange_id(trailers), None, trailers)
-    trailers = tuple(outcome.trailing_metadata() or ())
-    return Answer(grpc.StatusCode.OK, "", _exchange_id(trailers), vehicle, trailers)
+    """MoH's GetVehicle of `plate` as the hospital application; `metadata` is sent too.
+
+    `headers` replaces the application's Spean headers (client, service, user,
+    purpose), to send missing, repeated or wrong ones.
+    """
+    sent = hospital_headers() if headers is None else headers
+    body = vehicles_pb2.GetVehicleRequest(plate=plate).SerializeToString()
+    return exchange(channel, GET_VEHICLE, body, headers=(*sent, *metadata), timeout=timeout)
 
 
 def _exchange_id(trailers: Sequence[tuple[str, str | bytes]]) -> str:
