@@ -108,17 +108,20 @@ def test_a_streamed_call_delivers_every_vehicle_of_the_owner(world: World) -> No
 
 def test_every_answer_carries_an_exchange_id_even_a_refusal(world: World) -> None:
     with world.consumer_channel() as channel:
-        _, exchange_id, code, _ = call(
-            channel,
-            GET_VEHICLE,
-            VEHICLES,
-            vehicles_pb2.GetVehicleRequest(plate="NO-SUCH-PLATE"),
-            vehicles_pb2.Vehicle,
-        )
-    assert code is grpc.StatusCode.NOT_FOUND
-    assert exchange_id
-    assert world.record(MOH, exchange_id).status == "NOT_FOUND"
-    assert world.record(MPWT, exchange_id).status == "NOT_FOUND"
+        answer = get_vehicle(channel, plate="NO-SUCH-PLATE")
+    assert answer.code is grpc.StatusCode.NOT_FOUND, answer.details
+    assert answer.details == "no result for GetVehicle with the given request"
+    assert answer.exchange_id
+    consumer = world.record(MOH, answer.exchange_id)
+    provider = world.record(MPWT, answer.exchange_id)
+    for record in (consumer, provider):
+        assert record.status == "NOT_FOUND"
+        assert record.message == answer.details
+        assert record.response_messages == 0
+    # The adapter answered it: a signed refusal, the same on both sides.
+    assert provider.forwarded_at_ns > 0
+    assert provider.response_token
+    assert consumer.response_token == provider.response_token
 
 
 def test_audit_chains_verify_after_traffic(world: World) -> None:

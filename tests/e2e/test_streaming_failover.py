@@ -315,6 +315,7 @@ def test_a_stream_broken_after_two_messages_is_unavailable(
     exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
     (mine,) = consumer_records(federation, exchange_id)
     assert mine.status == "UNAVAILABLE"
+    assert mine.message == call.details()
     # No failover: only the dead server's servicer ever saw the call.
     assert [p.name for p in tmp_path.iterdir() if p.name.isdigit()] == [
         (tmp_path / "stalled").read_text(encoding="utf-8")
