@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from spean.gateway import pki
+from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from spean.gateway.files import keyfiles
@@ -109,6 +110,8 @@ def test_a_rolled_back_global_configuration_is_refused(fresh: World) -> None:
     with fresh.consumer_channel() as channel:
         answer = get_vehicle(channel)
     assert answer.code is grpc.StatusCode.OK, answer.details
+    assert answer.vehicle is not None
+    assert answer.vehicle.plate == demo_data.SAMPLE_PLATE
 
 
 def test_a_provider_that_cannot_log_refuses_and_says_why(fresh: World) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import (
@@ -66,7 +67,7 @@ SAMPLE_TABLE = Table(
     Column("note", Numeric(10, 3)),
     Column("small", Integer),
 )
-SAMPLE_ROWS = [
+SAMPLE_ROWS: list[dict[str, Any]] = [
     {
         "id": 1,
         "plate": "P-1",

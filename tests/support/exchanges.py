@@ -68,7 +68,7 @@ def exchange(
     timeout: float = 20.0,
 ) -> Answer:
     """One unary call of `method` with these headers, raw bytes both ways."""
-    stub = channel.unary_unary(method)
+    stub: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
     try:
         response, outcome = stub.with_call(body, metadata=tuple(headers), timeout=timeout)
     except grpc.RpcError as err:

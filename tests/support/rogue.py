@@ -89,7 +89,7 @@ def send(
     channel: grpc.Channel, method: str, body: bytes, token: str | None, timeout: float = 5.0
 ) -> ProviderAnswer:
     """Call the provider with `token` (None: no token header at all) and read its answer."""
-    stub = channel.unary_stream(method)
+    stub: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
     metadata = ((REQUEST_TOKEN, token),) if token is not None else ()
     responses = stub(body, metadata=metadata, timeout=timeout)
     try:
