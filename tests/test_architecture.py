@@ -9,7 +9,10 @@ tests check what its contracts cannot say:
   top-level module is pure, or it belongs in a subpackage);
 - a module whose docstring's summary line says it is pure is declared pure, so
   the claim is checked rather than believed;
-- nothing imports the repository folders by their old top-level names.
+- nothing imports the repository folders by their old top-level names;
+- the tests of `gateway/` and `adapters/` mirror the source: `tests/<folder>/
+  test_<name>[_<aspect>].py` tests the module or package `<folder>/<name>`;
+- no test module imports a conftest: shared helpers live in `tests/support/`.
 """
 
 from __future__ import annotations
@@ -83,3 +86,40 @@ def test_nothing_imports_the_folders_by_their_repository_names() -> None:
                     if name.split(".")[0] in ("gateway", "adapters"):
                         offenders.append(f"{path.relative_to(REPO)}: {name}")
     assert offenders == [], "import spean.gateway / spean.adapters instead"
+
+
+# Scenario suites, the shared harness and repository-wide tests: not mirrors of one module.
+MIRRORED = ("gateway", "adapters")
+
+
+def _source_names(folder: Path) -> set[str]:
+    """Modules and packages directly in `folder`, without a leading underscore."""
+    modules = {p.stem for p in folder.glob("*.py") if p.name != "__init__.py"}
+    packages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    return {name.lstrip("_") for name in modules | packages}
+
+
+def test_the_tests_of_gateway_and_adapters_mirror_the_source() -> None:
+    strays = []
+    for top in MIRRORED:
+        for path in sorted((REPO / "tests" / top).rglob("test_*.py")):
+            folder = REPO / path.parent.relative_to(REPO / "tests")
+            name = path.stem.removeprefix("test_")
+            names = _source_names(folder) if folder.is_dir() else set()
+            if not any(name == n or name.startswith(f"{n}_") for n in names):
+                strays.append(str(path.relative_to(REPO)))
+    assert strays == [], "tests/<folder>/test_<name>.py must test <folder>/<name>"
+
+
+def test_no_test_module_imports_a_conftest() -> None:
+    offenders = []
+    for path in (REPO / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            if any(name.split(".")[-1] == "conftest" for name in names):
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == [], "move what a test imports from a conftest into tests/support/"

@@ -31,7 +31,7 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import free_port
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import ServerId
-from tests.adapters import mpwt_servicer
+from tests.support import mpwt_servicer
 
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"
 LIST = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"

@@ -48,7 +48,7 @@ def test_every_announced_type_loads(tmp_path: Path) -> None:
         "service": "vehicles.v1.VehicleRegistry",
     }
     grpc = load_adapter({"type": "grpc", "target": "127.0.0.1:1"} | vehicles, tmp_path)
-    servicer = "tests.adapters.mpwt_servicer:VehicleRegistry"
+    servicer = "tests.support.mpwt_servicer:VehicleRegistry"
     python = load_adapter({"type": "python", "servicer": servicer} | vehicles, tmp_path)
     assert isinstance(grpc, GrpcPassthroughAdapter)
     assert isinstance(python, PythonAdapter)

@@ -26,13 +26,13 @@ from spean.adapters import (
 from spean.adapters.python_adapter import PythonAdapter, ServicerContext
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway.demo import data as demo_data
-from tests.adapters import mpwt_servicer
+from tests.support import mpwt_servicer
 
 GET = "/vehicles.v1.VehicleRegistry/GetVehicle"
 LIST = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
 SPEC = {
     "type": "python",
-    "servicer": "tests.adapters.mpwt_servicer:VehicleRegistry",
+    "servicer": "tests.support.mpwt_servicer:VehicleRegistry",
     "descriptor": "spean.demo.vehicles.v1.vehicles_pb2",
     "service": "vehicles.v1.VehicleRegistry",
 }
@@ -239,8 +239,8 @@ def test_only_methods_the_class_implements_are_published(tmp_path: Path) -> None
         ({"servicer": None}, "a.servicer: required"),
         ({"servicer": "just_a_module"}, "a.servicer: 'just_a_module' must be module:Class"),
         ({"servicer": "no_such_module_x:C"}, "a.servicer: cannot import Python module"),
-        ({"servicer": "tests.adapters.mpwt_servicer:Nope"}, "a.servicer: module tests.adapters"),
-        ({"servicer": "tests.adapters.mpwt_servicer:OWNER"}, "a.servicer: module tests.adapters"),
+        ({"servicer": "tests.support.mpwt_servicer:Nope"}, "a.servicer: module tests.support"),
+        ({"servicer": "tests.support.mpwt_servicer:OWNER"}, "a.servicer: module tests.support"),
         ({"descriptor": None}, "a.descriptor: required"),
         ({"service": "vehicles.v1.Other"}, "a.service: 'vehicles.v1.Other' is not defined"),
         ({"mapping": "x.yaml"}, "a: unknown key 'mapping' for a python adapter"),

@@ -9,7 +9,6 @@ every type conversion.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import sqlite3
 import sys
@@ -29,7 +28,6 @@ from grpc_tools import protoc
 from sqlalchemy.exc import OperationalError
 
 from spean.adapters import (
-    CallContext,
     ConfigError,
     DeadlineExceeded,
     Internal,
@@ -54,6 +52,7 @@ from spean.gateway.demo.data import (
     SAMPLE_REPORT_MONTH,
     SAMPLE_UNINSPECTED_PLATE,
 )
+from tests.support.sql_adapter import call, get_vehicle, running
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
@@ -66,32 +65,11 @@ SLOW_SQL = (
 )
 
 
-def call(method: str, deadline: float | None = None) -> CallContext:
-    return CallContext(
-        method=method, exchange_id="ex-test", client="KH/GOV/MOH/nhis", deadline=deadline
-    )
-
-
-def get_vehicle(adapter: SqlAdapter, plate: str) -> vehicles_pb2.Vehicle:
-    request = vehicles_pb2.GetVehicleRequest(plate=plate).SerializeToString()
-    return vehicles_pb2.Vehicle.FromString(adapter.unary(call(VEHICLE), request))
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     demo_data.install_demo_services(folder)
     return folder
-
-
-@contextlib.contextmanager
-def running(path: Path) -> Iterator[SqlAdapter]:
-    adapter = SqlAdapter.from_file(path)
-    adapter.start()
-    try:
-        yield adapter
-    finally:
-        adapter.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """The SQL adapter suite that runs unchanged on SQLite, PostgreSQL and MariaDB.
 
-Each test takes `backend` (tests/adapters/conftest.py): a fresh database per
-module and engine, loaded with the demo registries and a `sample` table of
-every column type. What differs between engines is only the SQL a test needs
-to be slow; everything the adapter promises is asserted the same way.
+Each test takes `backend` (tests/adapters/conftest.py, made by
+tests/support/databases.py): a fresh database per module and engine, loaded
+with the demo registries and a `sample` table of every column type. What
+differs between engines is only the SQL a test needs to be slow; everything
+the adapter promises is asserted the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -28,7 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from spean.adapters import (
-    CallContext,
     ConfigError,
     DeadlineExceeded,
     Internal,
@@ -49,7 +48,8 @@ from spean.gateway.demo.data import (
     SAMPLE_REPORT_MONTH,
     SAMPLE_UNINSPECTED_PLATE,
 )
-from tests.adapters.conftest import Backend
+from tests.support.databases import Backend
+from tests.support.sql_adapter import call, get_vehicle, running
 
 VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 BY_OWNER = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
@@ -66,27 +66,6 @@ SLOW = {
     " AND (SELECT 1 FROM pg_sleep(30)) = 1",
     "mariadb": "SELECT plate FROM vehicles WHERE plate = :plate AND SLEEP(30) = 0",
 }
-
-
-def call(method: str, deadline: float | None = None) -> CallContext:
-    return CallContext(
-        method=method, exchange_id="ex-test", client="KH/GOV/MOH/nhis", deadline=deadline
-    )
-
-
-def get_vehicle(adapter: SqlAdapter, plate: str) -> vehicles_pb2.Vehicle:
-    request = vehicles_pb2.GetVehicleRequest(plate=plate).SerializeToString()
-    return vehicles_pb2.Vehicle.FromString(adapter.unary(call(VEHICLE), request))
-
-
-@contextlib.contextmanager
-def running(path: Path) -> Iterator[SqlAdapter]:
-    adapter = SqlAdapter.from_file(path)
-    adapter.start()
-    try:
-        yield adapter
-    finally:
-        adapter.stop()
 
 
 def demo_mapping(backend: Backend, folder: Path, name: str, **database: Any) -> Path:

@@ -19,7 +19,7 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, MPWT, NHIS, VEHICLES
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE
-from tests.adapters import mpwt_servicer
+from tests.support import mpwt_servicer
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 
 AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
@@ -28,7 +28,7 @@ AS_NHIS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     registry = python_vehicle_registry(
-        "tests.adapters.mpwt_servicer:VehicleRegistry",
+        "tests.support.mpwt_servicer:VehicleRegistry",
         [(GET_VEHICLE, False), (LIST_VEHICLES, True)],
     )
     plans = hospital_and_registry(registry)
@@ -52,6 +52,26 @@ def _provider_record(federation: Federation, call: grpc.Call) -> AuditRecord:
         if record.exchange_id == exchange_id
     ]
     return record
+
+
+def assert_failed_on_both_sides(federation: Federation, error: grpc.Call) -> AuditRecord:
+    """Both logs hold the failed exchange with the status and message the hospital got."""
+    provider = _provider_record(federation, error)
+    (consumer,) = [
+        record
+        for record in (
+            AuditRecord.from_bytes(r.record_bytes) for r in federation.servers[MOH].audit.read()
+        )
+        if record.exchange_id == provider.exchange_id
+    ]
+    for record in (consumer, provider):
+        assert record.status == error.code().name
+        assert record.message == error.details()
+        assert record.response_messages == 0
+    assert provider.forwarded_at_ns > 0  # the servicer itself failed the call
+    assert provider.response_token  # the provider signed the failure
+    assert consumer.response_token == provider.response_token
+    return provider
 
 
 def test_unary_call_reaches_the_servicer_with_the_callers_facts(federation: Federation) -> None:
@@ -92,7 +112,7 @@ def test_abort_reaches_the_hospital_with_the_servicers_words(federation: Federat
     error: grpc.Call = caught.value  # type: ignore[assignment]
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
     assert error.details() == "this plate is classified"
-    assert _provider_record(federation, error).status == "PERMISSION_DENIED"
+    assert_failed_on_both_sides(federation, error)
 
 
 def test_a_servicer_bug_is_internal_and_names_the_exchange(federation: Federation) -> None:
@@ -100,8 +120,10 @@ def test_a_servicer_bug_is_internal_and_names_the_exchange(federation: Federatio
     with channel, pytest.raises(grpc.RpcError) as caught:
         stub.GetVehicle(vehicles_pb2.GetVehicleRequest(plate="CRASH"), metadata=AS_NHIS)
     error: grpc.Call = caught.value  # type: ignore[assignment]
-    record = _provider_record(federation, error)
     assert error.code() is grpc.StatusCode.INTERNAL
+    record = assert_failed_on_both_sides(federation, error)
+    assert error.details() == (
+        "the provider's service failed; its operator can find exchange"
+        f" {record.exchange_id} in the log"
+    )
     assert mpwt_servicer.SECRET not in str(error.details())
-    assert record.exchange_id in str(error.details())
-    assert record.status == "INTERNAL"

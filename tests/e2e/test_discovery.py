@@ -35,7 +35,7 @@ from spean.gateway.demo.ministries import (
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, SERVICE
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
-from tests.e2e.conftest import World
+from tests.support.world import World
 
 AS_NHIS = ((CLIENT, NHIS),)
 
@@ -99,14 +99,25 @@ def test_service_descriptors_come_from_the_global_configuration(world: World) ->
 
 
 def test_metaservices_refuse_an_unregistered_client(world: World) -> None:
+    held = world.server(MOH).audit.size()
     channel, meta = _meta(world)
     with channel, pytest.raises(grpc.RpcError) as refused:
         meta.ListClients(pb.ListClientsRequest(), metadata=((CLIENT, "KH/GOV/MOH/other"),))
-    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
-    assert "not registered" in str(refused.value.details())
     with world.consumer_channel() as channel, pytest.raises(grpc.RpcError) as missing:
         pb_grpc.MetaServiceStub(channel).ListMethods(pb.ListMethodsRequest(service=VEHICLES))
-    assert missing.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    unregistered: grpc.Call = refused.value  # type: ignore[assignment]
+    assert unregistered.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert unregistered.details() == (
+        f"client subsystem {MOH}/other is not registered on security server {MOH}/ss1;"
+        " add it under consumer.clients"
+    )
+    no_client: grpc.Call = missing.value  # type: ignore[assignment]
+    assert no_client.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert no_client.details().startswith("header spean-client is missing")
+    # Local answers are not exchanges: no exchange id, no audit record (section 3.7).
+    for error in (unregistered, no_client):
+        assert EXCHANGE_ID not in dict(error.trailing_metadata() or ())
+    assert world.server(MOH).audit.size() == held
 
 
 def test_health_reports_serving(world: World) -> None:

@@ -8,7 +8,8 @@ import grpc
 
 from spean.demo.identity.v1 import identity_pb2
 from spean.demo.vehicles.v1 import vehicles_pb2
-from spean.gateway.audit.record import Side
+from spean.gateway.audit.chain import verify_chain
+from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import (
     GET_VEHICLE,
@@ -24,7 +25,8 @@ from spean.gateway.demo.ministries import (
 )
 from spean.gateway.digests import request_digest
 from spean.gateway.metadata import CLIENT, SERVICE
-from tests.e2e.conftest import World
+from tests.support.exchanges import get_vehicle
+from tests.support.world import World
 
 
 def test_moh_reads_a_vehicle_and_both_logs_hold_the_exchange(world: World) -> None:
@@ -106,26 +108,46 @@ def test_a_streamed_call_delivers_every_vehicle_of_the_owner(world: World) -> No
 
 def test_every_answer_carries_an_exchange_id_even_a_refusal(world: World) -> None:
     with world.consumer_channel() as channel:
-        _, exchange_id, code, _ = call(
-            channel,
-            GET_VEHICLE,
-            VEHICLES,
-            vehicles_pb2.GetVehicleRequest(plate="NO-SUCH-PLATE"),
-            vehicles_pb2.Vehicle,
-        )
-    assert code is grpc.StatusCode.NOT_FOUND
-    assert exchange_id
-    assert world.record(MOH, exchange_id).status == "NOT_FOUND"
-    assert world.record(MPWT, exchange_id).status == "NOT_FOUND"
+        answer = get_vehicle(channel, plate="NO-SUCH-PLATE")
+    assert answer.code is grpc.StatusCode.NOT_FOUND, answer.details
+    assert answer.details == "no result for GetVehicle with the given request"
+    assert answer.exchange_id
+    consumer = world.record(MOH, answer.exchange_id)
+    provider = world.record(MPWT, answer.exchange_id)
+    for record in (consumer, provider):
+        assert record.status == "NOT_FOUND"
+        assert record.message == answer.details
+        assert record.response_messages == 0
+    # The adapter answered it: a signed refusal, the same on both sides.
+    assert provider.forwarded_at_ns > 0
+    assert provider.response_token
+    assert consumer.response_token == provider.response_token
 
 
 def test_audit_chains_verify_after_traffic(world: World) -> None:
-    from spean.gateway.audit.chain import verify_chain
-
-    for member in (MOH, MPWT, MOI):
-        entries = [r.chain_entry() for r in world.server(member).audit.read()]
-        assert entries, f"{member} wrote no records"
-        verify_chain(entries)
+    citizen = demo_data.SAMPLE_CITIZEN
+    check = identity_pb2.VerifyCitizenRequest(
+        id_number=citizen.id_number, full_name=citizen.full_name, birth_date=citizen.birth_date
+    )
+    with world.consumer_channel() as channel:
+        vehicle = get_vehicle(channel)
+        no_vehicle = get_vehicle(channel, plate="NO-SUCH-PLATE")
+        _, identity, code, details = call(
+            channel, VERIFY_CITIZEN, IDREG, check, identity_pb2.VerifyCitizenResponse
+        )
+    assert vehicle.code is grpc.StatusCode.OK, vehicle.details
+    assert no_vehicle.code is grpc.StatusCode.NOT_FOUND, no_vehicle.details
+    assert code is grpc.StatusCode.OK, details
+    made = {
+        MOH: {vehicle.exchange_id, no_vehicle.exchange_id, identity},
+        MPWT: {vehicle.exchange_id, no_vehicle.exchange_id},
+        MOI: {identity},
+    }
+    for member, exchanges in made.items():
+        stored = list(world.server(member).audit.read())
+        verify_chain(r.chain_entry() for r in stored)  # raises ChainError at a bad entry
+        held = {AuditRecord.from_bytes(r.record_bytes).exchange_id for r in stored}
+        assert exchanges <= held, f"{member}'s verified log misses {exchanges - held}"
 
 
 def test_a_call_without_deadline_succeeds(world: World) -> None:

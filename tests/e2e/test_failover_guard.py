@@ -24,7 +24,7 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
 from spean.gateway.metadata import CLIENT, SERVICE
-from tests.support.exchanges import verified_records
+from tests.support.audit_logs import verified_records
 from tests.support.plans import demo_plans_with_ss2
 
 SS2 = f"{MPWT}/ss2"

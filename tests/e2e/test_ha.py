@@ -19,7 +19,8 @@ from spean.gateway.cli.doctor import diagnose
 from spean.gateway.demo.federation import build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, VEHICLES
 from spean.gateway.identifiers import SubsystemId
-from tests.support.exchanges import Traffic, verified_records
+from tests.support.audit_logs import verified_records
+from tests.support.exchanges import Traffic
 from tests.support.plans import demo_plans_with_ss2
 from tests.support.servers import ServerProcess
 
@@ -39,11 +40,10 @@ def test_calls_keep_succeeding_when_a_provider_server_dies(tmp_path: Path) -> No
         listed = moh_server.current_configuration().servers_for(SubsystemId.parse(VEHICLES))
         assert [str(s.id) for s in listed] == ["KH/GOV/MPWT/ss1", "KH/GOV/MPWT/ss2"]
         traffic = Traffic(federation.consumer_addresses[MOH])
-        traffic.wait_for(ok=20)
+        traffic.wait_for_ok(20)
         ss1.send(signal.SIGKILL)
         ss1.wait()
-        before = traffic.ok
-        traffic.wait_for(ok=before + 30)
+        traffic.wait_for_ok(30)
         traffic.stop()
         # The doctor on MoH's side names the dead server and what to do.
         findings = diagnose(federation.configs[MOH], peer_timeout=2.0)
@@ -59,7 +59,7 @@ def test_calls_keep_succeeding_when_a_provider_server_dies(tmp_path: Path) -> No
         federation.stop_all()
         ss1.kill()
         ss2.kill()
-    assert traffic.failures == []
+    assert traffic.failures() == []
     mpwt = federation.configs[MPWT].parent
     by_ss1 = verified_records(mpwt / "state" / "audit.db", "KH/GOV/MPWT/ss1#w0")
     by_ss2 = verified_records(mpwt / "state" / "ss2" / "audit.db", "KH/GOV/MPWT/ss2#w0")

@@ -23,9 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import MOH, MPWT, build_demo
+from spean.gateway.metadata import EXCHANGE_ID
 from spean.v1 import metaservices_pb2 as pb
 from spean.v1 import metaservices_pb2_grpc as pb_grpc
-from tests.e2e.rogue import provider_channel, tls_identity
+from tests.support.rogue import provider_channel, tls_identity
 
 HEALTHCHECK = Path(__file__).resolve().parents[2] / "deploy" / "container" / "healthcheck.py"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -82,6 +83,9 @@ def test_provider_endpoint_answers_health_over_mutual_tls(
         ):
             check(channel)
         assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        # Refused by TLS before any Spean code ran: no exchange id (section 4.1).
+        trailing = dict(refused.value.trailing_metadata() or ())  # type: ignore[attr-defined]
+        assert EXCHANGE_ID not in trailing
     finally:
         federation.stop_all()
 

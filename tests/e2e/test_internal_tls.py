@@ -28,14 +28,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway import pki
-from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import build_federation
-from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, call, demo_plans
+from spean.gateway.demo.ministries import MOH, MPWT, NHIS, demo_plans
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
-from tests.e2e.conftest import World
+from tests.support.exchanges import get_vehicle
+from tests.support.world import World, running
 
 MOH_SS1 = parse_server(f"{MOH}/ss1")
 PORTAL = f"{MOH}/portal"
@@ -111,21 +110,10 @@ def internal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InternalTlsWo
     )
     config.write_text(yaml.safe_dump(document, sort_keys=False))
 
-    with federation.running():
+    with running(federation) as world:
         yield InternalTlsWorld(
-            World(federation), address, pki.certificate_pem(ca), registered, portal, stranger
+            world, address, pki.certificate_pem(ca), registered, portal, stranger
         )
-
-
-def _get_vehicle(channel: grpc.Channel) -> tuple[str, grpc.StatusCode, str]:
-    _, exchange_id, code, details = call(
-        channel,
-        GET_VEHICLE,
-        VEHICLES,
-        vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE),
-        vehicles_pb2.Vehicle,
-    )
-    return exchange_id, code, details
 
 
 def _tls_channel(internal: InternalTlsWorld, client: ClientPair | None) -> grpc.Channel:
@@ -141,9 +129,9 @@ def test_the_registered_client_certificate_is_accepted_and_recorded(
     internal: InternalTlsWorld,
 ) -> None:
     with _tls_channel(internal, internal.registered) as channel:
-        exchange_id, code, details = _get_vehicle(channel)
-    assert code is grpc.StatusCode.OK, details
-    record = internal.world.record(MOH, exchange_id)
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.OK, answer.details
+    record = internal.world.record(MOH, answer.exchange_id)
     assert record.status == "OK"
     assert record.peer_certificate_sha256 == internal.registered.thumbprint
 
@@ -152,14 +140,18 @@ def test_the_certificate_of_another_subsystem_is_refused_and_recorded(
     internal: InternalTlsWorld,
 ) -> None:
     with _tls_channel(internal, internal.portal) as channel:
-        exchange_id, code, details = _get_vehicle(channel)
-    assert code is grpc.StatusCode.UNAUTHENTICATED, details
-    assert NHIS in details
-    assert exchange_id
-    record = internal.world.record(MOH, exchange_id)
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAUTHENTICATED, answer.details
+    assert answer.details == (
+        f"calls as {NHIS} must present the client certificate registered for it"
+    )
+    assert answer.exchange_id
+    record = internal.world.record(MOH, answer.exchange_id)
     assert record.status == "UNAUTHENTICATED"
+    assert record.message == answer.details
+    assert record.client == NHIS
     assert record.forwarded_at_ns == 0
-    assert all(r.exchange_id != exchange_id for r in internal.world.records(MPWT))
+    assert internal.world.records_of(MPWT, answer.exchange_id) == []
 
 
 @pytest.mark.parametrize("presented", ["none", "unregistered"])
@@ -169,14 +161,16 @@ def test_a_connection_without_a_registered_certificate_is_refused(
     client = internal.stranger if presented == "unregistered" else None
     held = len(internal.world.records(MOH)), len(internal.world.records(MPWT))
     with _tls_channel(internal, client) as channel:
-        exchange_id, code, details = _get_vehicle(channel)
-    assert code is grpc.StatusCode.UNAVAILABLE, details
-    assert exchange_id == ""
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAVAILABLE, answer.details
+    assert answer.exchange_id == ""
     assert (len(internal.world.records(MOH)), len(internal.world.records(MPWT))) == held
 
 
 def test_plaintext_is_not_spoken_on_the_tls_port(internal: InternalTlsWorld) -> None:
+    held = len(internal.world.records(MOH))
     with grpc.insecure_channel(internal.address) as channel:
-        exchange_id, code, details = _get_vehicle(channel)
-    assert code is grpc.StatusCode.UNAVAILABLE, details
-    assert exchange_id == ""
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAVAILABLE, answer.details
+    assert answer.exchange_id == ""
+    assert len(internal.world.records(MOH)) == held

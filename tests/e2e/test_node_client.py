@@ -29,7 +29,7 @@ import pytest
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.ministries import GET_VEHICLE, LIST_VEHICLES, MOH, NHIS, VEHICLES, call
-from tests.e2e.conftest import World
+from tests.support.world import World
 
 pytestmark = pytest.mark.slow
 
@@ -152,4 +152,5 @@ def test_a_node_client_makes_the_same_calls(world: World) -> None:
     refused = answer["refused"]
     assert refused["code"] == grpc.StatusCode.NOT_FOUND.value[0]
     assert "is not in the federation" in refused["details"]
-    assert world.record(MOH, refused["exchangeId"]).status == "NOT_FOUND"
+    record = world.record(MOH, refused["exchangeId"])
+    assert (record.status, record.message) == ("NOT_FOUND", refused["details"])

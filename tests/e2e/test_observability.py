@@ -21,7 +21,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spean.demo.identity.v1 import identity_pb2
-from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import (
@@ -36,10 +35,9 @@ from spean.gateway.demo.ministries import (
     build_demo,
 )
 from spean.gateway.files.config import load_config
-from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
+from spean.gateway.metadata import CLIENT, SERVICE
+from tests.support.exchanges import USER_ID, get_vehicle
 from tests.support.observe import recording_spans, scrape, value
-
-USER_ID = "dr.sokha@hospital.example"
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +58,12 @@ def federation(
         yield federation
 
 
-def get_vehicle(federation: Federation, extra: tuple[tuple[str, str], ...] = ()) -> str:
+def exchange(federation: Federation, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+    """One GetVehicle through MoH that must succeed; its exchange id."""
     with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
-        stub = channel.unary_unary(GET_VEHICLE)
-        body = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
-        _, call = stub.with_call(
-            body,
-            metadata=(
-                (CLIENT, NHIS),
-                (SERVICE, VEHICLES),
-                (USER, USER_ID),
-                (PURPOSE, "admission"),
-                *extra,
-            ),
-            timeout=10,
-        )
-    return str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
+        answer = get_vehicle(channel, metadata=metadata)
+    assert answer.code is grpc.StatusCode.OK, answer.details
+    return answer.exchange_id
 
 
 def test_metrics_move_with_traffic(federation: Federation) -> None:
@@ -85,8 +73,8 @@ def test_metrics_move_with_traffic(federation: Federation) -> None:
     }  # fmt: skip
     provider_labels = {**consumer_labels, "side": "provider"}
     before_moh, before_mpwt = scrape(federation, MOH), scrape(federation, MPWT)
-    get_vehicle(federation)
-    get_vehicle(federation)
+    exchange(federation)
+    exchange(federation)
     moh, mpwt = scrape(federation, MOH), scrape(federation, MPWT)
 
     assert (
@@ -161,7 +149,7 @@ def _by_exchange(spans: InMemorySpanExporter, exchange_id: str) -> dict[str, Rea
 def test_one_trace_crosses_both_ministries(
     federation: Federation, spans: InMemorySpanExporter
 ) -> None:
-    exchange_id = get_vehicle(federation)
+    exchange_id = exchange(federation)
     hops = _by_exchange(spans, exchange_id)
     consumer, provider = hops["consumer"], hops["provider"]
     assert consumer.context is not None
@@ -182,7 +170,7 @@ def test_one_trace_crosses_both_ministries(
     for span in (consumer, provider, *adapters):
         text = repr(dict(span.attributes or {}))
         assert USER_ID not in text
-        assert "admission" not in text
+        assert "admission" not in text  # any part of the purpose
         assert demo_data.SAMPLE_PLATE not in text
         assert "eyJ" not in text  # the start of every JWS
 
@@ -192,7 +180,7 @@ def test_the_applications_trace_is_continued(
 ) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
-    exchange_id = get_vehicle(federation, (("traceparent", traceparent),))
+    exchange_id = exchange(federation, (("traceparent", traceparent),))
     hops = _by_exchange(spans, exchange_id)
     for span in hops.values():
         assert span.context is not None

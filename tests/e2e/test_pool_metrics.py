@@ -40,7 +40,7 @@ def test_adapter_pool_use_is_scraped(tmp_path: Path) -> None:
         assert mpwt.metrics_port is not None
         with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
             for _ in range(3):
-                assert get_vehicle(channel)[0] is grpc.StatusCode.OK
+                assert get_vehicle(channel).code is grpc.StatusCode.OK
         samples = scrape(mpwt.metrics_port)
     assert samples[("spean_adapter_pool_size", VEHICLES)] >= 1
     assert (

@@ -27,7 +27,8 @@ from spean.gateway.backoff import INITIAL_BACKOFF_SECONDS
 from spean.gateway.demo.federation import build_federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES
 from spean.gateway.identifiers import SubsystemId
-from tests.support.exchanges import get_vehicle, verified_records
+from tests.support.audit_logs import verified_records
+from tests.support.exchanges import get_vehicle
 from tests.support.observe import recording_spans, scrape, value
 from tests.support.plans import demo_plans_with_ss2
 
@@ -69,12 +70,12 @@ def test_a_dead_provider_server_is_not_tried_first_on_every_call(
         listed = moh.current_configuration().servers_for(SubsystemId.parse(VEHICLES))
         assert [str(s.id) for s in listed] == [f"{MPWT}/ss1", f"{MPWT}/ss2"]
         with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
-            assert get_vehicle(channel)[0] is grpc.StatusCode.OK
+            assert get_vehicle(channel).code is grpc.StatusCode.OK
             federation.stop(MPWT)  # ss1, first in the list, is gone
 
             with capture_logs() as events:
                 started = time.monotonic()
-                codes = [get_vehicle(channel)[0] for _ in range(40)]
+                codes = [get_vehicle(channel).code for _ in range(40)]
                 elapsed = time.monotonic() - started
         unreachable = [e for e in events if e["event"] == "provider.unreachable"]
         failovers = [e for e in events if e["event"] == "provider.failover"]

@@ -30,7 +30,8 @@ from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from spean.gateway.digests import b64url_decode
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId
-from tests.support.exchanges import Traffic, origins, verified_records
+from tests.support.audit_logs import origins, verified_records
+from tests.support.exchanges import Traffic
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
     try:
         moh.wait_for("server.workers_ready")
         traffic = Traffic(federation.consumer_addresses[MOH])
-        traffic.wait_for(ok=10)
+        traffic.wait_for_ok(10)
 
         # 1. Member signing key: admit the new key beside the old one.
         init_member(moh_keys / "next", MOH)
@@ -86,12 +87,12 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
         moh.send(signal.SIGHUP)
         reloaded = moh.wait_for("server.reloaded", count=2)
         assert {event["signing_kid"] for event in reloaded} == {new_kid}
-        traffic.wait_for(ok=traffic.ok + 20)
+        traffic.wait_for_ok(20)
         # Retire the old key: revoked, published; MoH no longer uses it.
         federation.authority.revoke(serial=old_signing.serial_number)
         publish(federation)
         assert mpwt.current_configuration().signing_key(pki.thumbprint(old_signing)) is None
-        traffic.wait_for(ok=traffic.ok + 20)
+        traffic.wait_for_ok(20)
 
         # 2. MPWT's TLS certificate: a new key, certified, swapped in without a restart.
         mpwt_config = federation.configs[MPWT]
@@ -119,10 +120,10 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
             moh_keys / "tls.key",
         )
         assert presented == new_tls  # new handshakes get the new certificate
-        traffic.wait_for(ok=traffic.ok + 20)
+        traffic.wait_for_ok(20)
         federation.authority.revoke(serial=old_tls.serial_number)
         publish(federation)
-        traffic.wait_for(ok=traffic.ok + 20)
+        traffic.wait_for_ok(20)
 
         # 3. A broken file: refused, logged, nothing changes, traffic flows.
         good = moh_config.read_text()
@@ -131,7 +132,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
         failed = moh.wait_for("server.reload_failed")
         assert "not valid YAML" in failed[0]["error"]
         moh_config.write_text(good)
-        traffic.wait_for(ok=traffic.ok + 20)
+        traffic.wait_for_ok(20)
         traffic.stop()
         moh.send(signal.SIGTERM)
         assert moh.wait() == 0
@@ -140,7 +141,7 @@ def test_rotation_and_reload_under_traffic_drop_no_call(tmp_path: Path) -> None:
             traffic.stop()
         moh.kill()
         federation.stop_all()
-    assert traffic.failures == []
+    assert traffic.failures() == []
     database = moh_config.parent / "state" / "audit.db"
     records = [r for origin in origins(database) for r in verified_records(database, origin)]
     assert len(records) == traffic.ok

@@ -2,7 +2,7 @@
 
 MPWT's provider runs as ``spean server run`` in real subprocesses. One
 genuine request token (MoH's real signing key and TLS identity, crafted with
-tests/e2e/rogue.py) is sent again and again, each time over a new TCP
+tests/support/rogue.py) is sent again and again, each time over a new TCP
 connection so that SO_REUSEPORT hands it to either worker: exactly one
 attempt is served, every other is refused UNAUTHENTICATED as a replay,
 whichever worker took it. The provider's audit store says which worker
@@ -34,7 +34,7 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
 from spean.gateway.identifiers import parse_server
-from tests.e2e import rogue
+from tests.support import rogue
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -75,8 +75,8 @@ def _send_over_a_new_connection(federation: Federation, token: str) -> tuple[grp
         ("grpc.use_local_subchannel_pool", 1),
     ]
     with grpc.secure_channel(provider.listen, credentials, options=options) as channel:
-        code, details, _ = rogue.send(channel, GET_VEHICLE, BODY, token, timeout=20)
-    return code, details
+        answer = rogue.send(channel, GET_VEHICLE, BODY, token, timeout=20)
+    return answer.code, answer.details
 
 
 def _answered_by(

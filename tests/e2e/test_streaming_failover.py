@@ -40,7 +40,7 @@ from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MPWT, NHIS, VEHICL
 from spean.gateway.digests import response_digest
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE
 from spean.gateway.trust import claimed_exchange_id
-from tests.support.exchanges import verified_records
+from tests.support.audit_logs import verified_records
 from tests.support.plans import hospital_and_registry, python_vehicle_registry
 from tests.support.servers import ServerProcess
 
@@ -315,6 +315,7 @@ def test_a_stream_broken_after_two_messages_is_unavailable(
     exchange_id = str(dict(call.trailing_metadata() or ())[EXCHANGE_ID])
     (mine,) = consumer_records(federation, exchange_id)
     assert mine.status == "UNAVAILABLE"
+    assert mine.message == call.details()
     # No failover: only the dead server's servicer ever saw the call.
     assert [p.name for p in tmp_path.iterdir() if p.name.isdigit()] == [
         (tmp_path / "stalled").read_text(encoding="utf-8")

@@ -33,8 +33,9 @@ from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
-from tests.e2e.rogue import provider_channel, send
-from tests.support.exchanges import Traffic, verified_records
+from tests.support.audit_logs import verified_records
+from tests.support.exchanges import Traffic
+from tests.support.rogue import provider_channel, send
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
     try:
         moh.wait_for("server.workers_ready")
         traffic = Traffic(federation.consumer_addresses[MOH])
-        traffic.wait_for(ok=10)
+        traffic.wait_for_ok(10)
 
         # 1. The new key is admitted beside the old one and published; MPWT refreshes.
         init_server(keys / "next", MOH_SS1, listed.address)
@@ -89,7 +90,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
         during = mpwt.current_configuration().server(MOH_SS1)
         assert during is not None
         assert during.tls_fingerprints == (new, old)
-        traffic.wait_for(ok=traffic.ok + 10)
+        traffic.wait_for_ok(10)
 
         # 2. MoH switches to the new key: every worker reloads, new connections present it.
         set_keys(moh_config, tls_key="keys/next/tls.key", tls_certificate="keys/next/tls.crt")
@@ -97,7 +98,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
         reloaded = moh.wait_for("server.reloaded", count=2)
         assert {event["tls_sha256"] for event in reloaded} == {new}
         switched = len(list(mpwt.audit.read()))
-        traffic.wait_for(ok=traffic.ok + 30)
+        traffic.wait_for_ok(30)
         assert set(peers_seen(federation, since=switched)[-10:]) == {new}
 
         # 3. The old certificate is retired and revoked; MPWT refuses it from now on.
@@ -106,7 +107,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
         after = mpwt.current_configuration().server(MOH_SS1)
         assert after is not None
         assert after.tls_fingerprints == (new,)
-        traffic.wait_for(ok=traffic.ok + 30)
+        traffic.wait_for_ok(30)
         with provider_channel(
             mpwt.current_configuration().ca_pem,
             f"127.0.0.1:{mpwt.provider_port}",
@@ -114,9 +115,17 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
             key_pem=(keys / "tls.key").read_bytes(),
             cert_pem=(keys / "tls.crt").read_bytes(),
         ) as channel:
-            code, details, _ = send(channel, GET_VEHICLE, b"", None)
-        assert code is grpc.StatusCode.UNAUTHENTICATED, details
-        assert "not that of a security server listed" in details
+            refused = send(channel, GET_VEHICLE, b"", None)
+        assert refused.code is grpc.StatusCode.UNAUTHENTICATED, refused.details
+        assert refused.details.startswith(f"TLS certificate {old[:16]}... is not that of a")
+        assert refused.exchange_id
+        assert refused.response_token == ""  # refused before the exchange was established
+        [record] = [
+            AuditRecord.from_bytes(r.record_bytes)
+            for r in mpwt.audit.read()
+            if AuditRecord.from_bytes(r.record_bytes).exchange_id == refused.exchange_id
+        ]
+        assert (record.status, record.message) == ("UNAUTHENTICATED", refused.details)
 
         traffic.stop()
         moh.send(signal.SIGTERM)
@@ -126,7 +135,7 @@ def test_tls_rotation_of_a_calling_server_drops_no_call(tmp_path: Path) -> None:
             traffic.stop()
         moh.kill()
         federation.stop_all()
-    assert traffic.failures == []
+    assert traffic.failures() == []
     # MPWT's log verifies and holds every call MoH completed, under both certificates.
     database = federation.configs[MPWT].parent / "state" / "audit.db"
     records = verified_records(database, f"{mpwt.config.server}#w0")

@@ -11,33 +11,20 @@ from pathlib import Path
 import grpc
 import pytest
 
-from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway import pki
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
-from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, call, demo_plans
+from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from spean.gateway.files import keyfiles
 from spean.gateway.server.globalconf_client import GlobalConfigurationRollback
-from tests.e2e.conftest import World
-
-
-def _get_vehicle(world: World) -> tuple[str, grpc.StatusCode, str]:
-    with world.consumer_channel() as channel:
-        _, exchange_id, code, details = call(
-            channel,
-            GET_VEHICLE,
-            VEHICLES,
-            vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE),
-            vehicles_pb2.Vehicle,
-        )
-    return exchange_id, code, details
+from tests.support.exchanges import get_vehicle
+from tests.support.world import World, running
 
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Iterator[World]:
-    federation = build_federation(tmp_path, demo_plans())
-    with federation.running():
-        yield World(federation)
+    with running(build_federation(tmp_path, demo_plans())) as world:
+        yield world
 
 
 @pytest.fixture
@@ -45,13 +32,14 @@ def short_lived(tmp_path: Path) -> Iterator[World]:
     federation: Federation = build_federation(
         tmp_path, demo_plans(), validity=dt.timedelta(seconds=4)
     )
-    with federation.running():
-        yield World(federation)
+    with running(federation) as world:
+        yield world
 
 
 def test_a_revoked_consumer_certificate_is_refused_by_the_provider(fresh: World) -> None:
-    exchange_id, code, details = _get_vehicle(fresh)
-    assert code is grpc.StatusCode.OK, details
+    with fresh.consumer_channel() as channel:
+        before = get_vehicle(channel)
+    assert before.code is grpc.StatusCode.OK, before.details
 
     moh_tls = keyfiles.load_certificate(fresh.folder(MOH) / "keys" / "tls.crt")
     authority = fresh.federation.authority
@@ -59,25 +47,49 @@ def test_a_revoked_consumer_certificate_is_refused_by_the_provider(fresh: World)
     authority.publish(dt.timedelta(days=1))
     assert fresh.server(MPWT).globalconf.refresh()
 
-    exchange_id, code, details = _get_vehicle(fresh)
-    assert code is grpc.StatusCode.UNAUTHENTICATED
-    assert "revoked" in details
-    record = fresh.record(MPWT, exchange_id)
-    assert record.status == "UNAUTHENTICATED"
-    assert record.forwarded_at_ns == 0
+    with fresh.consumer_channel() as channel:
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAUTHENTICATED, answer.details
+    # Refused at provider step 2 (unsigned); MoH passes the provider's reason on.
+    assert answer.details == (
+        f"TLS certificate of security server {MOH}/ss1 (serial {moh_tls.serial_number:x})"
+        " is revoked"
+    )
+    assert answer.exchange_id
+    provider, consumer = (
+        fresh.record(MPWT, answer.exchange_id),
+        fresh.record(MOH, answer.exchange_id),
+    )
+    for record in (provider, consumer):
+        assert record.status == "UNAUTHENTICATED"
+        assert record.message == answer.details
+        assert record.response_messages == 0
+        assert record.response_token == ""  # an unauthenticated peer gets no signed answer
+    assert provider.forwarded_at_ns == 0  # the adapter was not reached
+    assert consumer.forwarded_at_ns > 0  # MoH did send it; MPWT refused it
 
 
 def test_an_expired_global_configuration_fails_closed(short_lived: World) -> None:
     conf = short_lived.server(MOH).current_configuration()
-    _, code, details = _get_vehicle(short_lived)
-    assert code is grpc.StatusCode.OK, details
+    with short_lived.consumer_channel() as channel:
+        before = get_vehicle(channel)
+    assert before.code is grpc.StatusCode.OK, before.details
 
     wait = (conf.expires_at - dt.datetime.now(dt.UTC)).total_seconds() + 0.5
     time.sleep(max(wait, 0))
-    exchange_id, code, details = _get_vehicle(short_lived)
-    assert code is grpc.StatusCode.UNAVAILABLE
-    assert "expired" in details
-    assert short_lived.record(MOH, exchange_id).status == "UNAVAILABLE"
+    held = len(short_lived.records(MPWT))
+    with short_lived.consumer_channel() as channel:
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAVAILABLE, answer.details
+    assert answer.details.startswith(
+        f"global configuration version {conf.version} expired at {conf.expires_at.isoformat()};"
+    )
+    assert answer.exchange_id
+    record = short_lived.record(MOH, answer.exchange_id)
+    assert record.status == "UNAVAILABLE"
+    assert record.message == answer.details
+    assert record.forwarded_at_ns == 0  # refused by the consumer: nothing left MoH
+    assert len(short_lived.records(MPWT)) == held
 
 
 def test_a_rolled_back_global_configuration_is_refused(fresh: World) -> None:
@@ -95,15 +107,23 @@ def test_a_rolled_back_global_configuration_is_refused(fresh: World) -> None:
     with pytest.raises(GlobalConfigurationRollback):
         fresh.server(MPWT).globalconf.refresh()
     assert fresh.server(MPWT).current_configuration().version == held + 1
-    _, code, details = _get_vehicle(fresh)
-    assert code is grpc.StatusCode.OK, details
+    with fresh.consumer_channel() as channel:
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.OK, answer.details
+    assert answer.vehicle is not None
+    assert answer.vehicle.plate == demo_data.SAMPLE_PLATE
 
 
 def test_a_provider_that_cannot_log_refuses_and_says_why(fresh: World) -> None:
     fresh.server(MPWT).audit.close()  # from now on every append fails
-    exchange_id, code, details = _get_vehicle(fresh)
-    assert code is grpc.StatusCode.UNAVAILABLE
-    assert "cannot write its audit log" in details
-    record = fresh.record(MOH, exchange_id)
+    with fresh.consumer_channel() as channel:
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAVAILABLE, answer.details
+    assert answer.details == (
+        "the security server cannot write its audit log; the exchange was refused"
+    )
+    assert answer.exchange_id
+    record = fresh.record(MOH, answer.exchange_id)
     assert record.status == "UNAVAILABLE"
+    assert record.message == answer.details
     assert record.response_messages == 0  # nothing was released to the application

@@ -23,12 +23,10 @@ from sqlalchemy import create_engine
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
-from tests.faults.conftest import (
-    PostgresDatabase,
-    Servers,
-    Traffic,
-    assert_nothing_acknowledged_lost,
-)
+from tests.support.audit_logs import assert_nothing_acknowledged_lost
+from tests.support.databases import PostgresDatabase
+from tests.support.exchanges import Traffic
+from tests.support.servers import Servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -61,7 +59,9 @@ def test_database_outage_is_unavailable_and_recovers_without_restart(
     running = servers(federation)
     mpwt = running.start(MPWT)
     running.start(MOH)
-    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    traffic = Traffic(
+        federation.consumer_addresses[MOH], threads=4, expect_failures=True, call_timeout=5.0
+    )
     try:
         traffic.wait_for_ok(30)
         postgres_database.stop()

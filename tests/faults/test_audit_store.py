@@ -33,15 +33,11 @@ import yaml
 
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
-from tests.faults.conftest import (
-    PostgresDatabase,
-    Servers,
-    Traffic,
-    assert_nothing_acknowledged_lost,
-    export_and_verify,
-    get_vehicle_with_id,
-)
+from tests.support.audit_logs import assert_nothing_acknowledged_lost, export_and_verify
+from tests.support.databases import PostgresDatabase
+from tests.support.exchanges import Traffic, get_vehicle
 from tests.support.plans import demo_plans_with_ss2
+from tests.support.servers import Servers
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +74,9 @@ def test_disk_full_refuses_every_exchange_until_space_returns(
     processes = {member: running.start(member, pipe_stderr=True) for member in (MPWT, MOH)}
     victim = processes[side].pid
     soft, hard = resource.prlimit(victim, resource.RLIMIT_FSIZE)
-    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    traffic = Traffic(
+        federation.consumer_addresses[MOH], threads=4, expect_failures=True, call_timeout=5.0
+    )
     try:
         traffic.wait_for_ok(30)
         resource.prlimit(victim, resource.RLIMIT_FSIZE, (TINY_FILE_LIMIT, hard))
@@ -117,7 +115,9 @@ def test_postgres_audit_store_gone_refuses_every_exchange_until_it_returns(
     running = servers(federation)
     running.start(MPWT)
     running.start(MOH)
-    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    traffic = Traffic(
+        federation.consumer_addresses[MOH], threads=4, expect_failures=True, call_timeout=5.0
+    )
     try:
         traffic.wait_for_ok(30)
         postgres_database.stop()
@@ -146,18 +146,22 @@ def test_a_failover_that_cannot_be_logged_goes_no_further(
     soft, hard = resource.prlimit(moh.pid, resource.RLIMIT_FSIZE)
     with grpc.insecure_channel(federation.consumer_addresses[MOH]) as channel:
         resource.prlimit(moh.pid, resource.RLIMIT_FSIZE, (TINY_FILE_LIMIT, hard))
-        code, details, refused = get_vehicle_with_id(channel, timeout=20)
+        refused = get_vehicle(channel, timeout=20)
         resource.prlimit(moh.pid, resource.RLIMIT_FSIZE, (soft, hard))
         # Space is back; ss1 is skipped for a while (back-off), ss2 answers.
-        after, _, answered = get_vehicle_with_id(channel, timeout=20)
+        answered = get_vehicle(channel, timeout=20)
     running.stop_all()
 
-    assert code is grpc.StatusCode.UNAVAILABLE
-    assert details == "the security server cannot write its audit log; the exchange was refused"
-    assert [e["exchange_id"] for e in moh.events("audit.append_failed")][:1] == [refused]
+    assert refused.code is grpc.StatusCode.UNAVAILABLE
+    assert refused.details == (
+        "the security server cannot write its audit log; the exchange was refused"
+    )
+    assert refused.exchange_id
+    appends_failed = [e["exchange_id"] for e in moh.events("audit.append_failed")]
+    assert appends_failed[:1] == [refused.exchange_id]
     assert moh.events("provider.failover") == []
-    assert after is grpc.StatusCode.OK
+    assert answered.code is grpc.StatusCode.OK, answered.details
     # ss2 only ever saw the call made once MoH could log again.
     (tmp_path / "bundles").mkdir()
     provider = export_and_verify(federation, ss2, tmp_path / "bundles")
-    assert [r.exchange_id for r in provider.records] == [answered]
+    assert [r.exchange_id for r in provider.records] == [answered.exchange_id]

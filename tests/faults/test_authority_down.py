@@ -32,8 +32,9 @@ from spean.gateway.demo.federation import Federation, build_federation, free_por
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
 from spean.gateway.files.keyfiles import load_certificate
 from spean.gateway.globalconf import verify_global_configuration
-from tests.faults.conftest import Servers, Traffic, assert_nothing_acknowledged_lost
-from tests.support.servers import REPO
+from tests.support.audit_logs import assert_nothing_acknowledged_lost
+from tests.support.exchanges import Traffic
+from tests.support.servers import REPO, Servers
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +121,9 @@ def test_exchanges_go_on_until_the_configuration_expires_then_fail_closed(
     running = servers(federation)
     mpwt = running.start(MPWT)
     moh = running.start(MOH)
-    traffic = Traffic(federation.consumer_addresses[MOH], threads=3)
+    traffic = Traffic(
+        federation.consumer_addresses[MOH], threads=3, expect_failures=True, call_timeout=5.0
+    )
     try:
         traffic.wait_for_ok(20)
         # A short-lived version, picked up by both servers on their next refresh.

@@ -18,7 +18,9 @@ import pytest
 
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
-from tests.faults.conftest import Servers, Traffic, assert_nothing_acknowledged_lost
+from tests.support.audit_logs import assert_nothing_acknowledged_lost
+from tests.support.exchanges import Traffic
+from tests.support.servers import Servers
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,9 @@ def test_a_killed_server_restarts_and_loses_no_acknowledged_exchange(
     running = servers(federation)
     running.start(MPWT)
     running.start(MOH)
-    traffic = Traffic(federation.consumer_addresses[MOH], threads=4)
+    traffic = Traffic(
+        federation.consumer_addresses[MOH], threads=4, expect_failures=True, call_timeout=5.0
+    )
     try:
         traffic.wait_for_ok(40)
         running.crash(victim)

@@ -36,7 +36,7 @@ from spean.gateway.tokens import (
     new_exchange_id,
     verify_request,
 )
-from tests.e2e import rogue
+from tests.support import rogue
 
 MEMBER = MemberId.parse("KH/GOV/MOH")
 KEY = pki.generate_key()

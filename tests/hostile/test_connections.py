@@ -24,10 +24,11 @@ import yaml
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway.config import split_address
 from spean.gateway.demo import data as demo_data
-from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo, call
+from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, NHIS, VEHICLES, build_demo
 from spean.gateway.metadata import CLIENT, SERVICE
-from tests.e2e.conftest import World
-from tests.hostile.conftest import HostileWorld
+from tests.support.exchanges import get_vehicle
+from tests.support.hostile import HostileWorld
+from tests.support.world import World, running
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
 HEADERS = ((CLIENT, NHIS), (SERVICE, VEHICLES))
@@ -38,12 +39,9 @@ PARTIAL_PREFACE = b"PRI * HTTP/2.0\r\n"
 
 
 def _exchange(h: World, timeout: float = 5.0) -> grpc.StatusCode:
-    request = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
+    """The status of an ordinary GetVehicle through MoH, as the attack goes on."""
     with h.consumer_channel() as channel:
-        _, _, code, _ = call(
-            channel, GET_VEHICLE, VEHICLES, request, vehicles_pb2.Vehicle, timeout=timeout
-        )
-    return code
+        return get_vehicle(channel, timeout=timeout).code
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -169,8 +167,7 @@ def test_calls_beyond_the_worker_limit_are_refused_at_once_not_queued(tmp_path: 
     document = yaml.safe_load(config.read_text(encoding="utf-8"))
     document["limits"] = {"workers": 4}
     config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    with federation.running():
-        world = World(federation)
+    with running(federation) as world:
         stop = threading.Event()
         channels: list[grpc.Channel] = []
         calls: list[Any] = []

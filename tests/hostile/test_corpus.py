@@ -18,7 +18,7 @@ Each row of `CASES` is one attack and what must come of it:
   adapter was called but released nothing.
 
 The attacks come from two places: the hospital application's own consumer
-endpoint (insecure loopback, any metadata and body), and `tests.e2e.rogue`,
+endpoint (insecure loopback, any metadata and body), and `tests.support.rogue`,
 a hand-driven consumer with MOH's real keys that talks to MPWT's provider
 endpoint directly and can forge any TLS identity, token and body.
 """
@@ -44,8 +44,8 @@ from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import parse_server
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, REQUEST_TOKEN, SERVICE, USER
 from spean.gateway.tokens import REQUEST_TYPE, RESPONSE_TYPE, TokenSigner
-from tests.e2e import rogue
-from tests.hostile.conftest import HUGE_PLATE, MAX_MESSAGE_BYTES, HostileWorld
+from tests.support import rogue
+from tests.support.hostile import HUGE_PLATE, MAX_MESSAGE_BYTES, HostileWorld
 
 BODY = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE).SerializeToString()
 DELETE_VEHICLE = "/vehicles.v1.VehicleRegistry/DeleteVehicle"
@@ -658,6 +658,7 @@ CASES = [
             via_consumer([(CLIENT, f"{NHIS}' OR 1=1 --"), (SERVICE, VEHICLES)]),
             U.INVALID_ARGUMENT,
             "consumer",
+            "must be 1-63 letters, digits or hyphens",
         ),
         id="header-client-sql",
     ),
@@ -704,6 +705,7 @@ CASES = [
             via_consumer([(CLIENT, IDREG), (SERVICE, VEHICLES)]),
             U.PERMISSION_DENIED,
             "consumer",
+            f"does not belong to {MOH}",
         ),
         id="client-of-another-member",
     ),
@@ -712,6 +714,7 @@ CASES = [
             via_consumer([(CLIENT, NHIS), (SERVICE, "KH/GOV/MOF/tax")]),
             U.NOT_FOUND,
             "consumer",
+            "member KH/GOV/MOF is not in the federation",
         ),
         id="unknown-member",
     ),
@@ -720,6 +723,7 @@ CASES = [
             via_consumer([(CLIENT, NHIS), (SERVICE, "KH/GOV/MPWT/ghost")]),
             U.NOT_FOUND,
             "consumer",
+            "service subsystem KH/GOV/MPWT/ghost is not in the federation",
         ),
         id="unknown-subsystem",
     ),
@@ -728,7 +732,12 @@ CASES = [
         id="unknown-method-of-known-service",
     ),
     pytest.param(
-        Case(via_consumer(method="/Greeter/SayHello"), U.INVALID_ARGUMENT, "consumer"),
+        Case(
+            via_consumer(method="/Greeter/SayHello"),
+            U.INVALID_ARGUMENT,
+            "consumer",
+            "must be a gRPC path of the form /package.Service/Method",
+        ),
         id="method-without-package",
     ),
     pytest.param(
@@ -755,12 +764,19 @@ CASES = [
             via_consumer(body=b"\x0a\x02\xc3\x28"),
             U.INVALID_ARGUMENT,
             "provider",
+            "request is not a valid vehicles.v1.GetVehicleRequest message",
             adapter_called=True,
         ),
         id="protobuf-string-not-utf8",
     ),
     pytest.param(
-        Case(sql_fragment("' OR '1'='1"), U.NOT_FOUND, "provider", adapter_called=True),
+        Case(
+            sql_fragment("' OR '1'='1"),
+            U.NOT_FOUND,
+            "provider",
+            "no result for GetVehicle",
+            adapter_called=True,
+        ),
         id="sql-fragment-or-true",
     ),
     pytest.param(
@@ -768,6 +784,7 @@ CASES = [
             sql_fragment("x'; DROP TABLE vehicles; --"),
             U.NOT_FOUND,
             "provider",
+            "no result for GetVehicle",
             adapter_called=True,
         ),
         id="sql-fragment-drop-table",
@@ -812,6 +829,7 @@ def test_hostile_call_is_refused_and_recorded(hostile: HostileWorld, case: Case)
     record = records[-1]  # a replay's refusal follows the original's record
     assert record.status == case.status.name
     assert case.message in record.message
+    assert record.message == outcome.details, "the record holds the message the caller got"
     assert "Traceback" not in outcome.details
 
     if case.refused_by == "consumer":
@@ -830,3 +848,12 @@ def test_hostile_call_is_refused_and_recorded(hostile: HostileWorld, case: Case)
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
+
+
+def test_every_refusal_by_spean_says_what_it_expects_the_message_to_name() -> None:
+    unnamed = [
+        param.id
+        for param in CASES
+        if param.values[0].refused_by in ("consumer", "provider") and not param.values[0].message
+    ]
+    assert unnamed == [], "a Spean refusal must be checked for words naming what is wrong"

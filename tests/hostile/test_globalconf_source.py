@@ -27,7 +27,7 @@ from spean.gateway.errors import SpeanError
 from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import sign_global_configuration
 from spean.v1 import config_pb2
-from tests.hostile.conftest import HostileWorld
+from tests.support.hostile import HostileWorld
 
 MEMBERS = (MOH, MPWT, MOI)
 

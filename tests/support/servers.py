@@ -10,6 +10,10 @@ With ``pipe_stderr=True`` the log reaches the file through a pipe drained by a
 thread of the test process: the server itself then writes no regular file
 but its own state, which is what a test limiting the server's file sizes
 (RLIMIT_FSIZE, "disk full") needs.
+
+`Servers` keeps the subprocess servers of one story (started, crashed,
+stopped, restarted with the same ports, keys and audit store), so that its
+fixture can kill every one of them on teardown.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from spean.gateway.demo.federation import Federation
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_RUN = (sys.executable, "-m", "spean.gateway.cli", "server", "run")
@@ -123,3 +129,45 @@ class ServerProcess:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self._stderr.close()
+
+
+class Servers:
+    """The subprocess servers of one test; `kill_all` (on teardown) ends every one."""
+
+    def __init__(self, federation: Federation, logs: Path) -> None:
+        self.federation = federation
+        self._logs = logs
+        self._all: list[ServerProcess] = []
+        self.running: dict[str, ServerProcess] = {}
+
+    def start(self, member: str, *, pipe_stderr: bool = False) -> ServerProcess:
+        """Start `member`'s server (its same ports, keys and audit store every time)."""
+        assert member not in self.running, f"{member} is already running"
+        name = member.rsplit("/", 1)[-1].lower()
+        log = self._logs / f"{name}-{len(self._all)}.log"
+        process = ServerProcess(self.federation.configs[member], log, pipe_stderr=pipe_stderr)
+        self._all.append(process)
+        self.running[member] = process
+        process.wait_for("server.started")
+        return process
+
+    def crash(self, member: str) -> None:
+        """SIGKILL: no drain, no final checkpoint, no goodbye."""
+        process = self.running.pop(member)
+        process.kill()
+
+    def stop(self, member: str) -> None:
+        """SIGTERM and a clean exit: calls drained, the final checkpoint signed."""
+        process = self.running.pop(member)
+        process.send(signal.SIGTERM)
+        code = process.wait()
+        assert code == 0, f"{member} exited with {code}; log:\n{process.log.read_text()}"
+
+    def stop_all(self) -> None:
+        for member in list(self.running):
+            self.stop(member)
+
+    def kill_all(self) -> None:
+        self.running.clear()
+        for process in self._all:
+            process.kill()

@@ -2,23 +2,22 @@
 
 `store_url` is parametrised over both backends, so every test that takes it
 runs against a real SQLite file and a real PostgreSQL schema of its own
-(dropped afterwards); the PostgreSQL half follows the `postgres_url` policy of
-tests/conftest.py (skipped when unreachable, mandatory in CI).
+(tests/support/databases.py, dropped afterwards); the PostgreSQL half follows
+the `postgres_url` policy of tests/conftest.py (skipped when unreachable,
+mandatory in CI).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from spean.gateway.audit.backends.urls import parse_postgres_url
 from spean.gateway.audit.checkpoint import CheckpointSigner
+from tests.support.databases import postgres_schema
 from tests.support.pki import MEMBER, self_signed
 
 
@@ -40,18 +39,10 @@ def ec_signer() -> CheckpointSigner:
     return CheckpointSigner(MEMBER, key, self_signed(key))
 
 
-def _postgres_schema(url: str) -> Iterator[str]:
-    schema = f"spean_test_{uuid.uuid4().hex[:12]}"
-    yield f"{url}?schema={schema}"
-    conninfo, _ = parse_postgres_url(url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "audit.db")
         return
-    url = request.getfixturevalue("postgres_url")
-    yield from _postgres_schema(url)
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url

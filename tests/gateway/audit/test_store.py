@@ -2,7 +2,7 @@
 
 Group commit, durable receipts, one log per origin, the Merkle tree head and
 signed checkpoints stored with the log. SQLite-only behaviour (crashes of a
-child process, disk-full, WAL) lives in test_sqlite.py.
+child process, disk-full, WAL) lives in backends/test_sqlite.py.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 from spean.gateway.cli import main
 from spean.gateway.cli.doctor import Finding, diagnose, failed, render
 from spean.gateway.demo.federation import Federation
-from spean.gateway.demo.ministries import MOH, MPWT, build_demo
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo, run_demo_calls
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +78,17 @@ def test_expiry_is_reported_before_and_after(federation: Federation) -> None:
 
 
 def test_a_tampered_audit_log_fails(federation: Federation, tmp_path: Path) -> None:
+    run_demo_calls(federation.consumer_addresses[MOH])  # MoH's log holds records of its own
     config = copy_member(federation, MOH, tmp_path)
-    # WAL mode: copy the live files, then alter the copy's first record.
+    assert problems(diagnose(config, peers=False), "audit") == []  # the copy verifies as is
+    # WAL mode: the live files were copied; alter the copy's first record.
     database = config.parent / "state" / "audit.db"
     with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT count(*) FROM audit_records").fetchone()[0] >= 0
-        conn.execute(
-            "INSERT INTO audit_records (origin, idx, record, chain, written_at_ns)"
-            " VALUES (?, 0, x'00', x'00', 0)"
-            " ON CONFLICT (origin, idx) DO UPDATE SET record = x'00'",
+        altered = conn.execute(
+            "UPDATE audit_records SET record = x'00' WHERE origin = ? AND idx = 0",
             ("KH/GOV/MOH/ss1#w0",),
-        )
+        ).rowcount
+    assert altered == 1, "MoH's log has no first record to alter"
     findings = diagnose(config, peers=False)
     [problem] = problems(findings, "audit")
     assert problem.level == "fail"
@@ -105,8 +105,6 @@ def test_an_unregistered_server_is_named(federation: Federation, tmp_path: Path)
 
 
 def test_an_archived_log_still_verifies(federation: Federation, tmp_path: Path) -> None:
-    from spean.gateway.demo.ministries import run_demo_calls
-
     consumer = federation.consumer_addresses[MOH]
     run_demo_calls(consumer)
     store = federation.servers[MOH].audit

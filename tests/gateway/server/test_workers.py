@@ -21,7 +21,8 @@ import pytest
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import MOH, MPWT, build_demo
 from spean.gateway.server.workers import worker_name
-from tests.support.exchanges import get_vehicle, origins, verified_records
+from tests.support.audit_logs import origins, verified_records
+from tests.support.exchanges import Answer, get_vehicle
 from tests.support.servers import REPO, SERVER_RUN, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -52,11 +53,11 @@ def test_workers_share_the_port_and_each_writes_its_own_log(
         assert ready["workers"] == 2
         assert len(set(ready["pids"])) == 2
         address = federation.consumer_addresses[MOH]
-        codes = []
+        answers = []
         for _ in range(16):
             with fresh_channel(address) as channel:
-                codes.append(get_vehicle(channel))
-        assert all(code is grpc.StatusCode.OK for code, _ in codes), codes
+                answers.append(get_vehicle(channel))
+        assert all(a.code is grpc.StatusCode.OK for a in answers), answers
         moh.send(signal.SIGTERM)
         assert moh.wait() == 0
     finally:
@@ -82,11 +83,11 @@ def test_sigterm_drains_every_call_in_flight(federation: Federation, tmp_path: P
         mpwt.wait_for("server.workers_ready")
         address = federation.consumer_addresses[MOH]
         with grpc.insecure_channel(address) as channel:
-            assert get_vehicle(channel)[0] is grpc.StatusCode.OK  # connections are warm
+            assert get_vehicle(channel).code is grpc.StatusCode.OK  # connections are warm
             # Hold the provider's database: every call reaches the adapter and waits there.
             lock = sqlite3.connect(vehicles_db, isolation_level=None)
             lock.execute("BEGIN EXCLUSIVE")
-            results: list[tuple[grpc.StatusCode, str]] = []
+            results: list[Answer] = []
             threads = [
                 threading.Thread(target=lambda: results.append(get_vehicle(channel)))
                 for _ in range(6)
@@ -106,7 +107,7 @@ def test_sigterm_drains_every_call_in_flight(federation: Federation, tmp_path: P
     finally:
         mpwt.kill()
     assert len(results) == 6
-    assert all(code is grpc.StatusCode.OK for code, _ in results), results
+    assert all(a.code is grpc.StatusCode.OK for a in results), results
     database = federation.configs[MPWT].parent / "state" / "audit.db"
     served = sum(
         1

@@ -21,8 +21,8 @@ from spean.gateway.audit.chain import verify_chain
 from spean.gateway.audit.checkpoint import parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
 from spean.gateway.audit.record import AuditRecord, Side
-from tests.gateway.audit.conftest import _postgres_schema
 from tests.support.child import run_child
+from tests.support.databases import postgres_schema
 
 ORIGIN = "KH/GOV/MOH/ss1#w0"
 
@@ -31,7 +31,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def schema_url(postgres_url: str) -> Iterator[str]:
-    yield from _postgres_schema(postgres_url)
+    with postgres_schema(postgres_url) as url:
+        yield url
 
 
 def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, schema_url: str) -> None:

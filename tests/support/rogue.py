@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from spean.gateway.digests import b64url, request_digest
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
-from spean.gateway.metadata import EXCHANGE_ID, REQUEST_TOKEN
+from spean.gateway.metadata import EXCHANGE_ID, REQUEST_TOKEN, RESPONSE_TOKEN
 from spean.gateway.tokens import RequestClaims, TokenSigner, algorithm_for_key, new_exchange_id
 
 
@@ -75,11 +75,21 @@ def tls_identity(folder: Path) -> tuple[bytes, bytes]:
     return (folder / "keys" / "tls.key").read_bytes(), (folder / "keys" / "tls.crt").read_bytes()
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderAnswer:
+    """What the provider answered the hand-driven consumer."""
+
+    code: grpc.StatusCode
+    details: str
+    exchange_id: str  # the `spean-exchange-id` trailer, "" when there was none
+    response_token: str  # the `spean-response-token` trailer, "" when there was none
+
+
 def send(
     channel: grpc.Channel, method: str, body: bytes, token: str | None, timeout: float = 5.0
-) -> tuple[grpc.StatusCode, str, str]:
-    """Call the provider; return (status, details, exchange id from the trailers)."""
-    stub = channel.unary_stream(method)
+) -> ProviderAnswer:
+    """Call the provider with `token` (None: no token header at all) and read its answer."""
+    stub: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
     metadata = ((REQUEST_TOKEN, token),) if token is not None else ()
     responses = stub(body, metadata=metadata, timeout=timeout)
     try:
@@ -89,7 +99,8 @@ def send(
         pass
     trailing = responses.trailing_metadata() or ()
     exchange_id = next((str(v) for k, v in trailing if k == EXCHANGE_ID), "")
-    return responses.code(), responses.details() or "", exchange_id
+    response_token = next((str(v) for k, v in trailing if k == RESPONSE_TOKEN), "")
+    return ProviderAnswer(responses.code(), responses.details() or "", exchange_id, response_token)
 
 
 def member_of(text: str) -> MemberId:
