@@ -28,15 +28,12 @@ when it is parsed, so every lookup on the data path is a dict access.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf.message import DecodeError
 
@@ -45,14 +42,11 @@ from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method, parse_server
 from spean.v1 import config_pb2
 
-Algorithm = Literal["ES256", "EdDSA"]
-ALGORITHMS: tuple[Algorithm, ...] = ("ES256", "EdDSA")
 # Far above any real federation (thousands of members with descriptors), far
 # below what would let a hostile source exhaust memory.
 MAX_SIGNED_BYTES = 64 * 1024 * 1024
 
 _INSTANCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class GlobalConfigurationExpired(Unavailable):
@@ -128,7 +122,7 @@ class TrustedKey:
 
     member: MemberId
     public_key: pki.PublicKey = field(repr=False)
-    algorithm: Algorithm
+    algorithm: pki.Algorithm
     certificate: x509.Certificate = field(repr=False)
     kid: str
 
@@ -278,11 +272,6 @@ def parse_instance(text: str) -> str:
 # ---------------------------------------------------------------- sign/verify
 
 
-def algorithm_for(key: object) -> Algorithm:
-    """The envelope algorithm for a key: ES256 for EC P-256, EdDSA for Ed25519."""
-    return "ES256" if pki.key_kind(key) == "ec-p256" else "EdDSA"
-
-
 def sign_global_configuration(
     msg: config_pb2.GlobalConfiguration, key: pki.PrivateKey, cert: x509.Certificate
 ) -> bytes:
@@ -290,15 +279,10 @@ def sign_global_configuration(
     if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(_public_key(cert)):
         raise InvalidArgument("the signing key does not belong to the signing certificate")
     configuration = msg.SerializeToString(deterministic=True)
-    algorithm = algorithm_for(key)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(configuration, ec.ECDSA(hashes.SHA256()))
-    else:
-        signature = key.sign(configuration)
     envelope = config_pb2.SignedGlobalConfiguration(
         configuration=configuration,
-        algorithm=algorithm,
-        signature=signature,
+        algorithm=pki.algorithm_for(key),
+        signature=pki.sign(key, configuration),
         signer_sha256=pki.thumbprint(cert),
     )
     return envelope.SerializeToString(deterministic=True)
@@ -344,7 +328,7 @@ def verify_signature(data: bytes, anchor: x509.Certificate, now: dt.datetime) ->
             f" not by the configuration anchor {anchor_thumbprint}"
         )
     public_key = _public_key(anchor)
-    expected = algorithm_for(public_key)
+    expected = pki.algorithm_for(public_key)
     if envelope.algorithm != expected:
         raise Unauthenticated(
             f"the global configuration signature algorithm is {envelope.algorithm!r};"
@@ -357,16 +341,11 @@ def verify_signature(data: bytes, anchor: x509.Certificate, now: dt.datetime) ->
             f" {anchor.not_valid_after_utc.isoformat()}, not at {now.isoformat()};"
             " obtain a current anchor from the federation authority"
         )
-    try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(envelope.signature, envelope.configuration, ec.ECDSA(hashes.SHA256()))
-        else:
-            public_key.verify(envelope.signature, envelope.configuration)
-    except InvalidSignature as exc:
+    if not pki.signature_valid(public_key, envelope.signature, envelope.configuration):
         raise Unauthenticated(
             "the global configuration signature is not valid for the configuration anchor"
             " (the file was altered or signed with another key)"
-        ) from exc
+        )
     return envelope.configuration
 
 
@@ -518,7 +497,7 @@ class _Builder:
             certs = []
             for index, der in enumerate(entry.signing_certificates):
                 cert = self.certificate(der, f"{where}: signing certificate #{index}")
-                kid = hashlib.sha256(der).hexdigest()
+                kid = pki.der_thumbprint(der)
                 self.check_issued(cert, cas, f"{where}: signing certificate {kid}")
                 self.check_uri(cert, f"{pki.MEMBER_URI_PREFIX}{member_id}", where)
                 if kid in keys:
@@ -530,7 +509,7 @@ class _Builder:
                 keys[kid] = TrustedKey(
                     member=member_id,
                     public_key=public_key,
-                    algorithm=algorithm_for(public_key),
+                    algorithm=pki.algorithm_for(public_key),
                     certificate=cert,
                     kid=kid,
                 )
@@ -554,13 +533,13 @@ class _Builder:
                 host, port = pki.parse_address(entry.address)
             except InvalidArgument as exc:
                 raise self.fail(f"{where}: {exc.message}") from exc
-            if not _SHA256_HEX.match(entry.tls_certificate_sha256):
+            if not pki.is_thumbprint(entry.tls_certificate_sha256):
                 raise self.fail(
                     f"{where}: tls_certificate_sha256 must be 64 lower-case hexadecimal digits"
                 )
             if not entry.tls_certificate:
                 raise self.fail(f"{where}: tls_certificate is missing")
-            if hashlib.sha256(entry.tls_certificate).hexdigest() != entry.tls_certificate_sha256:
+            if pki.der_thumbprint(entry.tls_certificate) != entry.tls_certificate_sha256:
                 raise self.fail(f"{where}: tls_certificate_sha256 does not match tls_certificate")
             certs: list[x509.Certificate] = []
             listed: list[str] = []
@@ -569,7 +548,7 @@ class _Builder:
                 what = (
                     "TLS certificate" if index == 0 else f"additional TLS certificate #{index - 1}"
                 )
-                fingerprint = hashlib.sha256(der).hexdigest()
+                fingerprint = pki.der_thumbprint(der)
                 if fingerprint in listed:
                     raise self.fail(f"{where}: TLS certificate {fingerprint} is listed twice")
                 if fingerprint in fingerprints:
@@ -662,9 +641,7 @@ class _Builder:
 
 
 __all__ = [
-    "ALGORITHMS",
     "MAX_SIGNED_BYTES",
-    "Algorithm",
     "GlobalConfiguration",
     "GlobalConfigurationExpired",
     "MemberInfo",
@@ -672,7 +649,6 @@ __all__ = [
     "ServerInfo",
     "SubsystemInfo",
     "TrustedKey",
-    "algorithm_for",
     "parse_instance",
     "sign_global_configuration",
     "verify_global_configuration",

@@ -51,7 +51,6 @@ objects cost 20 to 30 and ``jwt.encode``/``jwt.decode`` tens more (see
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import json
 import re
@@ -60,25 +59,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
-import jwt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from jwt.algorithms import Algorithm
 
+from spean.gateway import pki
 from spean.gateway.digests import DIGEST_SIZE, b64url, b64url_decode
 from spean.gateway.errors import STATUS_BY_NAME, ConfigError, InvalidArgument, Unauthenticated
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_method
 
-ES256: Final = "ES256"
-EDDSA: Final = "EdDSA"
+ES256: Final = pki.ES256
+EDDSA: Final = pki.EDDSA
 REQUEST_TYPE: Final = "spean-req+jwt"
 RESPONSE_TYPE: Final = "spean-res+jwt"
 
@@ -92,12 +87,6 @@ MAX_TEXT_CLAIM: Final = 1024
 _SIGNATURE_SIZE: Final = 64  # ES256 (r || s, 32 bytes each) and Ed25519 alike
 _KID_SHOWN: Final = 16  # hex characters of a kid quoted in messages
 
-_ALGORITHMS: Final[dict[str, Algorithm]] = {
-    ES256: jwt.get_algorithm_by_name(ES256),  # checks the key is on P-256
-    EDDSA: jwt.get_algorithm_by_name(EDDSA),
-}
-# ECDSA with SHA-256, built once: pyjwt builds both objects on every call.
-_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
 _ES256_HALF: Final = 32  # bytes of r and of s in a JWS ES256 signature (RFC 7518 3.4)
 
 
@@ -105,14 +94,15 @@ def _sign_raw(algorithm: str, key: PrivateKeyTypes, data: bytes) -> bytes:
     """The JWS signature bytes over `data`, exactly as pyjwt makes them.
 
     `key` is a `TokenSigner`'s key, whose type `algorithm_for_key` checked to
-    be the one `algorithm` names (EC P-256 for ES256).
+    be the one `algorithm` names (EC P-256 for ES256). JWS writes an ECDSA
+    signature as raw ``r || s`` where `pki.sign` gives DER.
     """
     if algorithm == ES256:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        r, s = decode_dss_signature(key.sign(data, _ECDSA_SHA256))
+        r, s = decode_dss_signature(pki.sign(key, data))
         return r.to_bytes(_ES256_HALF, "big") + s.to_bytes(_ES256_HALF, "big")
     assert isinstance(key, ed25519.Ed25519PrivateKey)
-    return key.sign(data)
+    return pki.sign(key, data)
 
 
 def _verify_raw(algorithm: str, key: PublicKeyTypes, data: bytes, signature: bytes) -> bool:
@@ -121,22 +111,17 @@ def _verify_raw(algorithm: str, key: PublicKeyTypes, data: bytes, signature: byt
     `key` is a `VerifyingKey`'s, whose construction checked that its type is
     the one `algorithm` names; `signature` is already `_SIGNATURE_SIZE` bytes.
     """
-    try:
-        if algorithm == ES256:
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                return False
-            der = encode_dss_signature(
-                int.from_bytes(signature[:_ES256_HALF], "big"),
-                int.from_bytes(signature[_ES256_HALF:], "big"),
-            )
-            key.verify(der, data, _ECDSA_SHA256)
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-        else:
+    if algorithm == ES256:
+        if not isinstance(key, ec.EllipticCurvePublicKey):
             return False
-    except InvalidSignature:
+        der = encode_dss_signature(
+            int.from_bytes(signature[:_ES256_HALF], "big"),
+            int.from_bytes(signature[_ES256_HALF:], "big"),
+        )
+        return pki.signature_valid(key, der, data)
+    if not isinstance(key, ed25519.Ed25519PublicKey):
         return False
-    return True
+    return pki.signature_valid(key, signature, data)
 
 
 _HEADER_KEYS: Final = frozenset({"alg", "typ", "kid"})
@@ -147,7 +132,6 @@ _RESPONSE_REQUIRED: Final = frozenset(
 )
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
-_KID = re.compile(r"[0-9a-f]{64}\Z")
 _EXCHANGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 # C0 and C1 controls (log injection) and lone surrogates (not Unicode text).
 _FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -275,19 +259,14 @@ def _check_text(value: str, what: str) -> None:
 
 
 def algorithm_for_key(key: PrivateKeyTypes | PublicKeyTypes) -> str:
-    """The JWS algorithm a signing key implies: the only one ever used with it."""
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if isinstance(key.curve, ec.SECP256R1):
-            return ES256
-        raise ConfigError(f"EC signing keys must use curve P-256, not {key.curve.name}")
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        return EDDSA
-    raise ConfigError(f"signing keys must be EC P-256 or Ed25519, not {type(key).__name__}")
+    """The JWS algorithm a signing key implies (`pki.algorithm_for`): the only one used with it.
 
-
-def certificate_kid(certificate: x509.Certificate) -> str:
-    """Key id: lower-case hex SHA-256 thumbprint of the DER certificate."""
-    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    A key of another type is a configuration mistake: `ConfigError`.
+    """
+    try:
+        return pki.algorithm_for(key)
+    except InvalidArgument as error:
+        raise ConfigError(f"signing key: {error.message}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +313,10 @@ class TokenSigner:
 
     def __init__(self, private_key: PrivateKeyTypes, certificate: x509.Certificate) -> None:
         self.algorithm = algorithm_for_key(private_key)
-        self.kid = certificate_kid(certificate)
-        if _spki(private_key.public_key()) != _spki(certificate.public_key()):
+        self.kid = pki.thumbprint(certificate)
+        if pki.public_key_bytes(private_key.public_key()) != pki.public_key_bytes(
+            certificate.public_key()
+        ):
             raise ConfigError(
                 f"signing key does not match the public key of certificate {self.kid[:_KID_SHOWN]}"
             )
@@ -390,10 +371,6 @@ class TokenSigner:
 
 
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-def _spki(key: PublicKeyTypes) -> bytes:
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 # --- verification --------------------------------------------------------------------------
@@ -588,13 +565,13 @@ def _read_header(part: str, typ: str, what: str) -> tuple[str, str]:
             )
         raise Unauthenticated(f"{what} header lacks {_names(sorted(_HEADER_KEYS - header.keys()))}")
     alg, token_typ, kid = header["alg"], header["typ"], header["kid"]
-    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+    if not isinstance(alg, str) or alg not in pki.ALGORITHMS:
         raise Unauthenticated(
             f"{what} algorithm {_show(alg)} is not accepted; only ES256 and EdDSA are"
         )
     if token_typ != typ:
         raise Unauthenticated(f"{what} has type {_show(token_typ)}, expected {typ!r}")
-    if not isinstance(kid, str) or not _KID.match(kid):
+    if not pki.is_thumbprint(kid):
         raise Unauthenticated(
             f"{what} kid must be 64 lower-case hex characters (SHA-256 of the signer's certificate)"
         )

@@ -9,10 +9,7 @@ member.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -22,6 +19,7 @@ from spean.gateway import metadata
 from spean.gateway.digests import b64url_decode
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
+from spean.gateway.pki import pem_thumbprint
 from spean.gateway.tokens import MAX_TOKEN_SIZE, KeyResolver, VerifyingKey, is_exchange_id
 
 
@@ -39,17 +37,6 @@ def key_resolver(conf: GlobalConfiguration, now: datetime | None = None) -> KeyR
         )
 
     return resolve
-
-
-# A security server sees the same few peer certificates on every exchange:
-# each PEM is decoded and hashed once. The key is the PEM itself, so a cached
-# answer is exactly the one recomputing would give; the bound keeps a flood of
-# distinct certificates from growing it.
-@functools.lru_cache(maxsize=1024)
-def pem_thumbprint(pem: bytes) -> str:
-    """Lower-case hex SHA-256 over the certificate's DER encoding."""
-    der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-    return hashlib.sha256(der).hexdigest()
 
 
 def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[ServerInfo, str]:

@@ -52,6 +52,7 @@ from spean.gateway.errors import (
 )
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method
+from spean.gateway.pki import pem_thumbprint
 from spean.gateway.server import tracing
 from spean.gateway.server.exchange import (
     AUDIT_REFUSAL,
@@ -71,7 +72,7 @@ from spean.gateway.tokens import (
     new_exchange_id,
     verify_response,
 )
-from spean.gateway.trust import key_resolver, pem_thumbprint
+from spean.gateway.trust import key_resolver
 
 log = structlog.get_logger("spean.consumer")
 

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spean.gateway import pki
 from spean.gateway.digests import b64url, request_digest, response_digest
 from spean.gateway.errors import ConfigError, InvalidArgument, Unauthenticated
 from spean.gateway.identifiers import MemberId, SubsystemId
@@ -40,7 +41,6 @@ from spean.gateway.tokens import (
     TokenSigner,
     VerifyingKey,
     algorithm_for_key,
-    certificate_kid,
     check_request_binding,
     check_response_binding,
     is_exchange_id,
@@ -822,16 +822,18 @@ def test_response_provider_must_belong_to_issuer() -> None:
 
 
 def test_kid_is_the_certificate_thumbprint() -> None:
-    assert certificate_kid(MOH.certificate) == MOH.certificate.fingerprint(hashes.SHA256()).hex()
-    assert MOH.signer.kid == certificate_kid(MOH.certificate)
+    assert MOH.signer.kid == MOH.certificate.fingerprint(hashes.SHA256()).hex()
+    assert MOH.signer.kid == pki.thumbprint(MOH.certificate)
 
 
 def test_algorithm_comes_from_the_key_type() -> None:
     assert algorithm_for_key(MOH.key) == algorithm_for_key(MOH.key.public_key()) == "ES256"
     assert algorithm_for_key(MPWT.key) == "EdDSA"
-    with pytest.raises(ConfigError, match="curve P-256, not secp384r1"):
+    with pytest.raises(ConfigError, match="signing key: elliptic curve secp384r1 is not supported"):
         algorithm_for_key(ec.generate_private_key(ec.SECP384R1()))
-    with pytest.raises(ConfigError, match="EC P-256 or Ed25519, not RSA"):
+    with pytest.raises(
+        ConfigError, match="RSAPrivateKey is not supported; use EC P-256 or Ed25519"
+    ):
         algorithm_for_key(rsa.generate_private_key(public_exponent=65537, key_size=1024))
 
 
