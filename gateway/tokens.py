@@ -68,7 +68,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from spean.gateway import pki
-from spean.gateway.digests import DIGEST_SIZE, b64url, b64url_decode
+from spean.gateway.digests import DIGEST_SIZE, b64url, b64url_decode, decode_digest
 from spean.gateway.errors import STATUS_BY_NAME, ConfigError, InvalidArgument, Unauthenticated
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_method
 
@@ -407,7 +407,7 @@ def verify_request(
             exchange_id=_exchange_id_claim(payload, what),
             issued_at=issued_at,
             expires_at=expires_at,
-            request_sha256=_parsed_claim(payload, "req", what, _decode_digest),
+            request_sha256=_parsed_claim(payload, "req", what, decode_digest),
             user=_str_claim(payload, "usr", what) if "usr" in payload else "",
             purpose=_str_claim(payload, "pur", what) if "pur" in payload else "",
         )
@@ -461,7 +461,7 @@ def verify_response(
             issued_at=issued_at,
             expires_at=expires_at,
             status=status,
-            response_sha256=_parsed_claim(payload, "res", what, _decode_digest),
+            response_sha256=_parsed_claim(payload, "res", what, decode_digest),
             response_messages=count,
         )
     except InvalidArgument as error:  # an invariant of ResponseClaims
@@ -681,10 +681,6 @@ def _int_claim(payload: dict[str, Any], name: str, what: str) -> int:
 
 
 _Parsed = TypeVar("_Parsed")
-
-
-def _decode_digest(text: str) -> bytes:
-    return b64url_decode(text, size=DIGEST_SIZE)
 
 
 def _parsed_claim(
