@@ -28,7 +28,6 @@ when it is parsed, so every lookup on the data path is a dict access.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,14 +38,19 @@ from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
 from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
-from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method, parse_server
+from spean.gateway.identifiers import (
+    MemberId,
+    ServerId,
+    SubsystemId,
+    parse_instance,
+    parse_method,
+    parse_server,
+)
 from spean.v1 import config_pb2
 
 # Far above any real federation (thousands of members with descriptors), far
 # below what would let a hostile source exhaust memory.
 MAX_SIGNED_BYTES = 64 * 1024 * 1024
-
-_INSTANCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 
 
 class GlobalConfigurationExpired(Unavailable):
@@ -259,16 +263,6 @@ class GlobalConfiguration:
         return _Builder(msg).build()
 
 
-def parse_instance(text: str) -> str:
-    """Validate a federation instance code (the first part of every identifier)."""
-    if not isinstance(text, str) or not _INSTANCE.match(text):
-        raise InvalidArgument(
-            f"instance {text!r} must be 1-63 letters, digits or hyphens, not starting or"
-            " ending with a hyphen"
-        )
-    return text
-
-
 # ---------------------------------------------------------------- sign/verify
 
 
@@ -385,8 +379,10 @@ class _Builder:
 
     def build(self) -> GlobalConfiguration:
         msg = self.msg
-        if not _INSTANCE.match(msg.instance):
-            raise self.fail(f"instance {msg.instance!r} is not a valid instance code")
+        try:
+            parse_instance(msg.instance)
+        except InvalidArgument:
+            raise self.fail(f"instance {msg.instance!r} is not a valid instance code") from None
         if msg.version < 1:
             raise self.fail("version must be at least 1")
         issued_at = self.timestamp("issued_at")
@@ -649,7 +645,6 @@ __all__ = [
     "ServerInfo",
     "SubsystemInfo",
     "TrustedKey",
-    "parse_instance",
     "sign_global_configuration",
     "verify_global_configuration",
     "verify_signature",

@@ -72,7 +72,7 @@ from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.witness import check_witnessed
 from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
-from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
     VerifyingKey,
     check_request_binding,
@@ -242,7 +242,7 @@ def verify_bundle(
     member_certs: tuple[x509.Certificate, ...] = ()
     member: MemberId | None = None
     try:
-        member = parse_server(bundle.origin.split("#", 1)[0]).member
+        member = origin_server(bundle.origin).member
     except SpeanError as exc:
         problems.add(None, Check.CHECKPOINT, f"origin {bundle.origin!r}: {exc.message}")
     if conf is not None and member is not None:
@@ -308,7 +308,7 @@ def verify_structure(
     """Checks 2 and 3 alone (checkpoints, chain, tree) against the writer's
     member certificates: (checkpoints reproduced, problems)."""
     problems = _Problems()
-    member = parse_server(bundle.origin.split("#", 1)[0]).member
+    member = origin_server(bundle.origin).member
     signed = _check_checkpoints(bundle, member, certificates, True, problems)
     verified = _check_structure(bundle, signed, problems, None)
     return verified, tuple(sorted(problems.items, key=_order))

@@ -55,12 +55,8 @@ from spean.gateway.authority.registry import (
 )
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from spean.gateway.files import keyfiles
-from spean.gateway.globalconf import (
-    parse_instance,
-    sign_global_configuration,
-    verify_global_configuration,
-)
-from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
+from spean.gateway.globalconf import sign_global_configuration, verify_global_configuration
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_instance, parse_server
 from spean.v1 import config_pb2
 
 log = structlog.get_logger()

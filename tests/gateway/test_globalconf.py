@@ -16,7 +16,6 @@ from spean.gateway.globalconf import (
     GlobalConfiguration,
     GlobalConfigurationExpired,
     MethodInfo,
-    parse_instance,
     sign_global_configuration,
     verify_global_configuration,
 )
@@ -447,9 +446,3 @@ def test_signed_but_invalid_content_fails_closed(
     with pytest.raises(InvalidArgument, match="global configuration version 9: ") as failure:
         verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
     assert message in failure.value.message
-
-
-def test_parse_instance() -> None:
-    assert parse_instance("KH") == "KH"
-    with pytest.raises(InvalidArgument, match="instance"):
-        parse_instance("-KH")
