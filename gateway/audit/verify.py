@@ -46,7 +46,6 @@ stays serial: it is a single hash chain, and fast.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -61,6 +60,7 @@ from google.protobuf.message import DecodeError
 from spean.gateway import pki
 from spean.gateway.audit.bodies import check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.chain import chain_hash
 from spean.gateway.audit.checkpoint import (
     CheckpointError,
     SignedCheckpoint,
@@ -93,7 +93,6 @@ PARALLEL_MIN_RECORDS = 5000
 # hand-over are negligible, small enough that the cores stay evenly busy.
 _CHUNK_MIN = 250
 _CHUNK_MAX = 4000
-_sha256 = hashlib.sha256
 
 
 class Check(StrEnum):
@@ -438,10 +437,9 @@ def _check_structure(
     for target in sorted({*by_size, stop}):
         segment = records[position - start : target - start]
         leaves = leaf_hashes(segment)
-        sha = _sha256
         offset = position - start
         for k, leaf in enumerate(leaves):
-            computed = sha(previous + leaf).digest()
+            computed = chain_hash(previous, leaf)
             stored = chains[offset + k] if offset + k < len(chains) else b""
             if computed != stored:
                 if suspect is None:
