@@ -200,24 +200,14 @@ class GlobalConfiguration:
     def signing_key(self, kid: str, now: dt.datetime | None = None) -> TrustedKey | None:
         """The unrevoked key named `kid`; with `now`, only if its certificate is valid then.
 
-        Use `require_signing_key` where the caller needs the reason for a refusal.
+        Token verification resolves keys with `spean.gateway.trust.key_resolver`,
+        which says why a listed key cannot be trusted.
         """
         key = self._keys.get(kid.lower())
         if key is None or self.is_revoked(key.certificate.serial_number):
             return None
         if now is not None and not _within_validity(key.certificate, now):
             return None
-        return key
-
-    def require_signing_key(self, kid: str, now: dt.datetime) -> TrustedKey:
-        """The key named `kid`, or `Unauthenticated` saying why it cannot be trusted."""
-        key = self._keys.get(kid.lower())
-        if key is None:
-            raise Unauthenticated(
-                f"signing key {kid!r} is not a member signing certificate in global"
-                f" configuration version {self.version}"
-            )
-        self.check_certificate_valid(key.certificate, now)
         return key
 
     def check_certificate_valid(self, cert: x509.Certificate, now: dt.datetime) -> None:
@@ -243,17 +233,6 @@ class GlobalConfiguration:
             raise Unauthenticated(
                 f"certificate {_describe(cert)} expired at {cert.not_valid_after_utc.isoformat()}"
             )
-
-    def authenticate_server(self, cert: x509.Certificate, now: dt.datetime) -> ServerInfo:
-        """The security server presenting TLS certificate `cert`, or `Unauthenticated`."""
-        self.check_certificate_valid(cert, now)
-        server = self.server_by_fingerprint(pki.thumbprint(cert))
-        if server is None:
-            raise Unauthenticated(
-                f"certificate {_describe(cert)} is not the TLS certificate of any security"
-                f" server in global configuration version {self.version}"
-            )
-        return server
 
     # ------------------------------------------------------------ parsing
 

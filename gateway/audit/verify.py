@@ -74,12 +74,13 @@ from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
-    VerifyingKey,
+    KeyResolver,
     check_request_binding,
     check_response_binding,
     verify_request,
     verify_response,
 )
+from spean.gateway.trust import key_resolver
 from spean.v1 import config_pb2
 
 MAX_PROBLEMS = 100
@@ -606,17 +607,12 @@ def _workers(jobs: int | None, records: int) -> int:
     return os.cpu_count() or 1
 
 
-def _resolver(conf: GlobalConfiguration) -> Callable[[str], VerifyingKey | None]:
-    def resolve(kid: str) -> VerifyingKey | None:
-        key = conf.signing_key(kid)
-        if key is None:
-            return None
-        return VerifyingKey(key.member, key.public_key, key.algorithm)
-
-    return resolve
+def _resolver(conf: GlobalConfiguration) -> KeyResolver:
+    """The one key resolver, without the validity period (see `trust.key_resolver`)."""
+    return key_resolver(conf, check_validity=False)
 
 
-def _token_outcome(record: AuditRecord, resolve: Callable[[str], VerifyingKey | None]) -> int | str:
+def _token_outcome(record: AuditRecord, resolve: KeyResolver) -> int | str:
     """Tokens verified for an OK record, or the reason they do not verify."""
     try:
         return _check_tokens(record, resolve)
@@ -626,7 +622,7 @@ def _token_outcome(record: AuditRecord, resolve: Callable[[str], VerifyingKey | 
 
 # -- token workers (run in other processes) ----------------------------------------------------
 
-_worker_resolve: Callable[[str], VerifyingKey | None] | None = None
+_worker_resolve: KeyResolver | None = None
 
 
 def _init_worker(conf_bytes: bytes) -> None:
@@ -651,7 +647,7 @@ def _verify_chunk(records: Sequence[bytes]) -> list[int | str | None]:
     return results
 
 
-def _check_tokens(record: AuditRecord, resolve: Callable[[str], VerifyingKey | None]) -> int:
+def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
     if not record.request_token or not record.response_token:
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
     client = SubsystemId.parse(record.client)
