@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ import structlog
 from cryptography import x509
 
 from spean.gateway import pki
+from spean.gateway.audit.bodies import fingerprint as auditor_fingerprint
 from spean.gateway.authority.configuration import published_methods, to_global_configuration
 from spean.gateway.authority.http import AuthorityHttpServer
 from spean.gateway.authority.registry import (
@@ -502,7 +502,7 @@ class Authority:
             )
         with self._registry() as registry:
             registry.auditor_public_key = base64.b64encode(public_key).decode("ascii")
-        log.info("authority.auditor_key_set", sha256=hashlib.sha256(public_key).hexdigest()[:16])
+        log.info("authority.auditor_key_set", sha256=auditor_fingerprint(public_key))
 
     # ------------------------------------------------------------ publication
 
