@@ -4,8 +4,9 @@ The global configuration is the only source of trust. A TLS peer is a
 security server only if the thumbprint of its certificate is listed there and
 its serial is not revoked (`identify_server`); a token's signer is a member
 only if the token's ``kid`` names a listed, unrevoked signing certificate of
-that member, valid at the time of the check (`key_resolver`, the one
-resolver every token verification uses).
+that member, within its validity period when a security server checks it
+(`key_resolver`, the one resolver every token verification uses; the offline
+audit verifier leaves the period out, for the reason given there).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Offline verification of an audit bundle (pure: values in, a report out).
+"""Offline verification of an audit bundle: values in, a report out, in this process.
 
 Theory of operation. The verifier trusts one thing: the configuration anchor
 (the auditor's own copy, or, failing that, the one bundled, which the report
@@ -42,8 +42,12 @@ checkpoint, so the report is the same, problem for problem and in the same
 order, whatever computed the outcomes. The structure check is a single hash
 chain, and fast: it always runs here.
 
-Pure: a bundle (already read) and an anchor in, a `Report` out; this module
-reads no file, starts no process and keeps no state between calls.
+A bundle already read and an anchor in, a `Report` out: this module reads
+no file, starts no process, opens no connection and keeps no state between
+calls (an import-linter contract checks the processes and connections). It
+is not in the pure-rules contract only because `bundle` and `witness`, whose
+values and checks it uses, also hold the I/O around them (reading and
+writing bundle files, logging).
 """
 
 from __future__ import annotations
