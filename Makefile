@@ -30,8 +30,8 @@ test: dev
 	$(BIN)/pytest $(if $(T),-k '$(T)') $(PYTEST_ARGS)
 
 # The tests of the pure modules (values in, values out): no server, socket or database.
-PURE := access backoff config deadlines digests errors globalconf identifiers masking metadata pki
-PURE += token_claims token_jws token_signing token_verification tokens trust
+PURE := access backoff config deadlines digests errors globalconf identifiers masking metadata pki tokens trust
+PURE += token_claims token_jws token_signing token_verification
 PURE_AUDIT := chain checkpoint merkle record
 UNIT_TESTS := $(wildcard $(PURE:%=tests/gateway/test_%*.py) $(PURE_AUDIT:%=tests/gateway/audit/test_%*.py))
 unit: dev
