@@ -43,7 +43,8 @@ from spean.gateway.audit.chain import GENESIS, verify_chain
 from spean.gateway.audit.checkpoint import Checkpoint, CheckpointSigner
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState, proof_size
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.verify import verify_bundle, verify_structure
+from spean.gateway.audit.verify import verify_structure
+from spean.gateway.audit.verify_parallel import verify_bundle
 from tests.support.pki import self_signed
 
 ORIGIN = "KH/GOV/MOH/ss1#bench"
@@ -198,7 +199,7 @@ def main() -> None:
 
 def parallel_tokens(records: int, repeat: int) -> None:
     """Whole `verify_bundle` (structure + content + 2 tokens per record), jobs=1 vs jobs=2."""
-    from tests.gateway.audit.test_verify_parallel import build_log
+    from tests.support.honest_log import build_log
 
     with tempfile.TemporaryDirectory() as folder:
         bundle = build_log(Path(folder), records).bundle

@@ -45,6 +45,7 @@ from spean.gateway.errors import (
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
 from spean.gateway.identifiers import ServerId, SubsystemId, parse_method
 from spean.gateway.metadata import ConsumerHeaders
+from spean.gateway.pki import pem_thumbprint
 from spean.gateway.tokens import (
     RequestClaims,
     check_request_binding,
@@ -52,7 +53,7 @@ from spean.gateway.tokens import (
     verify_request,
     verify_response,
 )
-from spean.gateway.trust import claimed_exchange_id, identify_server, key_resolver, pem_thumbprint
+from spean.gateway.trust import claimed_exchange_id, identify_server, key_resolver
 
 Metadata = Iterable[tuple[str, str | bytes]]
 

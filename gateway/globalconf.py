@@ -28,31 +28,29 @@ when it is parsed, so every lookup on the data path is a dict access.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
 from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
-from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_method, parse_server
+from spean.gateway.identifiers import (
+    MemberId,
+    ServerId,
+    SubsystemId,
+    parse_instance,
+    parse_method,
+    parse_server,
+)
 from spean.v1 import config_pb2
 
-Algorithm = Literal["ES256", "EdDSA"]
-ALGORITHMS: tuple[Algorithm, ...] = ("ES256", "EdDSA")
 # Far above any real federation (thousands of members with descriptors), far
 # below what would let a hostile source exhaust memory.
 MAX_SIGNED_BYTES = 64 * 1024 * 1024
-
-_INSTANCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class GlobalConfigurationExpired(Unavailable):
@@ -128,7 +126,7 @@ class TrustedKey:
 
     member: MemberId
     public_key: pki.PublicKey = field(repr=False)
-    algorithm: Algorithm
+    algorithm: pki.Algorithm
     certificate: x509.Certificate = field(repr=False)
     kid: str
 
@@ -202,24 +200,14 @@ class GlobalConfiguration:
     def signing_key(self, kid: str, now: dt.datetime | None = None) -> TrustedKey | None:
         """The unrevoked key named `kid`; with `now`, only if its certificate is valid then.
 
-        Use `require_signing_key` where the caller needs the reason for a refusal.
+        Token verification resolves keys with `spean.gateway.trust.key_resolver`,
+        which says why a listed key cannot be trusted.
         """
         key = self._keys.get(kid.lower())
         if key is None or self.is_revoked(key.certificate.serial_number):
             return None
         if now is not None and not _within_validity(key.certificate, now):
             return None
-        return key
-
-    def require_signing_key(self, kid: str, now: dt.datetime) -> TrustedKey:
-        """The key named `kid`, or `Unauthenticated` saying why it cannot be trusted."""
-        key = self._keys.get(kid.lower())
-        if key is None:
-            raise Unauthenticated(
-                f"signing key {kid!r} is not a member signing certificate in global"
-                f" configuration version {self.version}"
-            )
-        self.check_certificate_valid(key.certificate, now)
         return key
 
     def check_certificate_valid(self, cert: x509.Certificate, now: dt.datetime) -> None:
@@ -246,17 +234,6 @@ class GlobalConfiguration:
                 f"certificate {_describe(cert)} expired at {cert.not_valid_after_utc.isoformat()}"
             )
 
-    def authenticate_server(self, cert: x509.Certificate, now: dt.datetime) -> ServerInfo:
-        """The security server presenting TLS certificate `cert`, or `Unauthenticated`."""
-        self.check_certificate_valid(cert, now)
-        server = self.server_by_fingerprint(pki.thumbprint(cert))
-        if server is None:
-            raise Unauthenticated(
-                f"certificate {_describe(cert)} is not the TLS certificate of any security"
-                f" server in global configuration version {self.version}"
-            )
-        return server
-
     # ------------------------------------------------------------ parsing
 
     @classmethod
@@ -265,22 +242,7 @@ class GlobalConfiguration:
         return _Builder(msg).build()
 
 
-def parse_instance(text: str) -> str:
-    """Validate a federation instance code (the first part of every identifier)."""
-    if not isinstance(text, str) or not _INSTANCE.match(text):
-        raise InvalidArgument(
-            f"instance {text!r} must be 1-63 letters, digits or hyphens, not starting or"
-            " ending with a hyphen"
-        )
-    return text
-
-
 # ---------------------------------------------------------------- sign/verify
-
-
-def algorithm_for(key: object) -> Algorithm:
-    """The envelope algorithm for a key: ES256 for EC P-256, EdDSA for Ed25519."""
-    return "ES256" if pki.key_kind(key) == "ec-p256" else "EdDSA"
 
 
 def sign_global_configuration(
@@ -290,15 +252,10 @@ def sign_global_configuration(
     if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(_public_key(cert)):
         raise InvalidArgument("the signing key does not belong to the signing certificate")
     configuration = msg.SerializeToString(deterministic=True)
-    algorithm = algorithm_for(key)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(configuration, ec.ECDSA(hashes.SHA256()))
-    else:
-        signature = key.sign(configuration)
     envelope = config_pb2.SignedGlobalConfiguration(
         configuration=configuration,
-        algorithm=algorithm,
-        signature=signature,
+        algorithm=pki.algorithm_for(key),
+        signature=pki.sign(key, configuration),
         signer_sha256=pki.thumbprint(cert),
     )
     return envelope.SerializeToString(deterministic=True)
@@ -344,7 +301,7 @@ def verify_signature(data: bytes, anchor: x509.Certificate, now: dt.datetime) ->
             f" not by the configuration anchor {anchor_thumbprint}"
         )
     public_key = _public_key(anchor)
-    expected = algorithm_for(public_key)
+    expected = pki.algorithm_for(public_key)
     if envelope.algorithm != expected:
         raise Unauthenticated(
             f"the global configuration signature algorithm is {envelope.algorithm!r};"
@@ -357,16 +314,11 @@ def verify_signature(data: bytes, anchor: x509.Certificate, now: dt.datetime) ->
             f" {anchor.not_valid_after_utc.isoformat()}, not at {now.isoformat()};"
             " obtain a current anchor from the federation authority"
         )
-    try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(envelope.signature, envelope.configuration, ec.ECDSA(hashes.SHA256()))
-        else:
-            public_key.verify(envelope.signature, envelope.configuration)
-    except InvalidSignature as exc:
+    if not pki.signature_valid(public_key, envelope.signature, envelope.configuration):
         raise Unauthenticated(
             "the global configuration signature is not valid for the configuration anchor"
             " (the file was altered or signed with another key)"
-        ) from exc
+        )
     return envelope.configuration
 
 
@@ -406,8 +358,10 @@ class _Builder:
 
     def build(self) -> GlobalConfiguration:
         msg = self.msg
-        if not _INSTANCE.match(msg.instance):
-            raise self.fail(f"instance {msg.instance!r} is not a valid instance code")
+        try:
+            parse_instance(msg.instance)
+        except InvalidArgument:
+            raise self.fail(f"instance {msg.instance!r} is not a valid instance code") from None
         if msg.version < 1:
             raise self.fail("version must be at least 1")
         issued_at = self.timestamp("issued_at")
@@ -518,7 +472,7 @@ class _Builder:
             certs = []
             for index, der in enumerate(entry.signing_certificates):
                 cert = self.certificate(der, f"{where}: signing certificate #{index}")
-                kid = hashlib.sha256(der).hexdigest()
+                kid = pki.der_thumbprint(der)
                 self.check_issued(cert, cas, f"{where}: signing certificate {kid}")
                 self.check_uri(cert, f"{pki.MEMBER_URI_PREFIX}{member_id}", where)
                 if kid in keys:
@@ -530,7 +484,7 @@ class _Builder:
                 keys[kid] = TrustedKey(
                     member=member_id,
                     public_key=public_key,
-                    algorithm=algorithm_for(public_key),
+                    algorithm=pki.algorithm_for(public_key),
                     certificate=cert,
                     kid=kid,
                 )
@@ -554,13 +508,13 @@ class _Builder:
                 host, port = pki.parse_address(entry.address)
             except InvalidArgument as exc:
                 raise self.fail(f"{where}: {exc.message}") from exc
-            if not _SHA256_HEX.match(entry.tls_certificate_sha256):
+            if not pki.is_thumbprint(entry.tls_certificate_sha256):
                 raise self.fail(
                     f"{where}: tls_certificate_sha256 must be 64 lower-case hexadecimal digits"
                 )
             if not entry.tls_certificate:
                 raise self.fail(f"{where}: tls_certificate is missing")
-            if hashlib.sha256(entry.tls_certificate).hexdigest() != entry.tls_certificate_sha256:
+            if pki.der_thumbprint(entry.tls_certificate) != entry.tls_certificate_sha256:
                 raise self.fail(f"{where}: tls_certificate_sha256 does not match tls_certificate")
             certs: list[x509.Certificate] = []
             listed: list[str] = []
@@ -569,7 +523,7 @@ class _Builder:
                 what = (
                     "TLS certificate" if index == 0 else f"additional TLS certificate #{index - 1}"
                 )
-                fingerprint = hashlib.sha256(der).hexdigest()
+                fingerprint = pki.der_thumbprint(der)
                 if fingerprint in listed:
                     raise self.fail(f"{where}: TLS certificate {fingerprint} is listed twice")
                 if fingerprint in fingerprints:
@@ -662,9 +616,7 @@ class _Builder:
 
 
 __all__ = [
-    "ALGORITHMS",
     "MAX_SIGNED_BYTES",
-    "Algorithm",
     "GlobalConfiguration",
     "GlobalConfigurationExpired",
     "MemberInfo",
@@ -672,8 +624,6 @@ __all__ = [
     "ServerInfo",
     "SubsystemInfo",
     "TrustedKey",
-    "algorithm_for",
-    "parse_instance",
     "sign_global_configuration",
     "verify_global_configuration",
     "verify_signature",

@@ -6,6 +6,10 @@
   (same shape as a subsystem; which one is meant follows from where it is used)
 - service:    ``SUBSYSTEM:/package.Service/Method``
   e.g. ``KH/GOV/MPWT/vehicles:/vehicles.v1.VehicleRegistry/GetVehicle``
+- audit log origin: ``SERVER#WRITER``  e.g. ``KH/GOV/MOH/ss1#w0``
+  (the log of one writer process of a security server; `origin_server`)
+
+The instance (``KH``) is itself a code (`parse_instance`).
 
 Each code is 1 to 63 characters of ASCII letters, digits and hyphens, not
 starting or ending with a hyphen, so every identifier maps to a DNS name
@@ -103,6 +107,25 @@ ServerId = SubsystemId
 
 def parse_server(text: str) -> ServerId:
     return SubsystemId.parse(text, kind="security server")
+
+
+def parse_instance(text: str) -> str:
+    """Validate a federation instance code (the first code of every identifier)."""
+    if not isinstance(text, str) or not _CODE.match(text):
+        raise InvalidArgument(
+            f"instance {text!r} must be 1-63 letters, digits or hyphens, not starting or"
+            " ending with a hyphen"
+        )
+    return text
+
+
+def origin_server(origin: str) -> ServerId:
+    """The security server whose writer keeps the audit log named `origin` (``SERVER#WRITER``).
+
+    Only the server part is parsed: the writer's name is the store's to check.
+    """
+    server, _, _ = origin.partition("#")
+    return parse_server(server)
 
 
 def parse_method(text: str) -> str:

@@ -32,7 +32,6 @@ Invariants
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 from google.protobuf.message import DecodeError, Message
 
 from spean.gateway.config import AccessRuleConfig
+from spean.gateway.digests import b64url
 from spean.gateway.errors import ConfigError, Internal
 from spean.gateway.identifiers import SubsystemId
 
@@ -92,7 +92,7 @@ def pseudonym(key: bytes, value: bytes) -> bytes:
 def _text_token(key: bytes, value: str) -> str:
     if not value:
         return value
-    return base64.urlsafe_b64encode(pseudonym(key, value.encode())).rstrip(b"=").decode()
+    return b64url(pseudonym(key, value.encode()))
 
 
 def _bytes_token(key: bytes, value: bytes) -> bytes:

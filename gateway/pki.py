@@ -26,6 +26,13 @@ Invariants:
 - Private keys are PEM PKCS#8, encrypted with the best available algorithm
   when a passphrase is given; `spean.gateway.files.keyfiles` writes them with
   mode 0600 from the first byte and never overwrites one.
+- A key's type fixes the one algorithm it signs with (`algorithm_for`): ES256
+  (ECDSA over SHA-256) for EC P-256, EdDSA for Ed25519; tokens, the global
+  configuration and checkpoints all sign and verify through `sign` and
+  `signature_valid`, so no header or envelope can pick another.
+- A certificate's thumbprint (`der_thumbprint`) is the lower-case hex SHA-256
+  of its DER encoding, whichever form it arrives in (object, DER or PEM):
+  token `kid`s, TLS fingerprints and the configuration signer all use it.
 
 Pure: keys, requests and certificates in and out as values and bytes; reading
 and writing their files (mode 0600, atomic replace) is
@@ -36,16 +43,20 @@ ValueError/TypeError) are translated here into the Spean error tree.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
+import re
 import secrets
+import ssl
 from collections.abc import Sequence
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spean.gateway.errors import FailedPrecondition, InvalidArgument
@@ -55,6 +66,15 @@ KeyKind = Literal["ec-p256", "ed25519"]
 CsrKind = Literal["member", "server", "configuration"]
 PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+Algorithm = Literal["ES256", "EdDSA"]
+
+ES256: Final = "ES256"
+EDDSA: Final = "EdDSA"
+ALGORITHMS: Final[tuple[Algorithm, ...]] = (ES256, EDDSA)
+_ALGORITHM_OF: Final[dict[KeyKind, Algorithm]] = {"ec-p256": ES256, "ed25519": EDDSA}
+# Built once: every token and checkpoint signature uses it.
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+_THUMBPRINT = re.compile(r"[0-9a-f]{64}\Z")
 
 CA_VALIDITY = dt.timedelta(days=3652)
 CONFIGURATION_SIGNING_VALIDITY = dt.timedelta(days=3652)
@@ -98,6 +118,37 @@ def key_kind(key: object) -> KeyKind:
     raise InvalidArgument(
         f"key type {type(key).__name__} is not supported; use EC P-256 or Ed25519"
     )
+
+
+def algorithm_for(key: object) -> Algorithm:
+    """The one signature algorithm `key` is used with: ES256 for EC P-256, EdDSA for Ed25519.
+
+    Any other key is refused with `InvalidArgument` (as `key_kind` refuses it).
+    """
+    return _ALGORITHM_OF[key_kind(key)]
+
+
+def sign(key: PrivateKey, data: bytes) -> bytes:
+    """`key`'s signature over `data`: DER ECDSA over SHA-256 (P-256), or Ed25519.
+
+    The algorithm is the key's (`algorithm_for`); `key` is a P-256 or Ed25519
+    key, which `key_kind` has accepted.
+    """
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, _ECDSA_SHA256)
+    return key.sign(data)
+
+
+def signature_valid(key: PublicKey, signature: bytes, data: bytes) -> bool:
+    """Whether `signature` (as `sign` makes it) over `data` verifies with `key`."""
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, _ECDSA_SHA256)
+        else:
+            key.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
@@ -147,8 +198,8 @@ def parse_private_key(
     return key
 
 
-def public_key_bytes(key: PublicKey) -> bytes:
-    """SubjectPublicKeyInfo DER, to compare two public keys."""
+def public_key_bytes(key: PublicKeyTypes) -> bytes:
+    """SubjectPublicKeyInfo DER, to compare two public keys (of any type)."""
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -179,9 +230,33 @@ def parse_certificate_der(data: bytes, source: str = "certificate") -> x509.Cert
         raise InvalidArgument(f"{source} is not a DER X.509 certificate") from exc
 
 
+def der_thumbprint(der: bytes) -> str:
+    """The thumbprint of a DER certificate: its lower-case hexadecimal SHA-256.
+
+    A token's `kid`, a server's TLS fingerprint and the configuration's
+    `signer_sha256` are all this value; the other forms below are built on it.
+    """
+    return hashlib.sha256(der).hexdigest()
+
+
 def thumbprint(cert: x509.Certificate) -> str:
-    """Lower-case hexadecimal SHA-256 of the DER certificate (a token's `kid`)."""
-    return hashlib.sha256(certificate_der(cert)).hexdigest()
+    """`der_thumbprint` of a parsed certificate."""
+    return der_thumbprint(certificate_der(cert))
+
+
+# A security server sees the same few peer certificates on every exchange:
+# each PEM is decoded and hashed once. The key is the PEM itself, so a cached
+# answer is exactly the one recomputing would give; the bound keeps a flood of
+# distinct certificates from growing it.
+@functools.lru_cache(maxsize=1024)
+def pem_thumbprint(pem: bytes) -> str:
+    """`der_thumbprint` of a PEM certificate (a TLS peer's, as gRPC gives it)."""
+    return der_thumbprint(ssl.PEM_cert_to_DER_cert(pem.decode("ascii")))
+
+
+def is_thumbprint(text: object) -> bool:
+    """Whether `text` is written as a thumbprint is: 64 lower-case hexadecimal digits."""
+    return isinstance(text, str) and _THUMBPRINT.match(text) is not None
 
 
 def serial_hex(serial: int) -> str:

@@ -1,18 +1,17 @@
 """Who is on the other end: TLS peers and token signers, from the global configuration (pure).
 
 The global configuration is the only source of trust. A TLS peer is a
-security server only if the SHA-256 of its certificate is listed there and
-its serial is not revoked; a token's signer is a member only if the token's
-``kid`` names a listed, unrevoked, currently valid signing certificate of that
-member.
+security server only if the thumbprint of its certificate is listed there and
+its serial is not revoked (`identify_server`); a token's signer is a member
+only if the token's ``kid`` names a listed, unrevoked signing certificate of
+that member, within its validity period when a security server checks it
+(`key_resolver`, the one resolver every token verification uses; the offline
+audit verifier leaves the period out, for the reason given there).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -22,34 +21,38 @@ from spean.gateway import metadata
 from spean.gateway.digests import b64url_decode
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
+from spean.gateway.pki import pem_thumbprint
 from spean.gateway.tokens import MAX_TOKEN_SIZE, KeyResolver, VerifyingKey, is_exchange_id
 
 
-def key_resolver(conf: GlobalConfiguration, now: datetime | None = None) -> KeyResolver:
-    """Adapt the global configuration to the token verifier's key lookup."""
+def key_resolver(
+    conf: GlobalConfiguration, now: datetime | None = None, *, check_validity: bool = True
+) -> KeyResolver:
+    """The token verifier's key lookup, from the global configuration: the one resolver.
+
+    A kid resolves to the key of a member signing certificate the
+    configuration lists (which its parsing checked was issued by the
+    federation CA) and does not revoke; any other kid to None, which the
+    verifier refuses as an unknown key. With `check_validity` (the security
+    servers), the certificate must also be within its validity period at
+    `now` (by default, when the resolver is made), or `Unauthenticated` says
+    why not. The offline audit verifier passes `check_validity=False`: it
+    judges logs long after their certificates may have expired, and every
+    token in them had its certificate's period checked when it was accepted.
+    """
     moment = now or datetime.now(UTC)
 
     def resolve(kid: str) -> VerifyingKey | None:
         trusted = conf.signing_key(kid)
         if trusted is None:
             return None
-        conf.check_certificate_valid(trusted.certificate, moment)
+        if check_validity:
+            conf.check_certificate_valid(trusted.certificate, moment)
         return VerifyingKey(
             member=trusted.member, public_key=trusted.public_key, algorithm=trusted.algorithm
         )
 
     return resolve
-
-
-# A security server sees the same few peer certificates on every exchange:
-# each PEM is decoded and hashed once. The key is the PEM itself, so a cached
-# answer is exactly the one recomputing would give; the bound keeps a flood of
-# distinct certificates from growing it.
-@functools.lru_cache(maxsize=1024)
-def pem_thumbprint(pem: bytes) -> str:
-    """Lower-case hex SHA-256 over the certificate's DER encoding."""
-    der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-    return hashlib.sha256(der).hexdigest()
 
 
 def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[ServerInfo, str]:

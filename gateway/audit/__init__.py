@@ -13,8 +13,10 @@ Stores (I/O):
 - `writer`: the group-commit writer both backends share.
 
 Auditors' tools over exported logs:
-- `bundle`, `verify`, `archive`, `bodies`, `witness`, `resend` (the decrypted
-  timeline, and re-sending it to a test instance).
+- `bundle`, `verify` (the pure verifier) and `verify_parallel` (the same with
+  token signatures checked in worker processes), `archive`, `bodies`,
+  `witness`, `resend` (the decrypted timeline, and re-sending it to a test
+  instance).
 
 This package imports nothing on purpose: importing `spean.gateway.audit.merkle`
 loads the Merkle tree, not a database driver.

@@ -50,10 +50,11 @@ from spean.gateway.audit.checkpoint import CheckpointError, SignedCheckpoint, pa
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import ArchiveCut, AuditStore
-from spean.gateway.audit.verify import Check, Problem, Report, verify_bundle, verify_structure
+from spean.gateway.audit.verify import Check, Problem, Report, verify_structure
+from spean.gateway.audit.verify_parallel import verify_bundle
 from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
-from spean.gateway.identifiers import parse_server
+from spean.gateway.identifiers import origin_server
 from spean.v1 import config_pb2
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -330,7 +331,7 @@ def member_certificates(
         message.ParseFromString(data)
     except DecodeError as exc:
         raise ConfigError(f"the global configuration cannot be decoded: {exc}") from exc
-    member = parse_server(origin.split("#", 1)[0]).member
+    member = origin_server(origin).member
     info = GlobalConfiguration.from_proto(message).member(member)
     if info is None:
         raise ConfigError(f"member {member} is not in the global configuration")

@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spean.gateway.audit.chain import GENESIS, HASH_SIZE
+from spean.gateway.audit.chain import GENESIS
 from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
-from spean.gateway.audit.merkle import CompactRange, CompactRangeState
+from spean.gateway.audit.merkle import HASH_SIZE, CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import ArchiveCut, AuditStore, StoredCheckpoint
 from spean.gateway.errors import FailedPrecondition, InvalidArgument

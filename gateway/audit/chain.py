@@ -11,8 +11,8 @@ r_0..r_i, so editing, deleting, inserting or reordering any record changes
 every later chain hash; `verify_chain` recomputes the chain and names the first
 index where the stored log departs from it.
 
-The leaf hash is the RFC 9162 leaf hash on purpose: the Merkle tree built over
-the same log (gateway/audit/merkle.py) reuses these leaves unchanged, so the
+The leaf hash is the RFC 9162 leaf hash on purpose, and the chain takes it
+from the Merkle tree built over the same log (`merkle.leaf_hash`), so the
 chain and the tree always cover the same bytes.
 
 What the chain alone cannot show: a log truncated at the tail still verifies
@@ -30,21 +30,20 @@ from enum import StrEnum
 
 import grpc
 
+from spean.gateway.audit.merkle import HASH_SIZE, leaf_hash
 from spean.gateway.errors import SpeanError
 
-HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
-_LEAF_PREFIX = b"\x00"
 
 
-def leaf_hash(record: bytes) -> bytes:
-    """RFC 9162 leaf hash of one record's canonical bytes: SHA-256(0x00 || record)."""
-    return hashlib.sha256(_LEAF_PREFIX + record).digest()
+def chain_hash(previous: bytes, leaf: bytes) -> bytes:
+    """chain_i from chain_{i-1} and leaf_i, the record's `leaf_hash`."""
+    return hashlib.sha256(previous + leaf).digest()
 
 
 def next_chain_hash(previous: bytes, record: bytes) -> bytes:
     """chain_i from chain_{i-1} and the canonical bytes r_i."""
-    return hashlib.sha256(previous + leaf_hash(record)).digest()
+    return chain_hash(previous, leaf_hash(record))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,11 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from spean.gateway import pki
 from spean.gateway.audit.merkle import HASH_SIZE
 from spean.gateway.errors import ConfigError, InvalidArgument
 
@@ -102,11 +101,16 @@ class SignedCheckpoint:
 
 
 def _public_key_material(key: PublicKeyTypes) -> tuple[int, bytes]:
-    if isinstance(key, ed25519.Ed25519PublicKey):
+    try:
+        kind = pki.key_kind(key)
+    except InvalidArgument:
+        raise ConfigError(
+            f"checkpoint keys must be Ed25519 or EC P-256, not {type(key).__name__}"
+        ) from None
+    if kind == "ed25519":
+        assert isinstance(key, ed25519.Ed25519PublicKey)
         return _ED25519, key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return _ECDSA_P256, key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    raise ConfigError(f"checkpoint keys must be Ed25519 or EC P-256, not {type(key).__name__}")
+    return _ECDSA_P256, pki.public_key_bytes(key)
 
 
 def key_id(name: str, key: PublicKeyTypes) -> bytes:
@@ -125,9 +129,7 @@ class CheckpointSigner:
     ) -> None:
         _check_key_name(name)
         public = private_key.public_key()
-        if public.public_bytes(
-            Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-        ) != certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo):
+        if pki.public_key_bytes(public) != pki.public_key_bytes(certificate.public_key()):
             raise ConfigError("checkpoint signing key does not match its certificate")
         if not isinstance(private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise ConfigError(
@@ -139,11 +141,7 @@ class CheckpointSigner:
 
     def sign(self, checkpoint: Checkpoint) -> SignedCheckpoint:
         body = checkpoint.body().encode("ascii")
-        if isinstance(self._key, ed25519.Ed25519PrivateKey):
-            signature = self._key.sign(body)
-        else:
-            assert isinstance(self._key, ec.EllipticCurvePrivateKey)
-            signature = self._key.sign(body, ec.ECDSA(hashes.SHA256()))
+        signature = pki.sign(self._key, body)
         line = base64.b64encode(self.key_id + signature).decode("ascii")
         note = body + b"\n" + f"{_DASH}{self.name} {line}\n".encode()
         return SignedCheckpoint(checkpoint, self.name, self.key_id, signature, note)
@@ -224,16 +222,13 @@ def verify_checkpoint(
                 continue
         except ConfigError:
             continue
-        try:
-            if isinstance(public, ed25519.Ed25519PublicKey):
-                public.verify(signed.signature, body)
-            elif isinstance(public, ec.EllipticCurvePublicKey):
-                public.verify(signed.signature, body, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature as exc:
+        # A key id matched, so `public` is P-256 or Ed25519 (`_public_key_material`).
+        assert isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey)
+        if not pki.signature_valid(public, signed.signature, body):
             raise CheckpointError(
                 f"checkpoint signature of {signed.key_name} (key id {signed.key_id.hex()}) "
                 "does not verify"
-            ) from exc
+            )
         return certificate
     raise CheckpointError(
         f"checkpoint is signed by key id {signed.key_id.hex()} under name {signed.key_name!r}, "

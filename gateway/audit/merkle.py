@@ -599,7 +599,7 @@ class CompactRange:
 
     def append_record(self, record: bytes) -> bytes:
         """Append one record; returns its leaf hash."""
-        value = _sha256(_LEAF + record).digest()
+        value = leaf_hash(record)
         self.extend((value,))
         return value
 

@@ -39,7 +39,7 @@ from spean.gateway.audit.merkle import (
 )
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.errors import InvalidArgument, SpeanError
-from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 
 
 class Kind(StrEnum):
@@ -85,7 +85,7 @@ class Reconciliation:
 
 
 def _member_of_origin(origin: str) -> MemberId:
-    return parse_server(origin.split("#", 1)[0]).member
+    return origin_server(origin).member
 
 
 def _member_of_subsystem(text: str) -> MemberId | None:

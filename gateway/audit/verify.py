@@ -1,4 +1,4 @@
-"""Offline verification of an audit bundle (pure: values in, a report out).
+"""Offline verification of an audit bundle: values in, a report out, in this process.
 
 Theory of operation. The verifier trusts one thing: the configuration anchor
 (the auditor's own copy, or, failing that, the one bundled, which the report
@@ -31,26 +31,30 @@ proofs (gateway/audit/merkle.py) serve where leaves are absent: reconcile.
 The report lists every problem found (up to `MAX_PROBLEMS`), each with the
 record index (log numbering) and what is wrong; `first` is the lowest index.
 Token checks are optional (`check_tokens`); they cost a signature
-verification each and dominate the run time, so they run in parallel across
-`jobs` worker processes; by default one per core, and only when a bundle
-holds at least `PARALLEL_MIN_RECORDS` records, about as many tokens as it
-takes to repay starting the pool. Workers only verify tokens: each chunk of records comes back
-as one outcome per record (tokens verified, or why they do not verify), and
-the main process merges the outcomes in record order, in the same loop that
-decodes the records and checks their origin and witnessed checkpoint. The
-report is therefore the same, problem for problem and in the same order,
-whatever `jobs` is; `jobs=1` never starts a process. The structure check
-stays serial: it is a single hash chain, and fast.
+verification each and dominate the run time. `verify_bundle` takes them from
+a `TokenPass`: by default `in_process`, which verifies each OK record's
+tokens as the content pass reaches it; `spean.gateway.audit.verify_parallel`
+supplies one that verifies them in worker processes. Either way a token pass
+only gives each record's outcome (tokens verified, or why they do not
+verify) and the content pass merges the outcomes in record order, in the
+same loop that decodes the records and checks their origin and witnessed
+checkpoint, so the report is the same, problem for problem and in the same
+order, whatever computed the outcomes. The structure check is a single hash
+chain, and fast: it always runs here.
+
+A bundle already read and an anchor in, a `Report` out: this module reads
+no file, starts no process, opens no connection and keeps no state between
+calls (an import-linter contract checks the processes and connections). It
+is not in the pure-rules contract only because `bundle` and `witness`, whose
+values and checks it uses, also hold the I/O around them (reading and
+writing bundle files, logging).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import multiprocessing
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -61,6 +65,7 @@ from google.protobuf.message import DecodeError
 from spean.gateway import pki
 from spean.gateway.audit.bodies import check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.chain import chain_hash
 from spean.gateway.audit.checkpoint import (
     CheckpointError,
     SignedCheckpoint,
@@ -72,28 +77,18 @@ from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.witness import check_witnessed
 from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
-from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
-    VerifyingKey,
+    KeyResolver,
     check_request_binding,
     check_response_binding,
     verify_request,
     verify_response,
 )
+from spean.gateway.trust import key_resolver
 from spean.v1 import config_pb2
 
 MAX_PROBLEMS = 100
-# With `jobs=None` (one worker per core), bundles under this many records
-# (about twice as many tokens) stay in-process: starting the pool (~0.4 s on
-# the 2-core test machine) costs more than sharing ~1 s of verification saves
-# (~5,000 records/s on one core, bench/audit_verify.py). An explicit `jobs`
-# is obeyed whatever the size.
-PARALLEL_MIN_RECORDS = 5000
-# Records per task sent to a worker: large enough that pickling and the
-# hand-over are negligible, small enough that the cores stay evenly busy.
-_CHUNK_MIN = 250
-_CHUNK_MAX = 4000
-_sha256 = hashlib.sha256
 
 
 class Check(StrEnum):
@@ -168,6 +163,14 @@ class Report:
 
 Progress = Callable[[int], None]
 
+TokenCheck = Callable[[int, AuditRecord], int | str]
+"""The token outcome of the record at position `k` of the bundle (an OK record,
+see `checks_tokens`): how many tokens verified, or why they do not."""
+
+TokenPass = Callable[[Bundle, GlobalConfiguration, bytes], AbstractContextManager[TokenCheck]]
+"""Makes the `TokenCheck` of one bundle, given its verified configuration and
+that configuration's signed bytes, for the duration of the content pass."""
+
 
 class _Problems:
     def __init__(self) -> None:
@@ -199,10 +202,11 @@ def _load_configuration(
     # an auditor checks old bundles long after certificates have expired.
     when = dt.datetime.fromtimestamp(bundle.exported_at_ns / 1e9, dt.UTC)
     data = verify_signature(bundle.globalconf, anchor, when)
-    return _parse_configuration(data), data, source
+    return parse_configuration(data), data, source
 
 
-def _parse_configuration(data: bytes) -> GlobalConfiguration:
+def parse_configuration(data: bytes) -> GlobalConfiguration:
+    """The configuration in `data`, bytes whose signature was already verified."""
     message = config_pb2.GlobalConfiguration()
     try:
         message.ParseFromString(data)
@@ -218,20 +222,16 @@ def verify_bundle(
     check_tokens: bool = True,
     progress: Progress | None = None,
     auditor_key: X25519PrivateKey | None = None,
-    jobs: int | None = None,
+    tokens: TokenPass | None = None,
 ) -> Report:
     """Verify everything a bundle claims; see the module docstring for the checks.
 
     With `auditor_key`, sealed bodies are decrypted and checked against their
-    records' digests; without it they are only counted. `jobs` is how many
-    processes verify token signatures (None: one per core for bundles of at
-    least `PARALLEL_MIN_RECORDS` records, else this process; 1: this process
-    only); the report does not depend on it."""
-    if jobs is not None and jobs < 1:
-        raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
+    records' digests; without it they are only counted. `tokens` computes the
+    token outcomes (default `in_process`); the report does not depend on it."""
     problems = _Problems()
     checkpoints_ok = 0
-    tokens = 0
+    verified = 0
     anchor_source = "none"
     conf: GlobalConfiguration | None = None
     conf_bytes = b""
@@ -242,7 +242,7 @@ def verify_bundle(
     member_certs: tuple[x509.Certificate, ...] = ()
     member: MemberId | None = None
     try:
-        member = parse_server(bundle.origin.split("#", 1)[0]).member
+        member = origin_server(bundle.origin).member
     except SpeanError as exc:
         problems.add(None, Check.CHECKPOINT, f"origin {bundle.origin!r}: {exc.message}")
     if conf is not None and member is not None:
@@ -254,18 +254,18 @@ def verify_bundle(
     signed = _check_checkpoints(bundle, member, member_certs, conf is not None, problems)
     checkpoints_ok = _check_structure(bundle, signed, problems, progress)
     if conf is not None:
-        workers = _workers(jobs, len(bundle.records)) if check_tokens else 1
-        if workers > 1:
-            tokens = _check_content_parallel(bundle, conf, conf_bytes, workers, problems, progress)
+        if check_tokens:
+            with (tokens or in_process)(bundle, conf, conf_bytes) as check:
+                verified = _check_content(bundle, conf, check, problems, progress)
         else:
-            tokens = _check_content(bundle, conf, check_tokens, problems, progress)
+            verified = _check_content(bundle, conf, None, problems, progress)
     bodies_ok = _check_bodies(bundle, auditor_key, problems)
     return Report(
         origin=bundle.origin,
         start=bundle.start,
         records=len(bundle.records),
         checkpoints=checkpoints_ok,
-        tokens_verified=tokens,
+        tokens_verified=verified,
         anchor=anchor_source,
         problems=tuple(sorted(problems.items, key=_order)),
         bodies=len(bundle.bodies),
@@ -308,7 +308,7 @@ def verify_structure(
     """Checks 2 and 3 alone (checkpoints, chain, tree) against the writer's
     member certificates: (checkpoints reproduced, problems)."""
     problems = _Problems()
-    member = parse_server(bundle.origin.split("#", 1)[0]).member
+    member = origin_server(bundle.origin).member
     signed = _check_checkpoints(bundle, member, certificates, True, problems)
     verified = _check_structure(bundle, signed, problems, None)
     return verified, tuple(sorted(problems.items, key=_order))
@@ -438,10 +438,9 @@ def _check_structure(
     for target in sorted({*by_size, stop}):
         segment = records[position - start : target - start]
         leaves = leaf_hashes(segment)
-        sha = _sha256
         offset = position - start
         for k, leaf in enumerate(leaves):
-            computed = sha(previous + leaf).digest()
+            computed = chain_hash(previous, leaf)
             stored = chains[offset + k] if offset + k < len(chains) else b""
             if computed != stored:
                 if suspect is None:
@@ -487,83 +486,25 @@ def _check_structure(
     return verified
 
 
+@contextmanager
+def in_process(
+    bundle: Bundle, conf: GlobalConfiguration, conf_bytes: bytes
+) -> Iterator[TokenCheck]:
+    """The `TokenPass` that verifies each record's tokens here, when asked."""
+    resolve = bundle_resolver(conf)
+    yield lambda k, record: token_outcome(record, resolve)
+
+
 def _check_content(
     bundle: Bundle,
     conf: GlobalConfiguration,
-    check_tokens: bool,
+    outcome: TokenCheck | None,
     problems: _Problems,
     progress: Progress | None,
 ) -> int:
-    """Decode every record; verify tokens and witnessed checkpoints. Return tokens verified."""
-
-    resolve = _resolver(conf)
-
-    def outcome(k: int, record: AuditRecord) -> int | str:
-        return _token_outcome(record, resolve)
-
-    return _merge_content(bundle, conf, outcome if check_tokens else None, problems, progress)
-
-
-def _check_content_parallel(
-    bundle: Bundle,
-    conf: GlobalConfiguration,
-    conf_bytes: bytes,
-    workers: int,
-    problems: _Problems,
-    progress: Progress | None,
-) -> int:
-    """`_check_content` with the token signatures verified by `workers` processes.
-
-    Every chunk is submitted at once; the merge loop below decodes records
-    meanwhile and waits for a chunk only when it reaches a record of it, so
-    the main process's own pass overlaps the workers'."""
-    records = bundle.records
-    size = min(_CHUNK_MAX, max(_CHUNK_MIN, len(records) // (workers * 4) or 1))
-    # forkserver: workers are forked from a clean single-threaded server, never
-    # from the caller, which may hold threads (a progress bar, a gRPC server)
-    # whose locks a plain fork would copy held.
-    context = multiprocessing.get_context("forkserver")
-    # Import this module once in the server, not once per worker.
-    context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(conf_bytes,),
-    )
-    try:
-        futures = [
-            pool.submit(_verify_chunk, records[first : first + size])
-            for first in range(0, len(records), size)
-        ]
-        done: dict[int, list[int | str | None]] = {}
-
-        def outcome(k: int, record: AuditRecord) -> int | str:
-            chunk = k // size
-            results = done.get(chunk)
-            if results is None:
-                done.clear()  # records are merged in order: earlier chunks are finished
-                results = done[chunk] = futures[chunk].result()
-            result = results[k - chunk * size]
-            # A worker skips only records the merge loop skips too (unreadable,
-            # or not ended OK), so it has an outcome for every record asked for.
-            assert result is not None, f"worker returned no outcome for record {k}"
-            return result
-
-        return _merge_content(bundle, conf, outcome, problems, progress)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _merge_content(
-    bundle: Bundle,
-    conf: GlobalConfiguration,
-    outcome: Callable[[int, AuditRecord], int | str] | None,
-    problems: _Problems,
-    progress: Progress | None,
-) -> int:
-    """The content pass in record order; `outcome` gives each OK record's token
-    result (tokens verified, or why not), None skips tokens."""
+    """The content pass in record order: decode every record, check its origin
+    and witnessed checkpoint, and merge each OK record's token outcome (None:
+    tokens not checked). Returns the tokens verified."""
     verified = 0
     step = 0
     for k, data in enumerate(bundle.records):
@@ -585,7 +526,7 @@ def _merge_content(
             problem = _check_witness(record.witnessed_checkpoint, conf)
             if problem:
                 problems.add(index, Check.WITNESS, f"record {index}: {problem}")
-        if outcome is None or record.status != "OK":
+        if outcome is None or not checks_tokens(record):
             continue
         result = outcome(k, record)
         if isinstance(result, str):
@@ -599,26 +540,20 @@ def _merge_content(
     return verified
 
 
-def _workers(jobs: int | None, records: int) -> int:
-    """How many processes to verify tokens with: 1 when the pool would not pay."""
-    if jobs is not None:
-        return jobs
-    if records < PARALLEL_MIN_RECORDS:
-        return 1
-    return os.cpu_count() or 1
+def checks_tokens(record: AuditRecord) -> bool:
+    """Whether the content pass checks this record's tokens: only an exchange that
+    ended OK must hold both, verified and bound to the record."""
+    return record.status == "OK"
 
 
-def _resolver(conf: GlobalConfiguration) -> Callable[[str], VerifyingKey | None]:
-    def resolve(kid: str) -> VerifyingKey | None:
-        key = conf.signing_key(kid)
-        if key is None:
-            return None
-        return VerifyingKey(key.member, key.public_key, key.algorithm)
-
-    return resolve
+def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
+    """The one key resolver (`trust.key_resolver`), without the validity period:
+    a bundle is judged long after its certificates may have expired, and each
+    token's period was checked when the token was accepted."""
+    return key_resolver(conf, check_validity=False)
 
 
-def _token_outcome(record: AuditRecord, resolve: Callable[[str], VerifyingKey | None]) -> int | str:
+def token_outcome(record: AuditRecord, resolve: KeyResolver) -> int | str:
     """Tokens verified for an OK record, or the reason they do not verify."""
     try:
         return _check_tokens(record, resolve)
@@ -626,34 +561,7 @@ def _token_outcome(record: AuditRecord, resolve: Callable[[str], VerifyingKey | 
         return exc.message
 
 
-# -- token workers (run in other processes) ----------------------------------------------------
-
-_worker_resolve: Callable[[str], VerifyingKey | None] | None = None
-
-
-def _init_worker(conf_bytes: bytes) -> None:
-    """Rebuild the (already verified) configuration once per worker process."""
-    global _worker_resolve  # per-process state of a pool worker
-    _worker_resolve = _resolver(_parse_configuration(conf_bytes))
-
-
-def _verify_chunk(records: Sequence[bytes]) -> list[int | str | None]:
-    """One outcome per record: tokens verified, why not, or None where the merge
-    loop does not ask (unreadable record, exchange not ended OK)."""
-    resolve = _worker_resolve
-    assert resolve is not None, "token worker used before _init_worker"
-    results: list[int | str | None] = []
-    for data in records:
-        try:
-            record = AuditRecord.from_bytes(data)
-        except InvalidArgument:
-            results.append(None)
-            continue
-        results.append(_token_outcome(record, resolve) if record.status == "OK" else None)
-    return results
-
-
-def _check_tokens(record: AuditRecord, resolve: Callable[[str], VerifyingKey | None]) -> int:
+def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
     if not record.request_token or not record.response_token:
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
     client = SubsystemId.parse(record.client)

@@ -38,7 +38,7 @@ from spean.gateway.audit.checkpoint import (
 )
 from spean.gateway.errors import SpeanError
 from spean.gateway.globalconf import GlobalConfiguration
-from spean.gateway.identifiers import MemberId, parse_server
+from spean.gateway.identifiers import MemberId, origin_server
 
 log = structlog.get_logger("spean.audit")
 
@@ -60,7 +60,7 @@ def check_witnessed(
     """
     signed = parse_checkpoint(note)
     try:
-        member = parse_server(signed.origin.split("#", 1)[0]).member
+        member = origin_server(signed.origin).member
     except SpeanError as exc:
         raise CheckpointError(
             f"checkpoint origin {signed.origin!r} does not name a security server: {exc}"

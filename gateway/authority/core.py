@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ import structlog
 from cryptography import x509
 
 from spean.gateway import pki
+from spean.gateway.audit.bodies import fingerprint as auditor_fingerprint
 from spean.gateway.authority.configuration import published_methods, to_global_configuration
 from spean.gateway.authority.http import AuthorityHttpServer
 from spean.gateway.authority.registry import (
@@ -55,12 +55,8 @@ from spean.gateway.authority.registry import (
 )
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from spean.gateway.files import keyfiles
-from spean.gateway.globalconf import (
-    parse_instance,
-    sign_global_configuration,
-    verify_global_configuration,
-)
-from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
+from spean.gateway.globalconf import sign_global_configuration, verify_global_configuration
+from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_instance, parse_server
 from spean.v1 import config_pb2
 
 log = structlog.get_logger()
@@ -506,7 +502,7 @@ class Authority:
             )
         with self._registry() as registry:
             registry.auditor_public_key = base64.b64encode(public_key).decode("ascii")
-        log.info("authority.auditor_key_set", sha256=hashlib.sha256(public_key).hexdigest()[:16])
+        log.info("authority.auditor_key_set", sha256=auditor_fingerprint(public_key))
 
     # ------------------------------------------------------------ publication
 

@@ -187,7 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.verify import verify_bundle
+    from spean.gateway.audit.verify_parallel import verify_bundle
 
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     auditor_key = None

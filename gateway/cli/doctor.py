@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import socket
 import sqlite3
@@ -140,9 +139,7 @@ def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
                 " (keys.passphrase_file or SPEAN_KEY_PASSPHRASE)",
             )
             continue
-        if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(
-            cert.public_key()  # type: ignore[arg-type]
-        ):
+        if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(cert.public_key()):
             yield Finding(
                 "keys",
                 "fail",
@@ -505,7 +502,7 @@ def probe_peer(
         raise Unavailable(f"{address}: {exc}") from None
     if der is None:
         raise Unavailable(f"{address}: the peer presented no certificate")
-    return hashlib.sha256(der).hexdigest()
+    return pki.der_thumbprint(der)
 
 
 def _check_peers(

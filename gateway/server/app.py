@@ -53,7 +53,6 @@ from spean.gateway.server.prepare import masking_policy
 from spean.gateway.server.provider import ProviderEndpoint
 from spean.gateway.server.replay_guard import ReplayCache, shared_store_for
 from spean.gateway.tokens import TokenSigner
-from spean.gateway.trust import pem_thumbprint
 
 log = structlog.get_logger("spean.server")
 
@@ -477,7 +476,7 @@ class SecurityServer:
             server=new.server_id,
             origin=self.origin,
             signing_kid=signer.kid,
-            tls_sha256=pem_thumbprint(identity.certificate_pem),
+            tls_sha256=pki.pem_thumbprint(identity.certificate_pem),
         )
         return new
 

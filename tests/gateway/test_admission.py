@@ -44,8 +44,8 @@ from spean.gateway.errors import (
     Unavailable,
 )
 from spean.gateway.identifiers import SubsystemId
+from spean.gateway.pki import pem_thumbprint
 from spean.gateway.tokens import RequestClaims, ResponseClaims, new_exchange_id
-from spean.gateway.trust import pem_thumbprint
 from tests.support.conf import (
     GET_VEHICLE,
     LIST_VEHICLES,

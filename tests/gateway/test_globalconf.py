@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 from cryptography import x509
@@ -16,123 +15,26 @@ from spean.gateway.globalconf import (
     GlobalConfiguration,
     GlobalConfigurationExpired,
     MethodInfo,
-    parse_instance,
     sign_global_configuration,
     verify_global_configuration,
 )
-from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.identifiers import MemberId, SubsystemId
 from spean.v1 import config_pb2
-
-NOW = dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.UTC)
-MOH = MemberId.parse("KH/GOV/MOH")
-MPWT = MemberId.parse("KH/GOV/MPWT")
-MOH_SS1 = parse_server("KH/GOV/MOH/ss1")
-MPWT_SS1 = parse_server("KH/GOV/MPWT/ss1")
-NHIS = SubsystemId.parse("KH/GOV/MOH/nhis")
-VEHICLES = SubsystemId.parse("KH/GOV/MPWT/vehicles")
-GET_VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
-LIST_VEHICLES = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
-
-
-@dataclass
-class Authority:
-    """A CA and configuration-signing key, with certificates issued at a fixed time."""
-
-    kind: pki.KeyKind = "ec-p256"
-    ca_key: pki.PrivateKey = field(default_factory=pki.generate_key)
-    ca: x509.Certificate = field(init=False)
-    signing_key: pki.PrivateKey = field(init=False)
-    anchor: x509.Certificate = field(init=False)
-
-    def __post_init__(self) -> None:
-        start = NOW - dt.timedelta(days=30)
-        self.ca = pki.create_ca(self.ca_key, "KH", now=start)
-        self.signing_key = pki.generate_key(self.kind)
-        csr = pki.make_csr(self.signing_key, "KH configuration signing", "configuration")
-        self.anchor = pki.issue_configuration_signing_certificate(
-            self.ca_key, self.ca, csr, "KH", now=start
-        )
-
-    def member_cert(
-        self, member: MemberId, kind: pki.KeyKind = "ec-p256", **kwargs: object
-    ) -> x509.Certificate:
-        csr = pki.make_csr(pki.generate_key(kind), str(member), "member")
-        kwargs.setdefault("now", NOW - dt.timedelta(days=30))
-        return pki.issue_member_certificate(self.ca_key, self.ca, csr, member, "Ministry", **kwargs)  # type: ignore[arg-type]
-
-    def server_cert(self, server: SubsystemId, address: str) -> x509.Certificate:
-        csr = pki.make_csr(pki.generate_key(), str(server), "server")
-        return pki.issue_server_certificate(
-            self.ca_key, self.ca, csr, server, address, now=NOW - dt.timedelta(days=30)
-        )
-
-    def sign(self, msg: config_pb2.GlobalConfiguration) -> bytes:
-        return sign_global_configuration(msg, self.signing_key, self.anchor)
-
-
-def der(cert: x509.Certificate) -> bytes:
-    return pki.certificate_der(cert)
-
-
-@dataclass
-class Sample:
-    msg: config_pb2.GlobalConfiguration
-    moh_key: x509.Certificate
-    moh_ed_key: x509.Certificate
-    mpwt_key: x509.Certificate
-    mpwt_tls: x509.Certificate
-
-
-def sample(authority: Authority, version: int = 7) -> Sample:
-    moh_key = authority.member_cert(MOH)
-    moh_ed_key = authority.member_cert(MOH, "ed25519")
-    mpwt_key = authority.member_cert(MPWT)
-    moh_tls = authority.server_cert(MOH_SS1, "127.0.0.1:9001")
-    mpwt_tls = authority.server_cert(MPWT_SS1, "127.0.0.1:9002")
-    msg = config_pb2.GlobalConfiguration(
-        instance="KH",
-        version=version,
-        ca_certificates=[der(authority.ca)],
-        members=[
-            config_pb2.Member(
-                id=str(MOH),
-                name="Ministry of Health",
-                signing_certificates=[der(moh_key), der(moh_ed_key)],
-            ),
-            config_pb2.Member(
-                id=str(MPWT), name="Public Works", signing_certificates=[der(mpwt_key)]
-            ),
-        ],
-        servers=[
-            config_pb2.SecurityServer(
-                id=str(MOH_SS1),
-                address="127.0.0.1:9001",
-                tls_certificate_sha256=pki.thumbprint(moh_tls),
-                tls_certificate=der(moh_tls),
-            ),
-            config_pb2.SecurityServer(
-                id=str(MPWT_SS1),
-                address="127.0.0.1:9002",
-                tls_certificate_sha256=pki.thumbprint(mpwt_tls),
-                tls_certificate=der(mpwt_tls),
-            ),
-        ],
-        subsystems=[
-            config_pb2.Subsystem(id=str(NHIS), name="NHIS", servers=[str(MOH_SS1)]),
-            config_pb2.Subsystem(
-                id=str(VEHICLES),
-                servers=[str(MPWT_SS1)],
-                methods=[
-                    config_pb2.Method(path=GET_VEHICLE),
-                    config_pb2.Method(path=LIST_VEHICLES, server_streaming=True),
-                ],
-                file_descriptor_set=b"\x0a\x00",
-            ),
-        ],
-    )
-    msg.issued_at.FromDatetime(NOW - dt.timedelta(hours=1))
-    msg.expires_at.FromDatetime(NOW + dt.timedelta(hours=23))
-    return Sample(msg, moh_key, moh_ed_key, mpwt_key, mpwt_tls)
+from tests.support.globalconf import (
+    GET_VEHICLE,
+    LIST_VEHICLES,
+    MOH,
+    MOH_SS1,
+    MPWT,
+    MPWT_SS1,
+    NHIS,
+    NOW,
+    VEHICLES,
+    Authority,
+    Sample,
+    der,
+    sample,
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +88,10 @@ def test_signing_keys_are_found_by_kid(conf: GlobalConfiguration, base: Sample) 
     es = conf.signing_key(pki.thumbprint(base.moh_key), NOW)
     assert es is not None
     assert (es.member, es.algorithm) == (MOH, "ES256")
-    ed = conf.require_signing_key(pki.thumbprint(base.moh_ed_key), NOW)
+    ed = conf.signing_key(pki.thumbprint(base.moh_ed_key).upper(), NOW)
+    assert ed is not None
     assert (ed.member, ed.algorithm) == (MOH, "EdDSA")
     assert conf.signing_key("00" * 32) is None
-    with pytest.raises(Unauthenticated, match="not a member signing certificate"):
-        conf.require_signing_key("00" * 32, NOW)
 
 
 def test_a_signing_key_outside_its_validity_is_not_trusted(
@@ -199,11 +100,7 @@ def test_a_signing_key_outside_its_validity_is_not_trusted(
     kid = pki.thumbprint(base.moh_key)
     later = base.moh_key.not_valid_after_utc + dt.timedelta(seconds=1)
     assert conf.signing_key(kid, later) is None
-    with pytest.raises(Unauthenticated, match="expired at"):
-        conf.require_signing_key(kid, later)
-    earlier = base.moh_key.not_valid_before_utc - dt.timedelta(seconds=1)
-    with pytest.raises(Unauthenticated, match="not valid before"):
-        conf.require_signing_key(kid, earlier)
+    assert conf.signing_key(kid) is not None  # without `now`, the period is not checked
 
 
 def test_a_revoked_signing_key_is_not_trusted(authority: Authority) -> None:
@@ -213,18 +110,10 @@ def test_a_revoked_signing_key_is_not_trusted(authority: Authority) -> None:
     kid = pki.thumbprint(s.mpwt_key)
     assert conf.is_revoked(s.mpwt_key.serial_number)
     assert conf.signing_key(kid) is None
-    with pytest.raises(Unauthenticated, match="is revoked"):
-        conf.require_signing_key(kid, NOW)
     assert conf.signing_key(pki.thumbprint(s.moh_key)) is not None
 
 
-def test_server_authentication(
-    conf: GlobalConfiguration, base: Sample, authority: Authority
-) -> None:
-    assert conf.authenticate_server(base.mpwt_tls, NOW).id == MPWT_SS1
-    unlisted = authority.server_cert(parse_server("KH/GOV/MPWT/ss9"), "127.0.0.1:1")
-    with pytest.raises(Unauthenticated, match="not the TLS certificate of any security server"):
-        conf.authenticate_server(unlisted, NOW)
+def test_a_certificate_of_another_ca_is_not_valid(conf: GlobalConfiguration) -> None:
     foreign = Authority().server_cert(MPWT_SS1, "127.0.0.1:9002")
     with pytest.raises(Unauthenticated, match="not issued by the federation CA"):
         conf.check_certificate_valid(foreign, NOW)
@@ -447,9 +336,3 @@ def test_signed_but_invalid_content_fails_closed(
     with pytest.raises(InvalidArgument, match="global configuration version 9: ") as failure:
         verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
     assert message in failure.value.message
-
-
-def test_parse_instance() -> None:
-    assert parse_instance("KH") == "KH"
-    with pytest.raises(InvalidArgument, match="instance"):
-        parse_instance("-KH")

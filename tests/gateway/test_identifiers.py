@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spean.gateway.errors import InvalidArgument
-from spean.gateway.identifiers import MemberId, ServiceId, SubsystemId, parse_method, parse_server
+from spean.gateway.identifiers import (
+    MemberId,
+    ServiceId,
+    SubsystemId,
+    origin_server,
+    parse_instance,
+    parse_method,
+    parse_server,
+)
 
 CODE = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
 
@@ -58,6 +66,21 @@ def test_bad_subsystems_are_refused_with_the_reason(text: str, fragment: str) ->
 def test_bad_methods_are_refused(method: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_method(method)
+
+
+def test_parse_instance() -> None:
+    assert parse_instance("KH") == "KH"
+    for bad in ("-KH", "KH-", "", "K/H", "x" * 64, None):
+        with pytest.raises(InvalidArgument, match="instance"):
+            parse_instance(bad)  # type: ignore[arg-type]
+
+
+def test_an_audit_log_origin_names_its_security_server() -> None:
+    assert origin_server("KH/GOV/MOH/ss1#w0") == parse_server("KH/GOV/MOH/ss1")
+    assert origin_server("KH/GOV/MOH/ss1#worker#2").member == MemberId.parse("KH/GOV/MOH")
+    assert origin_server("KH/GOV/MOH/ss1") == parse_server("KH/GOV/MOH/ss1")
+    with pytest.raises(InvalidArgument, match="security server identifier 'KH/GOV/MOH'"):
+        origin_server("KH/GOV/MOH#w0")
 
 
 def test_service_without_method_separator() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spean.gateway import pki
@@ -323,6 +323,53 @@ def test_parse_serial_hex() -> None:
     for bad in ("", "xyz", "0", "1" * 41):
         with pytest.raises(InvalidArgument):
             pki.parse_serial_hex(bad)
+
+
+def test_a_thumbprint_is_the_same_from_the_certificate_its_der_and_its_pem(ca: CA) -> None:
+    _, cert = issue_server(ca)
+    expected = cert.fingerprint(hashes.SHA256()).hex()
+    assert pki.thumbprint(cert) == expected
+    assert pki.der_thumbprint(pki.certificate_der(cert)) == expected
+    assert pki.pem_thumbprint(pki.certificate_pem(cert)) == expected
+    assert pki.is_thumbprint(expected)
+    for bad in (expected.upper(), expected[:-1], expected + "0", "g" * 64, None, 64):
+        assert not pki.is_thumbprint(bad)
+
+
+def test_pem_thumbprint_refuses_what_is_not_a_pem_certificate() -> None:
+    with pytest.raises(ValueError, match="Invalid PEM encoding"):
+        pki.pem_thumbprint(b"not a certificate")
+
+
+# ------------------------------------------------------------ signature algorithms
+
+
+@pytest.mark.parametrize(("kind", "algorithm"), [("ec-p256", "ES256"), ("ed25519", "EdDSA")])
+def test_a_key_signs_with_the_one_algorithm_its_type_implies(
+    kind: pki.KeyKind, algorithm: str
+) -> None:
+    key = pki.generate_key(kind)
+    assert pki.algorithm_for(key) == pki.algorithm_for(key.public_key()) == algorithm
+    signature = pki.sign(key, b"configuration")
+    assert pki.signature_valid(key.public_key(), signature, b"configuration")
+    assert not pki.signature_valid(key.public_key(), signature, b"configuratioN")
+    other = pki.generate_key(kind)
+    assert not pki.signature_valid(other.public_key(), signature, b"configuration")
+
+
+def test_an_ecdsa_signature_is_der_over_sha256() -> None:
+    key = pki.generate_key("ec-p256")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signature = pki.sign(key, b"data")
+    key.public_key().verify(signature, b"data", ec.ECDSA(hashes.SHA256()))  # raises if not
+
+
+def test_no_algorithm_for_other_keys() -> None:
+    with pytest.raises(InvalidArgument, match="elliptic curve secp384r1 is not supported"):
+        pki.algorithm_for(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(InvalidArgument, match="is not supported; use EC P-256 or Ed25519"):
+        pki.algorithm_for(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    assert pki.ALGORITHMS == ("ES256", "EdDSA")
 
 
 # ---------------------------------------------------------------- real TLS

@@ -41,8 +41,8 @@ import structlog
 from psycopg import sql
 
 from spean.gateway.audit.backends.urls import parse_postgres_url, redact_url
-from spean.gateway.audit.chain import GENESIS, HASH_SIZE, ChainHead
-from spean.gateway.audit.merkle import CompactRangeState
+from spean.gateway.audit.chain import GENESIS, ChainHead
+from spean.gateway.audit.merkle import HASH_SIZE, CompactRangeState
 from spean.gateway.audit.store import (
     ArchiveCut,
     StoredCheckpoint,

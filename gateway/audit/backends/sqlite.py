@@ -52,8 +52,8 @@ from pathlib import Path
 
 import structlog
 
-from spean.gateway.audit.chain import GENESIS, HASH_SIZE, ChainHead
-from spean.gateway.audit.merkle import CompactRangeState
+from spean.gateway.audit.chain import GENESIS, ChainHead
+from spean.gateway.audit.merkle import HASH_SIZE, CompactRangeState
 from spean.gateway.audit.store import (
     ArchiveCut,
     StoredCheckpoint,

@@ -14,10 +14,11 @@ from spean.gateway.audit.chain import (
     ChainError,
     ChainFault,
     ChainHead,
-    leaf_hash,
+    chain_hash,
     next_chain_hash,
     verify_chain,
 )
+from spean.gateway.audit.merkle import leaf_hash
 
 Entry = tuple[int, bytes, bytes]
 
@@ -35,12 +36,12 @@ def build(records: list[bytes]) -> list[Entry]:
 RECORDS = [f"record {i}".encode() for i in range(10)]
 
 
-def test_leaf_hash_is_the_rfc_9162_leaf_hash() -> None:
-    # RFC 6962 test vectors: the tree head of the single empty leaf, SHA-256(0x00).
-    assert leaf_hash(b"").hex() == (
-        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
-    )
+def test_the_chain_links_the_merkle_trees_leaf_hashes() -> None:
+    # The leaf is RFC 9162's SHA-256(0x00 || record), the Merkle tree's own.
     assert leaf_hash(b"abc") == hashlib.sha256(b"\x00abc").digest()
+    leaf = leaf_hash(RECORDS[0])
+    assert chain_hash(ZERO_HASH, leaf) == hashlib.sha256(ZERO_HASH + leaf).digest()
+    assert next_chain_hash(ZERO_HASH, RECORDS[0]) == chain_hash(ZERO_HASH, leaf)
 
 
 def test_chain_matches_an_independent_computation() -> None:

@@ -1,7 +1,7 @@
 """TLS certificate rotation of a security server: admitted beside the old one, both
 listed and trusted, then the old one retired (gateway/authority/core.py,
-gateway/globalconf.py, `spean authority admit server --rotate` and
-`spean authority retire-certificate`)."""
+gateway/globalconf.py, gateway/trust.py, `spean authority admit server --rotate`
+and `spean authority retire-certificate`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from spean.gateway.errors import FailedPrecondition, InvalidArgument, NotFound, 
 from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
 from spean.gateway.identifiers import parse_server
+from spean.gateway.trust import identify_server
 from spean.v1 import config_pb2
 
 MOH = "KH/GOV/MOH"
@@ -71,14 +72,14 @@ def test_a_rotation_lists_both_certificates_until_the_old_one_is_retired(
     assert server.tls_certificate_sha256 == new
     # A peer presenting either certificate is this server.
     for cert in (old.tls_certificate, new_cert):
-        assert during.authenticate_server(cert, NOW).id == SS1
+        assert identify_server(during, pki.certificate_pem(cert))[0].id == SS1
 
     serial = authority.retire_certificate(SS1, thumbprint=old.tls_certificate_sha256)
     assert serial == old.tls_certificate.serial_number
     after = published(authority)
     assert listed(after) == (new,)
-    with pytest.raises(Unauthenticated, match="not the TLS certificate of any security server"):
-        after.authenticate_server(old.tls_certificate, NOW)
+    with pytest.raises(Unauthenticated, match="is not that of a security server listed"):
+        identify_server(after, pki.certificate_pem(old.tls_certificate))
     assert not after.is_revoked(serial)  # retired, not revoked: it was never compromised
 
 

@@ -23,6 +23,7 @@ from spean.gateway.errors import InvalidArgument
 from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import verify_global_configuration
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
+from spean.gateway.trust import key_resolver
 
 REPORT = "/health.v1.FacilityStats/GetMonthlyReport"
 
@@ -105,7 +106,8 @@ def test_a_federation_from_the_command_line(
     stream = conf.method(nhis, "/health.v1.FacilityStats/StreamReports")
     assert stream is not None
     assert stream.server_streaming
-    key = conf.require_signing_key(pki.thumbprint(member_cert), now)
+    key = key_resolver(conf, now)(pki.thumbprint(member_cert))
+    assert key is not None
     assert (key.member, key.algorithm) == (MemberId.parse("KH/GOV/MOH"), "EdDSA")
 
     capsys.readouterr()

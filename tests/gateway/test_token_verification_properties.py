@@ -1,6 +1,7 @@
-"""Token properties that tests/gateway/test_tokens.py does not state.
+"""Verification properties the other token tests do not state.
 
-That file proves round trips and that no single byte of a token can change.
+tests/gateway/test_token_signing.py proves round trips, test_token_jws.py and
+test_token_verification.py that no single byte of a token can change.
 Here the attacker holds a genuine signing key (or none) and edits the JSON
 itself, then signs what they edited, which is how a dishonest member or a
 confused implementation would really go about it:
@@ -28,14 +29,9 @@ from spean.gateway import pki
 from spean.gateway.digests import request_digest
 from spean.gateway.errors import Unauthenticated
 from spean.gateway.identifiers import MemberId, SubsystemId
-from spean.gateway.tokens import (
-    REQUEST_TYPE,
-    RequestClaims,
-    TokenSigner,
-    VerifyingKey,
-    new_exchange_id,
-    verify_request,
-)
+from spean.gateway.token_claims import REQUEST_TYPE, RequestClaims, VerifyingKey, new_exchange_id
+from spean.gateway.token_signing import TokenSigner
+from spean.gateway.token_verification import verify_request
 from tests.support import rogue
 
 MEMBER = MemberId.parse("KH/GOV/MOH")

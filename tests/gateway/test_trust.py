@@ -1,0 +1,121 @@
+"""Who is on the other end: the one key resolver and TLS peer identification.
+
+Every token verification resolves its signer's key with `key_resolver`; every
+provider call identifies its TLS peer with `identify_server`. Both read only
+the verified global configuration of tests/support/globalconf.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from spean.gateway import pki
+from spean.gateway.errors import Unauthenticated
+from spean.gateway.globalconf import GlobalConfiguration, verify_global_configuration
+from spean.gateway.identifiers import parse_server
+from spean.gateway.trust import identify_server, key_resolver
+from tests.support.globalconf import MOH, MPWT, MPWT_SS1, NOW, Authority, Sample, sample
+
+
+@pytest.fixture(scope="module")
+def authority() -> Authority:
+    return Authority()
+
+
+@pytest.fixture(scope="module")
+def base(authority: Authority) -> Sample:
+    return sample(authority)
+
+
+@pytest.fixture(scope="module")
+def conf(authority: Authority, base: Sample) -> GlobalConfiguration:
+    return verify_global_configuration(authority.sign(base.msg), authority.anchor, NOW)
+
+
+# ---------------------------------------------------------------- key resolver
+
+
+def test_a_listed_signing_key_resolves_with_its_member_and_algorithm(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    resolve = key_resolver(conf, NOW)
+    es = resolve(pki.thumbprint(base.moh_key))
+    assert es is not None
+    assert (es.member, es.algorithm) == (MOH, "ES256")
+    ed = resolve(pki.thumbprint(base.moh_ed_key))
+    assert ed is not None
+    assert (ed.member, ed.algorithm) == (MOH, "EdDSA")
+    assert ed.public_key == base.moh_ed_key.public_key()
+
+
+def test_an_unknown_kid_resolves_to_nothing(conf: GlobalConfiguration) -> None:
+    assert key_resolver(conf, NOW)("00" * 32) is None
+    assert key_resolver(conf, check_validity=False)("00" * 32) is None
+
+
+def test_a_key_outside_its_validity_period_is_refused_with_the_reason(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    kid = pki.thumbprint(base.moh_key)
+    later = base.moh_key.not_valid_after_utc + dt.timedelta(seconds=1)
+    with pytest.raises(Unauthenticated, match="expired at"):
+        key_resolver(conf, later)(kid)
+    earlier = base.moh_key.not_valid_before_utc - dt.timedelta(seconds=1)
+    with pytest.raises(Unauthenticated, match="not valid before"):
+        key_resolver(conf, earlier)(kid)
+
+
+def test_without_the_validity_check_an_expired_key_still_resolves(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    # The audit verifier's resolver: an old log is judged after its
+    # certificates expired; listing and revocation still count.
+    later = base.moh_key.not_valid_after_utc + dt.timedelta(days=1)
+    key = key_resolver(conf, later, check_validity=False)(pki.thumbprint(base.moh_key))
+    assert key is not None
+    assert key.member == MOH
+
+
+def test_a_revoked_key_resolves_to_nothing_with_or_without_the_validity_check(
+    authority: Authority,
+) -> None:
+    s = sample(authority)
+    s.msg.revoked_serials.append(pki.serial_hex(s.mpwt_key.serial_number))
+    conf = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    kid = pki.thumbprint(s.mpwt_key)
+    assert key_resolver(conf, NOW)(kid) is None
+    assert key_resolver(conf, check_validity=False)(kid) is None
+    moh = key_resolver(conf, NOW)(pki.thumbprint(s.moh_key))
+    assert moh is not None
+    assert moh.member != MPWT
+
+
+# ---------------------------------------------------------------- TLS peers
+
+
+def test_a_listed_tls_certificate_identifies_its_server(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    server, thumbprint = identify_server(conf, pki.certificate_pem(base.mpwt_tls))
+    assert server.id == MPWT_SS1
+    assert thumbprint == pki.thumbprint(base.mpwt_tls)
+
+
+def test_an_unlisted_or_missing_tls_certificate_is_refused(
+    conf: GlobalConfiguration, authority: Authority
+) -> None:
+    unlisted = authority.server_cert(parse_server("KH/GOV/MPWT/ss9"), "127.0.0.1:1")
+    with pytest.raises(Unauthenticated, match="is not that of a security server listed"):
+        identify_server(conf, pki.certificate_pem(unlisted))
+    with pytest.raises(Unauthenticated, match="carries no client certificate"):
+        identify_server(conf, None)
+
+
+def test_a_revoked_tls_certificate_is_refused(authority: Authority) -> None:
+    s = sample(authority)
+    s.msg.revoked_serials.append(pki.serial_hex(s.mpwt_tls.serial_number))
+    conf = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    with pytest.raises(Unauthenticated, match=f"security server {MPWT_SS1} .* is revoked"):
+        identify_server(conf, pki.certificate_pem(s.mpwt_tls))
