@@ -57,9 +57,28 @@ def key_resolver(
 
 def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[ServerInfo, str]:
     """Map a TLS peer certificate to a listed, unrevoked security server."""
+    presented = presented_certificate(pem)
+    thumbprint = pem_thumbprint(presented)
+    return listed_server(conf, presented, thumbprint), thumbprint
+
+
+def presented_certificate(pem: bytes | None) -> bytes:
+    """The TLS peer's certificate, or `Unauthenticated` when it presented none.
+
+    A provider's audit record of a refused peer names the certificate it was
+    refused for (docs/protocol.md, section 11): the provider takes its
+    thumbprint from here before `listed_server` judges it.
+    """
     if pem is None:
         raise Unauthenticated("the connection carries no client certificate")
-    thumbprint = pem_thumbprint(pem)
+    return pem
+
+
+def listed_server(conf: GlobalConfiguration, pem: bytes, thumbprint: str) -> ServerInfo:
+    """The listed, unrevoked security server whose TLS certificate is `pem`.
+
+    `thumbprint` is `pem`'s (`pki.pem_thumbprint`), taken by the caller.
+    """
     server = conf.server_by_fingerprint(thumbprint)
     if server is None:
         raise Unauthenticated(
@@ -75,7 +94,7 @@ def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[Serve
         raise Unauthenticated(
             f"TLS certificate of security server {server.id} (serial {serial:x}) is revoked"
         )
-    return server, thumbprint
+    return server
 
 
 def _listed_certificate(server: ServerInfo, thumbprint: str) -> x509.Certificate | None:

@@ -67,6 +67,8 @@ def test_a_revoked_consumer_certificate_is_refused_by_the_provider(fresh: World)
         assert record.response_token == ""  # an unauthenticated peer gets no signed answer
     assert provider.forwarded_at_ns == 0  # the adapter was not reached
     assert consumer.forwarded_at_ns > 0  # MoH did send it; MPWT refused it
+    # The provider's record names the certificate it refused (protocol.md section 11).
+    assert provider.peer_certificate_sha256 == pki.thumbprint(moh_tls)
 
 
 def test_an_expired_global_configuration_fails_closed(short_lived: World) -> None:
