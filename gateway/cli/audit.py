@@ -72,10 +72,15 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(func=cmd_reconcile)
 
-    show = commands.add_parser("show", help="print one exchange from every bundle given")
+    show = commands.add_parser(
+        "show",
+        help="print one exchange from every bundle given, each record checked: its inclusion "
+        "under a signed checkpoint and its tokens",
+    )
     show.add_argument("exchange_id")
     show.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--anchor", type=Path, help="trusted configuration-signing certificate")
+    show.add_argument("--json", action="store_true", help="print JSON (times in Unix ns too)")
     show.set_defaults(func=cmd_show)
 
     replay = commands.add_parser(
@@ -296,24 +301,33 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.reconcile import find_exchange, record_to_dict
+    from spean.gateway.audit.show import iso_ns, show_exchange
 
-    found = []
-    for path in args.bundles:
-        for index, record in find_exchange(read_bundle(path), args.exchange_id):
-            found.append({"bundle": str(path), "index": index, **record_to_dict(record)})
+    anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
+    found = [
+        (path, shown)
+        for path in args.bundles
+        for shown in show_exchange(read_bundle(path), args.exchange_id, anchor)
+    ]
     if not found:
         print(f"exchange {args.exchange_id} is in none of the bundles", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(found, indent=2))
+        print(json.dumps([{"bundle": str(path), **s.to_dict()} for path, s in found], indent=2))
     else:
-        for entry in found:
-            print(f"{entry['side']} record {entry['index']} in {entry['bundle']}:")
-            for key, value in entry.items():
-                if key not in ("bundle", "index", "side") and value not in ("", 0, None):
+        for path, shown in found:
+            record = shown.record
+            print(f"{record.side.value.lower()} record {shown.index} in {path}:")
+            for key, value in shown.to_dict().items():
+                if key in ("index", "side", "verified") or value in ("", 0, None):
+                    continue
+                if key.endswith("_at_ns") and isinstance(value, int):
+                    print(f"  {key.removesuffix('_ns')}: {iso_ns(value)}")
+                elif not key.endswith("_at"):  # the ISO copies of the times, printed above
                     print(f"  {key}: {value}")
-    return 0
+            print(f"  inclusion: {shown.inclusion.detail}")
+            print(f"  tokens: {shown.tokens.detail}")
+    return 0 if all(shown.ok for _, shown in found) else EXIT_PROBLEMS
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
