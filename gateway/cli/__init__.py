@@ -5,7 +5,7 @@ without one file holding every command. A command returns an exit code; a
 `SpeanError` is printed as one line (never a stack trace) and exits 1.
 
 Standard output carries a command's result and nothing else: logs go to
-standard error (`configure_logging`, before any command runs). When the
+standard error (`log_to_stderr`, before any command runs). When the
 reader of standard output goes away early (``spean audit verify | head``),
 the command stops quietly with `EXIT_STDOUT_CLOSED`, as a program killed by
 SIGPIPE would report itself to a shell; an interrupt (Ctrl-C) exits 130.
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from spean.gateway.errors import SpeanError
-from spean.gateway.server.logs import configure_logging
+from spean.gateway.server.logs import log_to_stderr
 
 EXIT_STDOUT_CLOSED = 141
 """The exit code when standard output was closed before the command was done (128 + SIGPIPE)."""
@@ -66,7 +66,7 @@ def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Logs never mix with a command's output; a command may set its own format.
-    configure_logging()
+    log_to_stderr()
     try:
         code: int = args.func(args)
         # Flushed here, so a reader that went away is noticed here and not at exit.
