@@ -53,7 +53,12 @@ from spean.gateway.tokens import (
     verify_request,
     verify_response,
 )
-from spean.gateway.trust import claimed_exchange_id, identify_server, key_resolver
+from spean.gateway.trust import (
+    claimed_exchange_id,
+    key_resolver,
+    listed_server,
+    presented_certificate,
+)
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -284,8 +289,12 @@ def admit_provider_call(
     try:
         if isinstance(conf, SpeanError):  # 1: no configuration, or expired
             raise conf
-        peer, thumbprint = identify_server(conf, peer_pem)  # 2
+        # 2: the thumbprint is kept before the peer is judged, so that the
+        # record of a refused peer names the certificate it presented.
+        presented = presented_certificate(peer_pem)
+        thumbprint = pem_thumbprint(presented)
         seen = replace(seen, peer_certificate=thumbprint)
+        peer = listed_server(conf, presented, thumbprint)
         token = metadata.single_token(invocation, metadata.REQUEST_TOKEN)  # 3
         seen = replace(seen, request_token=token)
         claims = verify_request(  # 4

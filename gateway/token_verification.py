@@ -9,7 +9,9 @@ never a library's text or a chained exception. A token is accepted only if:
   to verify);
 - its header, read without being trusted, is exactly alg/typ/kid, with the
   expected ``typ`` and a well-formed ``kid``. The key comes from the caller's
-  resolver (the trusted global configuration, `trust.key_resolver`) and the
+  resolver (the trusted global configuration, `trust.key_resolver`: a kid
+  it does not know is "an unknown key"; a listed key it refuses, revoked or
+  outside its validity period, is named with the resolver's reason) and the
   algorithm from that key's TYPE; a header ``alg`` that differs is refused,
   so ``none``, HMAC and algorithm confusion cannot arise;
 - its signature verifies with that key (`spean.gateway.token_jws`);
@@ -217,7 +219,10 @@ def _verify_jws(
     header_part, payload_part, signature_part = token.split(".")
     alg, kid = _read_header(header_part, typ, what)
 
-    key = resolve(kid)
+    try:
+        key = resolve(kid)
+    except Unauthenticated as exc:  # a listed key it cannot trust: revoked, or out of its period
+        raise Unauthenticated(f"{what} signed by key {kid[:KID_SHOWN]}: {exc.message}") from None
     if key is None:
         raise Unauthenticated(f"{what} signed by an unknown key {kid[:KID_SHOWN]}")
     if alg != key.algorithm:

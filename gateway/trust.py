@@ -6,21 +6,24 @@ its serial is not revoked (`identify_server`); a token's signer is a member
 only if the token's ``kid`` names a listed, unrevoked signing certificate of
 that member, within its validity period when a security server checks it
 (`key_resolver`, the one resolver every token verification uses; the offline
-audit verifier leaves the period out, for the reason given there).
+audit verifier leaves the period out, for the reason given there). A refusal
+says which it is: not listed, listed but revoked, or outside its period.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cryptography import x509
 
-from spean.gateway import metadata
+from spean.gateway import metadata, pki
 from spean.gateway.digests import b64url_decode
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
+from spean.gateway.identifiers import MemberId
 from spean.gateway.pki import pem_thumbprint
 from spean.gateway.tokens import MAX_TOKEN_SIZE, KeyResolver, VerifyingKey, is_exchange_id
 
@@ -32,19 +35,31 @@ def key_resolver(
 
     A kid resolves to the key of a member signing certificate the
     configuration lists (which its parsing checked was issued by the
-    federation CA) and does not revoke; any other kid to None, which the
-    verifier refuses as an unknown key. With `check_validity` (the security
-    servers), the certificate must also be within its validity period at
-    `now` (by default, when the resolver is made), or `Unauthenticated` says
-    why not. The offline audit verifier passes `check_validity=False`: it
-    judges logs long after their certificates may have expired, and every
-    token in them had its certificate's period checked when it was accepted.
+    federation CA) and does not revoke. A kid that names a listed certificate
+    the configuration revokes raises `Unauthenticated` saying so, with the
+    certificate's member and serial; a kid no listed certificate has resolves
+    to None, which the verifier refuses as an unknown key. With
+    `check_validity` (the security servers), the certificate must also be
+    within its validity period at `now` (by default, when the resolver is
+    made), or `Unauthenticated` says why not. The offline audit verifier
+    passes `check_validity=False`: it judges logs long after their
+    certificates may have expired, and every token in them had its
+    certificate's period checked when it was accepted. (Revocation counts
+    for it all the same: the configuration it judges by revokes the key.)
     """
     moment = now or datetime.now(UTC)
 
     def resolve(kid: str) -> VerifyingKey | None:
         trusted = conf.signing_key(kid)
         if trusted is None:
+            listed = _signing_certificates(conf).get(kid.lower())
+            if listed is not None and conf.is_revoked(listed[1].serial_number):
+                member, certificate = listed
+                raise Unauthenticated(
+                    f"signing certificate of {member} (serial"
+                    f" {pki.serial_hex(certificate.serial_number)}) is revoked"
+                    f" (global configuration version {conf.version})"
+                )
             return None
         if check_validity:
             conf.check_certificate_valid(trusted.certificate, moment)
@@ -55,11 +70,46 @@ def key_resolver(
     return resolve
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_certificates(
+    conf: GlobalConfiguration,
+) -> dict[str, tuple[MemberId, x509.Certificate]]:
+    """Every signing certificate `conf` lists, revoked ones included, by thumbprint.
+
+    Only a kid that does not resolve is looked up here; a configuration is
+    immutable (and hashed by identity), so its table is built once.
+    """
+    return {
+        pki.thumbprint(certificate): (member.id, certificate)
+        for member in conf.members
+        for certificate in member.signing_certificates
+    }
+
+
 def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[ServerInfo, str]:
     """Map a TLS peer certificate to a listed, unrevoked security server."""
+    presented = presented_certificate(pem)
+    thumbprint = pem_thumbprint(presented)
+    return listed_server(conf, presented, thumbprint), thumbprint
+
+
+def presented_certificate(pem: bytes | None) -> bytes:
+    """The TLS peer's certificate, or `Unauthenticated` when it presented none.
+
+    A provider's audit record of a refused peer names the certificate it was
+    refused for (docs/protocol.md, section 11): the provider takes its
+    thumbprint from here before `listed_server` judges it.
+    """
     if pem is None:
         raise Unauthenticated("the connection carries no client certificate")
-    thumbprint = pem_thumbprint(pem)
+    return pem
+
+
+def listed_server(conf: GlobalConfiguration, pem: bytes, thumbprint: str) -> ServerInfo:
+    """The listed, unrevoked security server whose TLS certificate is `pem`.
+
+    `thumbprint` is `pem`'s (`pki.pem_thumbprint`), taken by the caller.
+    """
     server = conf.server_by_fingerprint(thumbprint)
     if server is None:
         raise Unauthenticated(
@@ -75,7 +125,7 @@ def identify_server(conf: GlobalConfiguration, pem: bytes | None) -> tuple[Serve
         raise Unauthenticated(
             f"TLS certificate of security server {server.id} (serial {serial:x}) is revoked"
         )
-    return server, thumbprint
+    return server
 
 
 def _listed_certificate(server: ServerInfo, thumbprint: str) -> x509.Certificate | None:

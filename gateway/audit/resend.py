@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -106,15 +106,22 @@ def iso(ns: int) -> str:
 
 
 def build_timeline(
-    bundle: Bundle, auditor_key: X25519PrivateKey | None, where: TimelineFilter
+    bundle: Bundle,
+    auditor_key: X25519PrivateKey | None,
+    where: TimelineFilter,
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Exchange]:
     """The bundle's exchanges matching `where`, by receive time, with bodies decrypted.
 
     Undecodable records are skipped (`spean audit verify` names them).
+    `progress(n)` is told of every record read, in steps of up to 1,000.
     """
     sealed = dict(bundle.bodies)
     exchanges: list[Exchange] = []
     for offset, data in enumerate(bundle.records):
+        if progress is not None and offset and offset % _PROGRESS_STEP == 0:
+            progress(_PROGRESS_STEP)
         index = bundle.start + offset
         try:
             record = AuditRecord.from_bytes(data)
@@ -136,8 +143,13 @@ def build_timeline(
             continue
         problem = check_bodies(record, bodies)
         exchanges.append(Exchange(index, record, None if problem else bodies, problem))
+    if progress is not None and bundle.records:
+        progress((len(bundle.records) - 1) % _PROGRESS_STEP + 1)  # the last step's records
     exchanges.sort(key=lambda e: (e.record.received_at_ns, e.index))
     return exchanges
+
+
+_PROGRESS_STEP = 1000
 
 
 # -- replaying ------------------------------------------------------------------------------
@@ -275,20 +287,34 @@ def replay(
     *,
     client: str | None = None,
     timeout_s: float = 30.0,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Replayed]:
-    """Re-send every exchange with usable bodies and compare each answer with its record."""
+    """Re-send every exchange with usable bodies and compare each answer with its record.
+
+    `progress(1)` is told of each exchange done."""
     results: list[Replayed] = []
     for exchange in exchanges:
-        if exchange.bodies is None:
-            results.append(Replayed(exchange, Outcome.SKIPPED, exchange.bodies_problem))
-            continue
-        answer = send(
-            channel,
-            exchange,
-            streaming=is_streaming(conf, exchange.record),
-            client=client,
-            timeout_s=timeout_s,
-        )
-        outcome, detail = compare(exchange.record, answer)
-        results.append(Replayed(exchange, outcome, detail, answer))
+        results.append(_replay_one(channel, exchange, conf, client, timeout_s))
+        if progress is not None:
+            progress(1)
     return results
+
+
+def _replay_one(
+    channel: grpc.Channel,
+    exchange: Exchange,
+    conf: GlobalConfiguration | None,
+    client: str | None,
+    timeout_s: float,
+) -> Replayed:
+    if exchange.bodies is None:
+        return Replayed(exchange, Outcome.SKIPPED, exchange.bodies_problem)
+    answer = send(
+        channel,
+        exchange,
+        streaming=is_streaming(conf, exchange.record),
+        client=client,
+        timeout_s=timeout_s,
+    )
+    outcome, detail = compare(exchange.record, answer)
+    return Replayed(exchange, outcome, detail, answer)

@@ -1,9 +1,11 @@
 """`spean audit ...`: export, verify, reconcile, show and replay logs; archive old records.
 
-Exit codes: 0 when everything holds, 1 for an error (unreadable input), 2 when
-verification or reconciliation found a problem. `--json` prints one JSON
-document on stdout; otherwise a human summary, and a progress bar when stderr
-is a terminal.
+Exit codes (docs/auditor.md, "Exit codes"): 0 when everything holds, 1 for an
+error (unreadable input, or nothing found), 2 when a check found a problem,
+141 when stdout was closed early, 130 on Ctrl-C. `--json` prints one JSON
+document on stdout; otherwise a human summary. Commands that can take long
+(export, verify, replay, archive) draw a transient progress bar when a
+person watches (stdout a terminal, no `--json`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from spean.gateway import pki
 from spean.gateway.errors import ConfigError, InvalidArgument
@@ -21,6 +25,7 @@ from spean.gateway.files import keyfiles
 
 if TYPE_CHECKING:
     from spean.gateway.audit.resend import Exchange
+    from spean.gateway.audit.store import AuditStore, StoredRecord
 
 EXIT_PROBLEMS = 2
 
@@ -72,10 +77,15 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(func=cmd_reconcile)
 
-    show = commands.add_parser("show", help="print one exchange from every bundle given")
+    show = commands.add_parser(
+        "show",
+        help="print one exchange from every bundle given, each record checked: its inclusion "
+        "under a signed checkpoint and its tokens",
+    )
     show.add_argument("exchange_id")
     show.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--anchor", type=Path, help="trusted configuration-signing certificate")
+    show.add_argument("--json", action="store_true", help="print JSON (times in Unix ns too)")
     show.set_defaults(func=cmd_show)
 
     replay = commands.add_parser(
@@ -137,6 +147,74 @@ def _time(text: str | None, what: str) -> int | None:
     return int(moment.timestamp() * 1_000_000_000)
 
 
+Advance = Callable[[int], None]
+
+
+def _shows_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching: stdout a terminal, and no --json."""
+    return not getattr(args, "json", False) and sys.stdout.isatty()
+
+
+@contextmanager
+def _progress(shown: bool, description: str, total: int | None = None) -> Iterator[Advance]:
+    """A transient rich progress bar on the terminal (stdout) when `shown`; else a no-op.
+
+    Yields `advance(n)`. Without a `total` the bar pulses and counts.
+    """
+    if not shown:
+        yield lambda n: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+class _CountedStore:
+    """An audit store whose record reads advance a progress bar (in steps of 1,000,
+    so that a million records cost a thousand redraws, not a million)."""
+
+    STEP = 1000
+
+    def __init__(self, store: AuditStore, advance: Advance) -> None:
+        self._store = store
+        self._advance = advance
+
+    def read(
+        self, start: int = 0, stop: int | None = None, *, origin: str | None = None
+    ) -> Iterator[StoredRecord]:
+        pending = 0
+        for stored in self._store.read(start, stop, origin=origin):
+            pending += 1
+            if pending == self.STEP:
+                self._advance(pending)
+                pending = 0
+            yield stored
+        self._advance(pending)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _counted(store: AuditStore, advance: Advance) -> AuditStore:
+    return cast("AuditStore", _CountedStore(store, advance))
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from spean.gateway.audit.backends import open_store
     from spean.gateway.audit.bundle import export_bundle, write_bundle
@@ -168,9 +246,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     pki.parse_certificate_pem(anchor_pem, str(anchor_path))
     # The exporter reads under its own origin name so it never writes the log.
-    with open_store(store_url, f"{origin}.export") as store:
+    with (
+        open_store(store_url, f"{origin}.export") as store,
+        _progress(_shows_progress(args), f"exporting {origin}") as advance,
+    ):
         bundle = export_bundle(
-            store,
+            _counted(store, advance),
             globalconf=globalconf,
             anchor_pem=anchor_pem,
             origin=origin,
@@ -296,24 +377,33 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.reconcile import find_exchange, record_to_dict
+    from spean.gateway.audit.show import iso_ns, show_exchange
 
-    found = []
-    for path in args.bundles:
-        for index, record in find_exchange(read_bundle(path), args.exchange_id):
-            found.append({"bundle": str(path), "index": index, **record_to_dict(record)})
+    anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
+    found = [
+        (path, shown)
+        for path in args.bundles
+        for shown in show_exchange(read_bundle(path), args.exchange_id, anchor)
+    ]
     if not found:
         print(f"exchange {args.exchange_id} is in none of the bundles", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(found, indent=2))
+        print(json.dumps([{"bundle": str(path), **s.to_dict()} for path, s in found], indent=2))
     else:
-        for entry in found:
-            print(f"{entry['side']} record {entry['index']} in {entry['bundle']}:")
-            for key, value in entry.items():
-                if key not in ("bundle", "index", "side") and value not in ("", 0, None):
+        for path, shown in found:
+            record = shown.record
+            print(f"{record.side.value.lower()} record {shown.index} in {path}:")
+            for key, value in shown.to_dict().items():
+                if key in ("index", "side", "verified") or value in ("", 0, None):
+                    continue
+                if key.endswith("_at_ns") and isinstance(value, int):
+                    print(f"  {key.removesuffix('_ns')}: {iso_ns(value)}")
+                elif not key.endswith("_at"):  # the ISO copies of the times, printed above
                     print(f"  {key}: {value}")
-    return 0
+            print(f"  inclusion: {shown.inclusion.detail}")
+            print(f"  tokens: {shown.tokens.detail}")
+    return 0 if all(shown.ok for _, shown in found) else EXIT_PROBLEMS
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -334,7 +424,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         since_ns=_time(args.since, "--since"),
         until_ns=_time(args.until, "--until"),
     )
-    timeline = build_timeline(bundle, key, where)
+    shown = _shows_progress(args)
+    with _progress(shown, "decrypting bodies", len(bundle.records)) as advance:
+        timeline = build_timeline(bundle, key, where, progress=advance)
     if args.against is None:
         if args.json:
             print(json.dumps([e.to_dict() for e in timeline], indent=2))
@@ -348,8 +440,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         # Only used to tell streaming methods apart; the recorded answers then decide.
         print(f"warning: bundled configuration not used: {exc.message}", file=sys.stderr)
         conf = None
-    with grpc.insecure_channel(args.against) as channel:
-        results = replay(channel, timeline, conf, client=args.as_client, timeout_s=args.timeout)
+    with (
+        grpc.insecure_channel(args.against) as channel,
+        _progress(shown, f"replaying against {args.against}", len(timeline)) as advance,
+    ):
+        results = replay(
+            channel,
+            timeline,
+            conf,
+            client=args.as_client,
+            timeout_s=args.timeout,
+            progress=advance,
+        )
     differing = [r for r in results if r.outcome.value == "different"]
     if args.json:
         document = {
@@ -447,12 +549,15 @@ def cmd_archive(args: argparse.Namespace) -> int:
     before_ns = time.time_ns() - days * NS_PER_DAY
     prefix = f"{config.server_id}#"
     done = []
-    with open_store(store_url, f"{config.server_id}#archiver") as store:
+    with (
+        open_store(store_url, f"{config.server_id}#archiver") as store,
+        _progress(_shows_progress(args), f"archiving {config.server_id}") as advance,
+    ):
         for origin in store.origins():
             if not origin.startswith(prefix):
                 continue  # another server's log in a shared store: its own archiver's job
             segment = archive_log(
-                store,
+                _counted(store, advance),
                 origin,
                 before_ns=before_ns,
                 archive_dir=folder,

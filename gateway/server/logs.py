@@ -47,3 +47,16 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=True,
     )
+
+
+def log_to_stderr() -> None:
+    """Send log events to standard error, whatever else is configured.
+
+    For the command line, whose standard output is a command's result: only
+    the destination changes (a server command then sets its format with
+    `configure_logging`), and nothing is cached, so a test that captures
+    events (`structlog.testing.capture_logs`) still sees them afterwards.
+    """
+    structlog.configure(
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _CurrentStderr()))
+    )

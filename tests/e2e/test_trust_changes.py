@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import grpc
 import pytest
 
 from spean.gateway import pki
+from spean.gateway.cli import main
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, demo_plans
@@ -67,6 +69,60 @@ def test_a_revoked_consumer_certificate_is_refused_by_the_provider(fresh: World)
         assert record.response_token == ""  # an unauthenticated peer gets no signed answer
     assert provider.forwarded_at_ns == 0  # the adapter was not reached
     assert consumer.forwarded_at_ns > 0  # MoH did send it; MPWT refused it
+    # The provider's record names the certificate it refused (protocol.md section 11).
+    assert provider.peer_certificate_sha256 == pki.thumbprint(moh_tls)
+
+
+def test_a_request_signed_with_a_revoked_signing_certificate_is_refused_as_revoked(
+    fresh: World,
+) -> None:
+    signing = keyfiles.load_certificate(fresh.folder(MOH) / "keys" / "signing.crt")
+    authority = fresh.federation.authority
+    authority.revoke(thumbprint=pki.thumbprint(signing))
+    authority.publish(dt.timedelta(days=1))
+    assert fresh.server(MPWT).globalconf.refresh()
+    version = fresh.server(MPWT).current_configuration().version
+
+    with fresh.consumer_channel() as channel:
+        answer = get_vehicle(channel)
+    assert answer.code is grpc.StatusCode.UNAUTHENTICATED, answer.details
+    # Refused at provider step 4 as revoked, naming the certificate: not "an unknown key".
+    assert answer.details == (
+        f"request token signed by key {pki.thumbprint(signing)[:16]}: signing certificate of"
+        f" {MOH} (serial {pki.serial_hex(signing.serial_number)}) is revoked"
+        f" (global configuration version {version})"
+    )
+    provider = fresh.record(MPWT, answer.exchange_id)
+    assert provider.status == "UNAUTHENTICATED"
+    assert provider.message == answer.details
+    assert provider.request_token  # kept for the record, as every refused token is
+
+
+def test_verify_reports_a_token_of_a_since_revoked_certificate_as_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An exchange accepted, then its signing certificate revoked: the auditor
+    # who judges the log by the newer configuration is told it is revoked.
+    with running(build_federation(tmp_path / "federation", demo_plans())) as world:
+        with world.consumer_channel() as channel:
+            answer = get_vehicle(channel)
+        assert answer.code is grpc.StatusCode.OK, answer.details
+        signing = keyfiles.load_certificate(world.folder(MOH) / "keys" / "signing.crt")
+        world.federation.authority.revoke(thumbprint=pki.thumbprint(signing))
+        world.federation.authority.publish(dt.timedelta(days=1))
+        assert world.server(MPWT).globalconf.refresh()
+    bundle = tmp_path / "provider.zip"
+    config = str(world.federation.configs[MPWT])
+    assert main(["audit", "export", "--config", config, "--out", str(bundle)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", str(bundle), "--json"]) == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any(
+        f"request token signed by key {pki.thumbprint(signing)[:16]}: signing certificate of"
+        f" {MOH} (serial {pki.serial_hex(signing.serial_number)}) is revoked" in str(problem)
+        for problem in problems
+    ), problems
+    assert not any("unknown key" in str(problem) for problem in problems)
 
 
 def test_an_expired_global_configuration_fails_closed(short_lived: World) -> None:

@@ -278,7 +278,7 @@ def _provider(
     return admit_provider_call(
         call.pop("rules", PROVIDER),
         call.pop("conf", world.conf),
-        peer_pem=None if peer is None else world.tls_pem(peer),
+        peer_pem=peer if peer is None or isinstance(peer, bytes) else world.tls_pem(peer),
         now=int(time.time()),
         first_use=replay or Replay(),
         **call,
@@ -317,7 +317,26 @@ def test_step_2_a_caller_without_a_listed_certificate_is_unauthenticated(
     admission = _provider(world, peer=None)
     assert isinstance(admission.refusal, Unauthenticated)
     assert "no client certificate" in admission.refusal.message
+    assert admission.peer_certificate == ""  # none was presented
     assert not admission.established
+
+
+def test_step_2_a_refused_peer_is_recorded_with_the_certificate_it_presented(
+    world: PureFederation,
+) -> None:
+    # The certificate is known before it is judged: the record of the refusal names it.
+    revoked = world.revoking(world.tls[MOH_SS1])
+    admission = _provider(world, conf=revoked)
+    assert isinstance(admission.refusal, Unauthenticated)
+    assert "is revoked" in admission.refusal.message
+    assert admission.peer_certificate == pem_thumbprint(world.tls_pem(MOH_SS1))
+    assert not admission.established
+
+    unlisted = PureFederation()  # another federation: its servers are listed nowhere here
+    admission = _provider(world, peer=unlisted.tls_pem(MOH_SS1))
+    assert isinstance(admission.refusal, Unauthenticated)
+    assert "is not that of a security server listed" in admission.refusal.message
+    assert admission.peer_certificate == pem_thumbprint(unlisted.tls_pem(MOH_SS1))
 
 
 def test_step_3_exactly_one_request_token(world: PureFederation) -> None:

@@ -118,6 +118,26 @@ def test_unknown_kid_is_refused_naming_the_key() -> None:
     refused(token, f"request token signed by an unknown key {stranger.kid[:16]}")
 
 
+def test_a_key_the_resolver_refuses_is_named_with_its_reason() -> None:
+    # A listed key that cannot be trusted (revoked, or outside its period) is
+    # not an unknown key: the resolver says why, and the refusal passes it on.
+    def revoking(kid: str) -> VerifyingKey | None:
+        if kid == MOH.kid:
+            raise Unauthenticated(
+                "signing certificate of KH/GOV/MOH (serial 1f) is revoked"
+                " (global configuration version 4)"
+            )
+        return RESOLVE(kid)
+
+    token = MOH.signer.sign_request(request_claims(MOH))
+    refused(
+        token,
+        f"^request token signed by key {MOH.kid[:16]}: signing certificate of KH/GOV/MOH"
+        r" \(serial 1f\) is revoked \(global configuration version 4\)$",
+        revoking,
+    )
+
+
 def test_alg_none_is_refused() -> None:
     header = {"alg": "none", "typ": "spean-req+jwt", "kid": MOH.kid}
     unsigned = (

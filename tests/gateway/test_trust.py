@@ -78,18 +78,39 @@ def test_without_the_validity_check_an_expired_key_still_resolves(
     assert key.member == MOH
 
 
-def test_a_revoked_key_resolves_to_nothing_with_or_without_the_validity_check(
+def test_a_revoked_key_is_refused_as_revoked_naming_its_serial_with_or_without_the_period(
     authority: Authority,
 ) -> None:
+    # Listed and revoked is not "unknown": the refusal names the certificate.
     s = sample(authority)
     s.msg.revoked_serials.append(pki.serial_hex(s.mpwt_key.serial_number))
     conf = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
     kid = pki.thumbprint(s.mpwt_key)
-    assert key_resolver(conf, NOW)(kid) is None
-    assert key_resolver(conf, check_validity=False)(kid) is None
+    expected = (
+        f"signing certificate of {MPWT} (serial {pki.serial_hex(s.mpwt_key.serial_number)})"
+        f" is revoked (global configuration version {conf.version})"
+    )
+    for resolve in (key_resolver(conf, NOW), key_resolver(conf, check_validity=False)):
+        with pytest.raises(Unauthenticated) as refused:
+            resolve(kid)
+        assert refused.value.message == expected
+        with pytest.raises(Unauthenticated, match="is revoked"):
+            resolve(kid.upper())  # a kid is matched as the configuration matches it
     moh = key_resolver(conf, NOW)(pki.thumbprint(s.moh_key))
     assert moh is not None
     assert moh.member != MPWT
+
+
+def test_the_three_reasons_a_kid_does_not_resolve_differ(authority: Authority) -> None:
+    s = sample(authority)
+    s.msg.revoked_serials.append(pki.serial_hex(s.moh_key.serial_number))
+    conf = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    later = s.mpwt_key.not_valid_after_utc + dt.timedelta(seconds=1)
+    assert key_resolver(conf, later)("00" * 32) is None  # not listed
+    with pytest.raises(Unauthenticated, match=r"is revoked \(global configuration"):
+        key_resolver(conf, later)(pki.thumbprint(s.moh_key))  # listed, revoked
+    with pytest.raises(Unauthenticated, match="expired at"):
+        key_resolver(conf, later)(pki.thumbprint(s.mpwt_key))  # listed, out of its period
 
 
 # ---------------------------------------------------------------- TLS peers

@@ -6,6 +6,8 @@ whole log with `spean audit export` and verifies the bundle completely (hash
 chain, Merkle tree against signed checkpoints, token signatures).
 `assert_nothing_acknowledged_lost` is the invariant of the fault stories: no
 exchange whose answer reached the application is missing from a log.
+`demo_bundles` runs a few exchanges through the demo federation and exports
+both sides' logs, for the tests of the audit commands.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.bundle import read_bundle
 from spean.gateway.audit.chain import verify_chain
@@ -21,6 +25,8 @@ from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.verify import verify_bundle
 from spean.gateway.cli import main
 from spean.gateway.demo.federation import Federation
+from spean.gateway.demo.ministries import MOH, MPWT, build_demo
+from tests.support.exchanges import get_vehicle
 
 
 def origins(database: Path) -> dict[str, int]:
@@ -95,3 +101,34 @@ def assert_nothing_acknowledged_lost(
         )
         logs.append(verified)
     return logs
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBundles:
+    """Both sides' exported logs of a few exchanges through the demo federation."""
+
+    federation: Federation
+    consumer: Path
+    provider: Path
+    ok_ids: list[str]
+    not_found_id: str
+
+
+def demo_bundles(root: Path, calls: int = 3) -> DemoBundles:
+    """`calls` GetVehicle exchanges that end OK and one that ends NOT_FOUND, then the
+    servers stopped (each signed a final checkpoint) and both logs exported."""
+    federation = build_demo(root / "federation")
+    ok_ids = []
+    address = federation.consumer_addresses[MOH]
+    with federation.running(), grpc.insecure_channel(address) as channel:
+        for _ in range(calls):
+            answer = get_vehicle(channel)
+            assert answer.code is grpc.StatusCode.OK, answer.details
+            ok_ids.append(answer.exchange_id)
+        missing = get_vehicle(channel, plate="0A-0000")
+        assert missing.code is grpc.StatusCode.NOT_FOUND, missing.details
+    paths = {MOH: root / "consumer.zip", MPWT: root / "provider.zip"}
+    for member, path in paths.items():
+        config = str(federation.configs[member])
+        assert main(["audit", "export", "--config", config, "--out", str(path)]) == 0
+    return DemoBundles(federation, paths[MOH], paths[MPWT], ok_ids, missing.exchange_id)

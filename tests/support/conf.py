@@ -56,6 +56,8 @@ class PureFederation:
     parties: dict[MemberId, Party] = field(init=False)
     tls: dict[ServerId, x509.Certificate] = field(init=False)
     conf: GlobalConfiguration = field(init=False)
+    _signing: tuple[pki.PrivateKey, x509.Certificate] = field(init=False, repr=False)
+    _msg: config_pb2.GlobalConfiguration = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         start = self.now - dt.timedelta(days=30)
@@ -120,8 +122,23 @@ class PureFederation:
         )
         msg.issued_at.FromDatetime(self.now - dt.timedelta(hours=1))
         msg.expires_at.FromDatetime(self.now + dt.timedelta(hours=23))
-        signed = sign_global_configuration(msg, signing_key, anchor)
-        self.conf = verify_global_configuration(signed, anchor, self.now)
+        self._signing = (signing_key, anchor)
+        self._msg = msg
+        self.conf = self._signed(msg)
+
+    def _signed(self, msg: config_pb2.GlobalConfiguration) -> GlobalConfiguration:
+        key, anchor = self._signing
+        return verify_global_configuration(
+            sign_global_configuration(msg, key, anchor), anchor, self.now
+        )
+
+    def revoking(self, *certificates: x509.Certificate) -> GlobalConfiguration:
+        """The next version of the configuration, which revokes `certificates`."""
+        msg = config_pb2.GlobalConfiguration()
+        msg.CopyFrom(self._msg)
+        msg.version += 1
+        msg.revoked_serials.extend(pki.serial_hex(cert.serial_number) for cert in certificates)
+        return self._signed(msg)
 
     def signer(self, member: MemberId) -> TokenSigner:
         return self.parties[member].signer

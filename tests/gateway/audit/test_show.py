@@ -1,0 +1,94 @@
+"""`show_exchange`: one exchange's records, each with its inclusion and tokens checked.
+
+Bundles are real exports of a few demo exchanges (tests/support/audit_logs.py);
+a tampered copy is made the way an owner rewriting its log would: change a
+record's bytes and keep everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from spean.gateway.audit.bundle import Bundle, read_bundle
+from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.show import iso_ns, show_exchange
+from tests.support.audit_logs import DemoBundles, demo_bundles
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> DemoBundles:
+    return demo_bundles(tmp_path_factory.mktemp("show"))
+
+
+def _rewritten(bundle: Bundle, exchange_id: str, **changes: object) -> Bundle:
+    records = list(bundle.records)
+    for k, data in enumerate(records):
+        record = AuditRecord.from_bytes(data)
+        if record.exchange_id == exchange_id:
+            records[k] = dataclasses.replace(record, **changes).to_bytes()  # type: ignore[arg-type]
+    return dataclasses.replace(bundle, records=tuple(records))
+
+
+def test_times_keep_every_nanosecond_in_iso_8601_utc() -> None:
+    assert iso_ns(1_796_298_137_128_515_770) == "2026-12-03T11:42:17.128515770Z"
+    assert iso_ns(5) == "1970-01-01T00:00:00.000000005Z"
+
+
+def test_an_ok_record_is_included_under_a_signed_checkpoint_and_its_tokens_verify(
+    bundles: DemoBundles,
+) -> None:
+    bundle = read_bundle(bundles.provider)
+    [shown] = show_exchange(bundle, bundles.ok_ids[1])
+    assert shown.ok
+    assert shown.inclusion.detail.startswith("verified: leaf 1 of the log's Merkle tree of size")
+    assert "signed in a checkpoint" in shown.inclusion.detail
+    assert shown.tokens.detail.startswith("verified: request and response tokens against")
+    assert "anchor bundled (not independently trusted)" in shown.tokens.detail
+
+
+def test_a_refusal_shows_the_tokens_it_holds_verified(bundles: DemoBundles) -> None:
+    [shown] = show_exchange(read_bundle(bundles.provider), bundles.not_found_id)
+    assert shown.record.status == "NOT_FOUND"
+    assert shown.ok, shown
+    assert shown.tokens.detail.startswith("verified: request and response tokens")
+
+
+def test_an_edited_record_is_neither_included_nor_bound_by_its_tokens(
+    bundles: DemoBundles,
+) -> None:
+    bundle = _rewritten(read_bundle(bundles.provider), bundles.not_found_id, user="someone-else")
+    [shown] = show_exchange(bundle, bundles.not_found_id)
+    assert not shown.ok
+    assert shown.inclusion.detail.startswith("NOT included: the bundle's records up to size")
+    assert shown.tokens.detail.startswith(
+        "NOT verified: request token's user or purpose differs from the record"
+    )
+
+
+def test_a_record_no_signed_checkpoint_covers_is_said_to_be_unproven(
+    bundles: DemoBundles,
+) -> None:
+    bundle = dataclasses.replace(read_bundle(bundles.provider), checkpoints=())
+    [shown] = show_exchange(bundle, bundles.ok_ids[0])
+    assert not shown.inclusion.ok
+    assert "no signed checkpoint in the bundle covers record 0" in shown.inclusion.detail
+    assert shown.tokens.ok  # the tokens do not depend on the tree
+
+
+def test_a_bundle_whose_configuration_does_not_verify_proves_nothing(
+    bundles: DemoBundles,
+) -> None:
+    bundle = read_bundle(bundles.provider)
+    broken = dataclasses.replace(bundle, globalconf=bundle.globalconf[:-1] + b"\x00")
+    [shown] = show_exchange(broken, bundles.ok_ids[0])
+    assert not shown.inclusion.ok
+    assert not shown.tokens.ok
+    assert shown.tokens.detail.startswith(
+        "not verified: the bundle's global configuration does not verify"
+    )
+
+
+def test_an_exchange_not_in_the_bundle_shows_nothing(bundles: DemoBundles) -> None:
+    assert show_exchange(read_bundle(bundles.consumer), "no-such-exchange") == []
