@@ -400,21 +400,36 @@ def read_bundle_frame(path: Path) -> tuple[Bundle, int]:
 
 def iter_bundle_records(path: Path) -> Iterator[bytes]:
     """The records of the bundle at `path`, in index order, read from the ZIP file as
-    a stream (one record in memory at a time); `BundleError` when records.bin is
-    missing or cut inside a record."""
+    a stream (a chunk of 1 MiB and one record in memory at a time); `BundleError`
+    when records.bin is missing or ends inside a record."""
+    chunk = 1 << 20
     try:
         with zipfile.ZipFile(path) as archive, archive.open("records.bin") as stream:
             read = stream.read
-            unpack = _LENGTH.unpack
+            unpack_from = _LENGTH.unpack_from
+            buffer = b""
+            offset = 0
             count = 0
-            while prefix := read(4):
-                if len(prefix) < 4:
-                    raise BundleError(f"{path}: records.bin ends inside a length prefix")
-                (length,) = unpack(prefix)
-                data = read(length)
-                if len(data) < length:
-                    raise BundleError(f"{path}: records.bin ends inside record {count}")
-                count += 1
-                yield data
+            while True:
+                block = read(chunk)
+                if offset:
+                    buffer = buffer[offset:] + block
+                    offset = 0
+                else:
+                    buffer += block
+                end = len(buffer)
+                while offset + 4 <= end:
+                    (length,) = unpack_from(buffer, offset)
+                    stop = offset + 4 + length
+                    if stop > end:
+                        break
+                    yield buffer[offset + 4 : stop]
+                    offset = stop
+                    count += 1
+                if not block:
+                    break
+            if offset < len(buffer):
+                where = "a length prefix" if len(buffer) - offset < 4 else f"record {count}"
+                raise BundleError(f"{path}: records.bin ends inside {where}")
     except (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
         raise BundleError(f"{path}: cannot read records.bin: {exc}") from exc

@@ -74,6 +74,7 @@ from spean.v1 import audit_pb2
 _Pb = audit_pb2.AuditRecord
 _CONSUMER = _Pb.CONSUMER
 _PROVIDER = _Pb.PROVIDER
+_blake2b = hashlib.blake2b
 _ENTRY = struct.Struct(">Q?16s")
 """Index entry of one provider record: record index, counts as missing at the
 consumer if unmatched, fingerprint of the compared fields."""
@@ -376,22 +377,20 @@ def _roles(first: _Log, a: _Survey, second: _Log, b: _Survey) -> tuple[bool, boo
 
 
 def _fingerprint(message: _Pb) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    for text in (
+    """BLAKE2b-128 of the compared fields, length-prefixed so that no two different
+    sets of values share an input."""
+    texts = (
         message.status,
         message.client,
         message.service,
         message.method,
         message.user,
         message.purpose,
-    ):
-        encoded = text.encode("utf-8")
-        digest.update(len(encoded).to_bytes(4, "big"))
-        digest.update(encoded)
-    digest.update(message.request_sha256)
-    digest.update(b"\x00")
-    digest.update(message.response_sha256)
-    return digest.digest()
+    )
+    request, response = message.request_sha256, message.response_sha256
+    lengths = (*map(len, texts), len(request), len(response))
+    framed = "%d,%d,%d,%d,%d,%d,%d,%d:" % lengths + "".join(texts)  # noqa: UP031
+    return _blake2b(framed.encode("utf-8") + request + response, digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)
