@@ -1,9 +1,10 @@
 """`spean audit ...`: export, verify, reconcile, show and replay logs; archive old records.
 
 Exit codes: 0 when everything holds, 1 for an error (unreadable input), 2 when
-verification or reconciliation found a problem. `--json` prints one JSON
+verification found a problem; `reconcile` compares like diff(1): 0 agree, 1
+differences, 2 unusable input. `--json` prints one JSON
 document on stdout; otherwise a human summary, and a progress bar when stderr
-is a terminal.
+is a terminal (reconcile: stdout).
 """
 
 from __future__ import annotations

@@ -119,6 +119,24 @@ def test_reconcile_agrees_and_show_prints_both_sides(
     assert {entry["exchange_id"] for entry in shown} == {exchange_id}
 
 
+def test_reconcile_reads_the_roles_from_real_bundles(
+    exported: Exported, capsys: pytest.CaptureFixture[str]
+) -> None:
+    consumer, provider = str(exported.consumer), str(exported.provider)
+    capsys.readouterr()
+    # Provider first: the bundles say who is who, and the answer is the same.
+    assert main(["audit", "reconcile", provider, consumer, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["swapped"] is True
+    assert (result["consumer"]["bundle"], result["provider"]["bundle"]) == (consumer, provider)
+    assert result["matched"] == CALLS
+    # The same log twice is no pair: refused, never "both logs agree".
+    assert main(["audit", "reconcile", consumer, consumer]) == 2
+    captured = capsys.readouterr()
+    assert "both hold only consumer records" in captured.err
+    assert "agree" not in captured.out
+
+
 def test_reconcile_finds_an_exchange_only_the_consumer_logged(exported: Exported) -> None:
     consumer = read_bundle(exported.consumer)
     provider = read_bundle(exported.provider)
