@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ from spean.gateway.audit.merkle import CompactRange, CompactRangeState, leaf_has
 from spean.gateway.audit.reconcile import (
     Kind,
     PairingError,
+    Progress,
+    Reconciliation,
     reconcile,
     reconcile_files,
     records_to_read,
@@ -453,3 +456,27 @@ def test_exit_codes(
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     assert main(["audit", "reconcile", str(moh), str(tmp_path / "junk.zip")]) == 2
     assert "junk.zip is not a readable audit bundle" in capsys.readouterr().err
+
+
+def test_a_progress_bar_only_on_a_terminal(
+    files: tuple[Path, Path, list[AuditRecord]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import spean.gateway.audit.reconcile as module
+
+    moh, mpwt, _ = files
+    given: list[bool] = []
+    real = module.reconcile_files
+
+    def spy(first: Path, second: Path, *, progress: Progress | None = None) -> Reconciliation:
+        given.append(progress is not None)
+        return real(first, second, progress=progress)
+
+    monkeypatch.setattr(module, "reconcile_files", spy)
+    main(["audit", "reconcile", str(moh), str(mpwt)])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    main(["audit", "reconcile", str(moh), str(mpwt), "--json"])
+    main(["audit", "reconcile", str(moh), str(mpwt)])
+    assert given == [False, False, True]
+    assert "DIFFERENT: 1 findings" in capsys.readouterr().out
