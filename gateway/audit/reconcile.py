@@ -7,7 +7,7 @@ server), and which side of the exchanges between the two members each holds
 (records carry `side`; a consumer record names the provider's service, a
 provider record the calling client). A pair that cannot be matched is
 refused with `PairingError`, saying why: an empty bundle (it shows no side),
-two bundles that hold only one and the same side, or two members that never
+two bundles of one log, two bundles that hold only one and the same side, or two members that never
 exchanged with each other (no record of either names the other's member).
 When both members called each other, the first bundle is taken as the
 consumer's and the result says so (swap the arguments for the other way).
@@ -363,6 +363,11 @@ def _roles(first: _Log, a: _Survey, second: _Log, b: _Survey) -> tuple[bool, boo
                 f"{first.name} ({member_a}) and {second.name} ({member_b}) both hold only "
                 f"{side} records: reconcile needs one consumer's log and one provider's"
             )
+    if first.frame.origin == second.frame.origin:
+        raise PairingError(
+            f"{first.name} and {second.name} are both of the log {first.frame.origin}: "
+            "reconcile needs one consumer's log and one provider's"
+        )
     a_calls_b = a.calls_to[member_b] + b.calls_from[member_a]
     b_calls_a = b.calls_to[member_a] + a.calls_from[member_b]
     if not a_calls_b and not b_calls_a:

@@ -168,6 +168,14 @@ def test_two_provider_logs_are_refused() -> None:
         reconcile(SS1, SS2)
 
 
+def test_one_log_twice_is_refused() -> None:
+    # A server that also calls its own member's services holds both sides.
+    both = dataclasses.replace(record(B, Side.PROVIDER, MOH.origin, "OK"), client="KH/GOV/MOH/nhis")
+    mixed = dataclasses.replace(MOH, records=(*MOH.records, both.to_bytes()))
+    with pytest.raises(PairingError, match="are both of the log KH/GOV/MOH/ss1#w0"):
+        reconcile(mixed, mixed)
+
+
 def test_members_that_never_exchanged_are_refused() -> None:
     # MoH only called MPWT; MoF's log answered a third member.
     unrelated = bundle(
