@@ -42,7 +42,8 @@ provider's a third time only to describe differences; the provider's tree is
 built once, incrementally, and each distinct witnessed checkpoint is checked
 once against the root at its size. Memory: one index of the provider's
 exchange ids (with a record index and a 16-byte fingerprint of the compared
-fields), the distinct witnessed checkpoints, and the findings.
+fields), the distinct witnessed checkpoints, and the findings (with the
+consumer's fields of each exchange that differs, until the last pass).
 
 Reconcile does not check signatures (checkpoints, tokens) or the hash chain:
 verify both bundles first (`spean.gateway.audit.verify`). Parts of a log
