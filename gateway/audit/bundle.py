@@ -40,6 +40,8 @@ import json
 import struct
 import time
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -343,3 +345,91 @@ def _int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected a non-negative integer, got {value!r}")
     return value
+
+
+# -- streaming readers (for tools that read a bundle's records once, in order) -------------
+
+
+def read_bundle_frame(path: Path) -> tuple[Bundle, int]:
+    """A bundle without its records, chains and bodies (left empty), and the number of
+    records its manifest announces; `iter_bundle_records` streams the records.
+
+    Reads only the small members, so memory does not grow with the log.
+    `BundleError` names what is missing or malformed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            for name in ("manifest.json", "records.bin", "checkpoints.txt"):
+                if name not in names:
+                    raise BundleError(f"{path}: audit bundle lacks {name}")
+            manifest_bytes = archive.read("manifest.json")
+            notes_bytes = archive.read("checkpoints.txt")
+            globalconf = archive.read("globalconf.bin") if "globalconf.bin" in names else b""
+            anchor_pem = archive.read("anchor.pem") if "anchor.pem" in names else b""
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise BundleError(f"{path} is not a readable audit bundle: {exc}") from exc
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_bytes)
+    except ValueError as exc:
+        raise BundleError(f"{path}: manifest.json is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BundleError(f"{path}: format {found!r} is not {FORMAT}")
+    notes = notes_bytes.split(NOTE_SEPARATOR)
+    if notes[-1] != b"":
+        raise BundleError(f"{path}: checkpoints.txt does not end with a separator line")
+    try:
+        frame = Bundle(
+            origin=str(manifest["origin"]),
+            start=_int(manifest["start"]),
+            records=(),
+            chains=(),
+            start_chain=base64.b64decode(str(manifest["start_chain"]), validate=True),
+            start_state=CompactRangeState.from_dict(manifest["start_state"]),
+            checkpoints=tuple(notes[:-1]),
+            globalconf=globalconf,
+            anchor_pem=anchor_pem,
+            log_size=_int(manifest["log_size"]),
+            exported_at_ns=_int(manifest["exported_at_ns"]),
+        )
+        count = _int(manifest["records"])
+    except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
+        raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
+    return frame, count
+
+
+def iter_bundle_records(path: Path) -> Iterator[bytes]:
+    """The records of the bundle at `path`, in index order, read from the ZIP file as
+    a stream (a chunk of 1 MiB and one record in memory at a time); `BundleError`
+    when records.bin is missing or ends inside a record."""
+    chunk = 1 << 20
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("records.bin") as stream:
+            read = stream.read
+            unpack_from = _LENGTH.unpack_from
+            buffer = b""
+            offset = 0
+            count = 0
+            while True:
+                block = read(chunk)
+                if offset:
+                    buffer = buffer[offset:] + block
+                    offset = 0
+                else:
+                    buffer += block
+                end = len(buffer)
+                while offset + 4 <= end:
+                    (length,) = unpack_from(buffer, offset)
+                    stop = offset + 4 + length
+                    if stop > end:
+                        break
+                    yield buffer[offset + 4 : stop]
+                    offset = stop
+                    count += 1
+                if not block:
+                    break
+            if offset < len(buffer):
+                where = "a length prefix" if len(buffer) - offset < 4 else f"record {count}"
+                raise BundleError(f"{path}: records.bin ends inside {where}")
+    except (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
+        raise BundleError(f"{path}: cannot read records.bin: {exc}") from exc

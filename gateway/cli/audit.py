@@ -71,10 +71,22 @@ def register(subparsers: Any) -> None:
     )
     verify.set_defaults(func=cmd_verify)
 
-    reconcile = commands.add_parser("reconcile", help="match a consumer's log with a provider's")
-    reconcile.add_argument("consumer", type=Path, help="the consumer's bundle")
-    reconcile.add_argument("provider", type=Path, help="the provider's bundle")
-    reconcile.add_argument("--json", action="store_true")
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="match a consumer's log with a provider's (bundles in either order; exit 0 "
+        "agree, 2 differences found, 1 unusable input)",
+    )
+    reconcile.add_argument(
+        "first", type=Path, metavar="BUNDLE", help="one side's bundle (consumer or provider)"
+    )
+    reconcile.add_argument(
+        "second",
+        type=Path,
+        metavar="BUNDLE",
+        help="the other side's bundle; roles are read "
+        "from the bundles, the order only decides when both members called each other",
+    )
+    reconcile.add_argument("--json", action="store_true", help="print a JSON report")
     reconcile.set_defaults(func=cmd_reconcile)
 
     show = commands.add_parser(
@@ -356,23 +368,59 @@ def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) ->
     return 0 if result.ok else EXIT_PROBLEMS
 
 
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.reconcile import reconcile
+RECONCILE_DIFFERENCES = 2
+RECONCILE_UNUSABLE = 1
 
-    result = reconcile(read_bundle(args.consumer), read_bundle(args.provider))
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Exit codes, as every audit command: 0 both logs agree, 2 differences (or a
+    bundle that does not verify) found, 1 unusable input (unreadable file,
+    unmatchable pair)."""
+    from spean.gateway.audit.reconcile import reconcile_files, records_to_read
+    from spean.gateway.errors import SpeanError
+
+    try:
+        if not args.json and sys.stdout.isatty():
+            from rich.progress import Progress
+
+            total = records_to_read(args.first, args.second)
+            with Progress(transient=True) as bar:
+                task = bar.add_task("reconciling", total=total)
+                result = reconcile_files(
+                    args.first, args.second, progress=lambda n: bar.advance(task, n)
+                )
+        else:
+            result = reconcile_files(args.first, args.second)
+    except SpeanError as exc:
+        print(f"spean audit reconcile: {exc.message}", file=sys.stderr)
+        return RECONCILE_UNUSABLE
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
-    else:
+        return 0 if result.ok else RECONCILE_DIFFERENCES
+    consumer, provider = result.consumer, result.provider
+    print(
+        f"consumer: {consumer.bundle} ({consumer.origin}, {consumer.records} records); "
+        f"provider: {provider.bundle} ({provider.origin}, {provider.records} records)"
+        + (" [given provider first]" if result.swapped else "")
+    )
+    if result.both_directions:
         print(
-            f"{result.matched} exchanges found on both sides, {result.witnessed} checkpoints "
-            "of the provider's log witnessed by the consumer checked against it"
+            f"note: {provider.member} also called {consumer.member}; swap the bundles to "
+            "reconcile those calls"
         )
-        for finding in result.findings:
-            print(f"  {finding.kind.value}: {finding.exchange_id or '-'}: {finding.detail}")
-        if result.ok:
-            print("OK: both logs agree")
-    return 0 if result.ok else EXIT_PROBLEMS
+    print(
+        f"{result.matched} exchanges found on both sides, {result.witnessed} records "
+        f"witnessing {result.witnessed_checkpoints} checkpoints of the provider's log "
+        "checked against it"
+    )
+    for finding in result.findings:
+        where = f" ({finding.bundle} record {finding.index})" if finding.index is not None else ""
+        print(f"  {finding.kind.value}: {finding.exchange_id or '-'}{where}: {finding.detail}")
+    if result.ok:
+        print("OK: both logs agree")
+        return 0
+    print(f"DIFFERENT: {len(result.findings)} findings")
+    return RECONCILE_DIFFERENCES
 
 
 def cmd_show(args: argparse.Namespace) -> int:

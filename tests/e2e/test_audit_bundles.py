@@ -31,6 +31,7 @@ from spean.gateway.cli import main
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import GET_VEHICLE, MOH, MPWT, VEHICLES, build_demo, call
+from tests.support.honest_log import chained_bundle
 from tests.support.pki import self_signed
 
 CALLS = 6
@@ -118,16 +119,46 @@ def test_reconcile_agrees_and_show_prints_both_sides(
     assert {entry["exchange_id"] for entry in shown} == {exchange_id}
 
 
+def test_reconcile_reads_the_roles_from_real_bundles(
+    exported: Exported, capsys: pytest.CaptureFixture[str]
+) -> None:
+    consumer, provider = str(exported.consumer), str(exported.provider)
+    capsys.readouterr()
+    # Provider first: the bundles say who is who, and the answer is the same.
+    assert main(["audit", "reconcile", provider, consumer, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["swapped"] is True
+    assert (result["consumer"]["bundle"], result["provider"]["bundle"]) == (consumer, provider)
+    assert result["matched"] == CALLS
+    # The same log twice is no pair: refused, never "both logs agree".
+    assert main(["audit", "reconcile", consumer, consumer]) == 1
+    captured = capsys.readouterr()
+    assert "both hold only consumer records" in captured.err
+    assert "agree" not in captured.out
+
+
 def test_reconcile_finds_an_exchange_only_the_consumer_logged(exported: Exported) -> None:
     consumer = read_bundle(exported.consumer)
     provider = read_bundle(exported.provider)
     victim = exported.exchange_ids[1]
     kept = tuple(r for r in provider.records if AuditRecord.from_bytes(r).exchange_id != victim)
-    result = reconcile(consumer, dataclasses.replace(provider, records=kept))
+    result = reconcile(
+        consumer, dataclasses.replace(provider, records=kept), names=("moh.zip", "mpwt.zip")
+    )
     assert not result.ok
-    assert [(f.kind, f.exchange_id) for f in result.findings] == [
-        (Kind.MISSING_AT_PROVIDER, victim)
-    ]
+    # The deletion leaves the provider's checkpoints over records it no longer has:
+    # that bundle does not verify, and reconcile says so before what it found missing.
+    *defects, missing = result.findings
+    assert defects
+    assert {(f.kind, f.bundle) for f in defects} <= {
+        (Kind.CHECKPOINT_BEYOND_RECORDS, "mpwt.zip"),
+        (Kind.CHECKPOINT_MISMATCH, "mpwt.zip"),
+    }
+    assert (missing.kind, missing.exchange_id, missing.bundle) == (
+        Kind.MISSING_AT_PROVIDER,
+        victim,
+        "moh.zip",
+    )
 
 
 # -- the tamper corpus ------------------------------------------------------------------------
@@ -288,10 +319,11 @@ def test_a_provider_that_rewrote_its_log_contradicts_the_consumers_witness(
     # The consumer witnessed the provider's checkpoint at size 4 (see cross-witnessing).
     witnessed = parse_checkpoint(dense.checkpoints[1])
     consumer = read_bundle(exported.consumer)
-    records = list(consumer.records)
-    record = AuditRecord.from_bytes(records[-1])
-    records[-1] = dataclasses.replace(record, witnessed_checkpoint=witnessed.note).to_bytes()
-    consumer = dataclasses.replace(consumer, records=tuple(records))
+    records = [AuditRecord.from_bytes(r) for r in consumer.records]
+    record = records[-1]
+    records[-1] = dataclasses.replace(record, witnessed_checkpoint=witnessed.note)
+    moh_signer = server_checkpoint_policy(exported.federation.config(MOH)).signer
+    consumer = chained_bundle(records, moh_signer, consumer.origin, consumer)
     assert reconcile(consumer, dense).ok
     # The provider rewrites record 1 and re-signs all its checkpoints over the new log.
     config = exported.federation.config(MPWT)
@@ -303,5 +335,9 @@ def test_a_provider_that_rewrote_its_log_contradicts_the_consumers_witness(
     latest = signer.sign(Checkpoint(dense.origin, tree.size, tree.root(), 0, time.time_ns()))
     forked = dataclasses.replace(dense, records=tuple(rewritten), checkpoints=(latest.note,))
     result = reconcile(consumer, forked)
-    assert [f.kind for f in result.findings] == [Kind.WITNESS_CONTRADICTED]
-    assert record.exchange_id == result.findings[0].exchange_id
+    contradicted = [f for f in result.findings if f.kind is Kind.WITNESS_CONTRADICTED]
+    assert [f.exchange_id for f in contradicted] == [record.exchange_id]
+    # The rewritten field itself differs from what the consumer recorded.
+    (edited,) = [f for f in result.findings if f.kind is Kind.FIELDS_DIFFER]
+    assert edited.provider == {"user": "x"}
+    assert edited.exchange_id == AuditRecord.from_bytes(dense.records[1]).exchange_id

@@ -155,6 +155,9 @@ def test_a_provider_that_rewrites_its_witnessed_log_is_caught(
     assert {f.kind for f in result.findings} == {Kind.WITNESS_CONTRADICTED}
     assert {f.exchange_id for f in result.findings} == set(witnessed.after)
     code = main(["audit", "reconcile", str(witnessed.consumer), str(tmp_path / "forged.zip")])
+    assert code == 2  # differences found
+    # Given the other way round, the bundles' own records decide who is who.
+    code = main(["audit", "reconcile", str(tmp_path / "forged.zip"), str(witnessed.consumer)])
     assert code == 2
 
 
