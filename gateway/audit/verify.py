@@ -73,15 +73,13 @@ from spean.gateway.audit.checkpoint import (
     verify_checkpoint,
 )
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.audit.witness import check_witnessed
 from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
     KeyResolver,
-    check_request_binding,
-    check_response_binding,
     verify_request,
     verify_response,
 )
@@ -507,6 +505,7 @@ def _check_content(
     tokens not checked). Returns the tokens verified."""
     verified = 0
     step = 0
+    witnessed: dict[bytes, str] = {}  # note -> why it does not verify ("": it does)
     for k, data in enumerate(bundle.records):
         index = bundle.start + k
         step += 1
@@ -523,7 +522,13 @@ def _check_content(
                 index, Check.RECORD, f"record {index} names writer {record.origin!r}, not this log"
             )
         if record.witnessed_checkpoint:
-            problem = _check_witness(record.witnessed_checkpoint, conf)
+            # A provider attaches the same checkpoint to every answer until it
+            # signs the next: each distinct note is verified once.
+            problem = witnessed.get(record.witnessed_checkpoint)
+            if problem is None:
+                problem = witnessed[record.witnessed_checkpoint] = _check_witness(
+                    record.witnessed_checkpoint, conf
+                )
             if problem:
                 problems.add(index, Check.WITNESS, f"record {index}: {problem}")
         if outcome is None or not checks_tokens(record):
@@ -541,9 +546,10 @@ def _check_content(
 
 
 def checks_tokens(record: AuditRecord) -> bool:
-    """Whether the content pass checks this record's tokens: only an exchange that
-    ended OK must hold both, verified and bound to the record."""
-    return record.status == "OK"
+    """Whether the content pass checks this record's tokens: every record that
+    holds one (refusals included), and every exchange that ended OK, which must
+    hold both."""
+    return record.status == "OK" or bool(record.request_token or record.response_token)
 
 
 def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
@@ -554,44 +560,100 @@ def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
 
 
 def token_outcome(record: AuditRecord, resolve: KeyResolver) -> int | str:
-    """Tokens verified for an OK record, or the reason they do not verify."""
+    """Tokens verified for a record (`checks_tokens`), or the reason they do not verify."""
     try:
         return _check_tokens(record, resolve)
     except SpeanError as exc:
         return exc.message
 
 
+# A consumer refuses an answer whose response token does not verify or does not
+# bind the answer with UNAUTHENTICATED, and keeps the token for the record
+# (protocol.md 3.5); a provider refuses a request token made for another method
+# or body (steps 7 and 8 of protocol.md 4.2) with UNAUTHENTICATED too.
+_REFUSED_TOKEN = "UNAUTHENTICATED"
+
+
 def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
-    if not record.request_token or not record.response_token:
+    """The rules of docs/auditor.md, "What the tokens protect"; returns the tokens verified."""
+    if record.status == "OK" and not (record.request_token and record.response_token):
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
-    client = SubsystemId.parse(record.client)
-    service = SubsystemId.parse(record.service)
-    now = record.received_at_ns // 1_000_000_000
+    verified = 0
+    if record.request_token:
+        verified += _check_request_token(record, resolve)
+    if record.response_token:
+        verified += _check_response_token(record, resolve)
+    return verified
+
+
+def _check_request_token(record: AuditRecord, resolve: KeyResolver) -> int:
+    provider = record.side == Side.PROVIDER
+    if provider and not record.response_token:
+        # An unsigned refusal (steps 1 to 5): a token refused at step 3 or 4
+        # left the caller unknown (no client, service, user or purpose noted);
+        # it proves nothing and is not checked.
+        if not (record.client or record.service or record.user or record.purpose):
+            return 0
+    now = (record.forwarded_at_ns or record.received_at_ns) // 1_000_000_000
     request = verify_request(record.request_token, resolve, now=now)
     if request.exchange_id != record.exchange_id:
-        raise Unauthenticated(f"request token is for exchange {request.exchange_id}")
-    if request.client != client:
-        raise Unauthenticated(f"request token is from {request.client}, the record says {client}")
-    if (request.user, request.purpose) != (record.user, record.purpose):
-        raise Unauthenticated("request token's user or purpose differs from the record")
-    check_request_binding(
-        request, audience=service, method=record.method, body_sha256=record.request_sha256
-    )
-    response = verify_response(
-        record.response_token,
-        resolve,
-        now=record.answered_at_ns // 1_000_000_000 or now,
-        expected_exchange_id=record.exchange_id,
-        expected_provider=service,
-        expected_client=client,
-    )
-    check_response_binding(
-        response,
-        status=record.status,
-        response_sha256=record.response_sha256,
-        response_messages=record.response_messages,
-    )
-    return 2
+        raise Unauthenticated(
+            f"request token is for exchange {request.exchange_id}, the record says "
+            f"{record.exchange_id}"
+        )
+    _same("request token", "client", str(request.client), record.client)
+    _same("request token", "service", str(request.audience), record.service)
+    _same("request token", "user", request.user, record.user)
+    _same("request token", "purpose", request.purpose, record.purpose)
+    if provider and (not record.response_token or record.status == _REFUSED_TOKEN):
+        # The provider may have refused the call precisely because the token
+        # names another method or body (steps 7, 8), or before reaching them.
+        return 1
+    _same("request token", "method", request.method, record.method)
+    if request.request_sha256 != record.request_sha256:
+        raise Unauthenticated(
+            "request token's digest (claim 'req') is not the record's request_sha256"
+        )
+    return 1
+
+
+def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
+    consumer = record.side == Side.CONSUMER
+    try:
+        response = verify_response(
+            record.response_token,
+            resolve,
+            now=(record.answered_at_ns or record.received_at_ns) // 1_000_000_000,
+            expected_exchange_id=record.exchange_id,
+            expected_provider=SubsystemId.parse(record.service),
+            expected_client=SubsystemId.parse(record.client),
+        )
+        status = response.status
+        if consumer and record.status == "INTERNAL" and status == "UNKNOWN":
+            status = "INTERNAL"  # the consumer never passes UNKNOWN on (protocol.md 3.5)
+        _same("response token", "status", status, record.status)
+        if response.response_sha256 != record.response_sha256:
+            raise Unauthenticated(
+                "response token's digest (claim 'res') is not the record's response_sha256"
+            )
+        if response.response_messages != record.response_messages:
+            raise Unauthenticated(
+                f"response token counts {response.response_messages} messages (claim 'cnt'), "
+                f"the record says {record.response_messages}"
+            )
+    except SpeanError:
+        if consumer and record.status == _REFUSED_TOKEN:
+            # The consumer refused this answer because of its token: recorded as received.
+            return 0
+        raise
+    return 1
+
+
+def _same(token: str, field_name: str, signed: str, recorded: str) -> None:
+    if signed != recorded:
+        raise Unauthenticated(
+            f"{token} signs {field_name} {signed!r}, the record says {recorded!r}"
+        )
 
 
 def _check_witness(note: bytes, conf: GlobalConfiguration) -> str:
