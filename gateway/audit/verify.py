@@ -28,8 +28,8 @@ Consistency between checkpoints follows from 3: each root is recomputed from
 the same leaves, so the smaller tree is a prefix of the larger. Consistency
 proofs (gateway/audit/merkle.py) serve where leaves are absent: reconcile.
 
-The report lists every problem found (up to `MAX_PROBLEMS`), each with the
-record index (log numbering) and what is wrong; `first` is the lowest index.
+The report lists every problem found, each with the record index (log
+numbering) and what is wrong; `first` is the lowest index.
 Token checks are optional (`check_tokens`); they cost a signature
 verification each and dominate the run time. `verify_bundle` takes them from
 a `TokenPass`: by default `in_process`, which verifies each OK record's
@@ -86,7 +86,6 @@ from spean.gateway.tokens import (
 from spean.gateway.trust import key_resolver
 from spean.v1 import config_pb2
 
-MAX_PROBLEMS = 100
 
 
 class Check(StrEnum):
@@ -175,8 +174,7 @@ class _Problems:
         self.items: list[Problem] = []
 
     def add(self, index: int | None, check: Check, reason: str) -> None:
-        if len(self.items) < MAX_PROBLEMS:
-            self.items.append(Problem(index, check, reason))
+        self.items.append(Problem(index, check, reason))
 
 
 def load_configuration(
@@ -413,7 +411,6 @@ def _check_structure(
     chains = bundle.chains
     records = bundle.records
     previous = bundle.start_chain
-    chain_reported = False
     verified = 0
     last_verified = start
     boundaries = [c for c in checkpoints if start <= c.size <= stop]
@@ -443,14 +440,12 @@ def _check_structure(
             if computed != stored:
                 if suspect is None:
                     suspect = position + k
-                if not chain_reported or len(problems.items) < MAX_PROBLEMS:
-                    problems.add(
-                        position + k,
-                        Check.CHAIN,
-                        f"record {position + k} does not follow record {position + k - 1} in "
-                        "the hash chain: it was altered, inserted, removed or moved",
-                    )
-                chain_reported = True
+                problems.add(
+                    position + k,
+                    Check.CHAIN,
+                    f"record {position + k} does not follow record {position + k - 1} in "
+                    "the hash chain: it was altered, inserted, removed or moved",
+                )
                 previous = stored if stored else computed  # resynchronise on the stored chain
             else:
                 previous = computed
