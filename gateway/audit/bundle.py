@@ -21,7 +21,10 @@ the bundle. Records are checked against signed checkpoints; checkpoints and
 tokens against certificates in the global configuration; the configuration
 against an anchor the auditor supplies (the bundled one is only a default,
 and the report says so). The manifest's numbers only frame the data; every
-one of them is re-derived or cross-checked by `spean.gateway.audit.verify`.
+one of them is re-derived or cross-checked by `spean.gateway.audit.verify`
+(`start`, `start_chain`, `start_state` by the chain and the tree; `records`
+against the records read; `log_size` and `exported_at_ns` against the signed
+checkpoints; see docs/auditor.md, "What the manifest proves").
 
 An export covers the contiguous index range of the records received in the
 requested time range, cut at the last signed checkpoint: records after it are
@@ -40,7 +43,7 @@ import json
 import struct
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,10 @@ class Bundle:
     exported_at_ns: int
     bodies: tuple[tuple[int, bytes], ...] = ()
     """(record index, sealed bodies), by index; only records that have them."""
+    declared_records: int | None = field(default=None, compare=False)
+    """The manifest's `records` when read from a file (verify compares it with the
+    records read); None for a bundle made in memory. Not part of equality: a
+    bundle read back equals the bundle written."""
 
     @property
     def stop(self) -> int:
@@ -278,6 +285,7 @@ def read_bundle(path: Path) -> Bundle:
         origin = str(manifest["origin"])
         start = _int(manifest["start"])
         log_size = _int(manifest["log_size"])
+        declared = _int(manifest["records"])
         exported = _int(manifest["exported_at_ns"])
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
         raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
@@ -294,6 +302,7 @@ def read_bundle(path: Path) -> Bundle:
         log_size=log_size,
         exported_at_ns=exported,
         bodies=_split_bodies(files.get("bodies.bin", b""), path),
+        declared_records=declared,
     )
 
 

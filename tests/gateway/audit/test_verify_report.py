@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -76,7 +76,7 @@ def test_a_report_holds_every_problem(log: Log) -> None:
 
 
 class _Bar:
-    made: list[_Bar] = []
+    made: ClassVar[list[_Bar]] = []
 
     def __init__(self, **options: Any) -> None:
         self.advanced = 0
