@@ -7,6 +7,7 @@ The bundles are the honest demo log of tests/support/honest_log.py, written with
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -82,25 +83,25 @@ def test_a_truncated_member_is_named(
     data = member(path, name)
     # A negative cut leaves the start of one more length prefix.
     damaged = rewritten(path, name, data[:-cut] if cut > 0 else data + b"\0" * -cut, tmp_path)
-    with pytest.raises(BundleError, match=message) as raised:
+    with pytest.raises(BundleError, match=re.escape(message)) as raised:
         read_bundle(damaged)
     assert str(damaged) in raised.value.message
 
 
 def test_a_missing_member_is_named(path: Path, tmp_path: Path) -> None:
     damaged = rewritten(path, "chains.bin", None, tmp_path)
-    with pytest.raises(BundleError, match="audit bundle lacks chains.bin"):
+    with pytest.raises(BundleError, match=re.escape("audit bundle lacks chains.bin")):
         read_bundle(damaged)
 
 
 def test_a_file_that_is_not_a_zip_is_named(tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(BundleError, match="junk.zip is not a readable audit bundle"):
+    with pytest.raises(BundleError, match=re.escape("junk.zip is not a readable audit bundle")):
         read_bundle(junk)
 
 
 def test_a_manifest_that_is_not_an_object_is_named(path: Path, tmp_path: Path) -> None:
     damaged = rewritten(path, "manifest.json", b"[1, 2]", tmp_path)
-    with pytest.raises(BundleError, match="manifest.json is not a JSON object"):
+    with pytest.raises(BundleError, match=re.escape("manifest.json is not a JSON object")):
         read_bundle(damaged)
