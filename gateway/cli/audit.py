@@ -275,6 +275,11 @@ def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) ->
         else:
             where = "" if first.index is None else f" at record {first.index}"
             print(f"{summary}: FAILED{where} ({first.check.value}): {first.reason}")
+            if len(report.problems) > 1:
+                print(
+                    f"  ... and {len(report.problems) - 1} more problems in {path} "
+                    "(verify it alone, or --json, to list every one)"
+                )
     for problem in result.links:
         where = "" if problem.index is None else f" at record {problem.index}"
         print(f"FAILED{where} (sequence): {problem.reason}")

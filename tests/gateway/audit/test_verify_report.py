@@ -65,6 +65,17 @@ def test_the_text_output_says_how_many_problems_it_does_not_print(
     )
 
 
+def test_verifying_several_bundles_says_how_many_problems_each_has(
+    log: Log, forged: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    honest = tmp_path / "honest.zip"
+    write_bundle(log.bundle, honest)
+    capsys.readouterr()
+    assert main(["audit", "verify", str(forged), str(honest)]) == 2
+    out = capsys.readouterr().out
+    assert f"  ... and {FORGED - 1} more problems in {forged} " in out
+
+
 def test_a_report_holds_every_problem(log: Log) -> None:
     # Not re-chained: every edited record breaks the chain and its tokens.
     data = list(log.bundle.records)
