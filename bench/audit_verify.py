@@ -20,11 +20,28 @@ processes verifying tokens) side by side, pool start included.
 
     .venv/bin/python bench/audit_verify.py [--records 200000] [--every 1000] [--repeat 3]
         [--token-records 20000]
+
+`--files 10000,100000` instead measures what an auditor runs, end to end from
+a bundle file: a log of the demo federation with real tokens of each size is
+written as a bundle, and each measurement runs in a fresh process (so that
+its peak RSS is its own), side by side in the same run:
+
+- baseline: read records.bin from the ZIP and SHA-256 every record (hashlib);
+- structure: `read_bundle` + `verify_structure` (chain, tree, checkpoints);
+- no tokens: `read_bundle` + `verify_bundle(check_tokens=False)`;
+- full, jobs=1 and jobs=2: `read_bundle` + `verify_bundle` with tokens.
+
+Each line gives records/s, records/s per core (divided by the processes
+used), the ratio to the baseline, and the peak RSS of the measuring process
+(for jobs=2, the main process; each worker holds one chunk of records).
+
+    .venv/bin/python bench/audit_verify.py --files 10000,100000
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import statistics
 import sys
@@ -216,5 +233,108 @@ def parallel_tokens(records: int, repeat: int) -> None:
     print(f"  jobs=2 / jobs=1 = {rates[2] / rates[1]:.2f}")
 
 
+# -- end to end, from a bundle file, one process per measurement ------------------------------
+
+MODES = ("baseline", "structure", "no-tokens", "full-jobs1", "full-jobs2")
+
+
+def child(mode: str, path: Path) -> None:
+    """Run one measurement on the bundle at `path` in this (fresh) process; print JSON."""
+    import json
+    import struct
+    import zipfile
+
+    started = time.perf_counter()
+    records = 0
+    if mode == "baseline":
+        length = struct.Struct(">I")
+        sha = hashlib.sha256
+        with zipfile.ZipFile(path) as archive, archive.open("records.bin") as blob:
+            while header := blob.read(4):
+                (size,) = length.unpack(header)
+                sha(blob.read(size)).digest()
+                records += 1
+    else:
+        from spean.gateway.audit.bundle import read_bundle
+        from spean.gateway.audit.verify import load_configuration
+        from spean.gateway.audit.verify import verify_bundle as verify_in_process
+        from spean.gateway.identifiers import origin_server
+
+        bundle = read_bundle(path)
+        records = len(bundle.records)
+        if mode == "structure":
+            conf, _ = load_configuration(bundle, None)
+            info = conf.member(origin_server(bundle.origin).member)
+            assert info is not None
+            _, problems = verify_structure(bundle, info.signing_certificates)
+            assert not problems, problems
+        elif mode == "no-tokens":
+            report = verify_in_process(bundle, check_tokens=False)
+            assert report.ok, report.problems[:3]
+        else:
+            report = verify_bundle(bundle, jobs=1 if mode == "full-jobs1" else 2)
+            assert report.ok, report.problems[:3]
+            assert report.tokens_verified == 2 * records
+    seconds = time.perf_counter() - started
+    print(json.dumps({"records": records, "seconds": seconds, "rss_mb": _peak_rss_mb()}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (VmHWM; getrusage's maxrss survives execve,
+    so it would report the bench's own peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def files(sizes: list[int], repeat: int) -> None:
+    """End-to-end verification of bundle files of each size, every mode in its own process."""
+    import json
+    import subprocess
+
+    from spean.gateway.audit.bundle import write_bundle
+    from tests.support.honest_log import build_log
+
+    with tempfile.TemporaryDirectory() as folder:
+        for size in sizes:
+            path = Path(folder) / f"log-{size}.zip"
+            write_bundle(build_log(Path(folder) / f"fed-{size}", size).bundle, path)
+            gc.collect()
+            megabytes = path.stat().st_size / 1e6
+            print(
+                f"bundle of {size:,} records with real tokens ({megabytes:.1f} MB), "
+                f"median of {repeat}"
+            )
+            baseline = 0.0
+            for mode in MODES:
+                runs = []
+                for _ in range(repeat):
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--child", mode, str(path)],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                    runs.append(json.loads(out.strip().splitlines()[-1]))
+                run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+                per_second = run["records"] / run["seconds"]
+                cores = 2 if mode == "full-jobs2" else 1
+                baseline = baseline or per_second
+                print(
+                    f"  {mode:<11} {per_second:>11,.0f} records/s {per_second / cores:>11,.0f} "
+                    f"per core  x{per_second / baseline:>6.3f} baseline  "
+                    f"peak RSS {run['rss_mb']:.0f} MB",
+                    flush=True,
+                )
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "--files":
+        files(
+            [int(n) for n in sys.argv[2].split(",")], int(sys.argv[4]) if len(sys.argv) > 4 else 1
+        )
+    else:
+        main()

@@ -21,7 +21,10 @@ the bundle. Records are checked against signed checkpoints; checkpoints and
 tokens against certificates in the global configuration; the configuration
 against an anchor the auditor supplies (the bundled one is only a default,
 and the report says so). The manifest's numbers only frame the data; every
-one of them is re-derived or cross-checked by `spean.gateway.audit.verify`.
+one of them is re-derived or cross-checked by `spean.gateway.audit.verify`
+(`start`, `start_chain`, `start_state` by the chain and the tree; `records`
+against the records read; `log_size` and `exported_at_ns` against the signed
+checkpoints; see docs/auditor.md, "What the manifest proves").
 
 An export covers the contiguous index range of the records received in the
 requested time range, cut at the last signed checkpoint: records after it are
@@ -42,9 +45,9 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from spean.gateway.audit.chain import GENESIS
 from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
@@ -81,6 +84,10 @@ class Bundle:
     exported_at_ns: int
     bodies: tuple[tuple[int, bytes], ...] = ()
     """(record index, sealed bodies), by index; only records that have them."""
+    declared_records: int | None = field(default=None, compare=False)
+    """The manifest's `records` when read from a file (verify compares it with the
+    records read); None for a bundle made in memory. Not part of equality: a
+    bundle read back equals the bundle written."""
 
     @property
     def stop(self) -> int:
@@ -243,34 +250,34 @@ def encode_bundle(bundle: Bundle) -> bytes:
     return encoded.getvalue()
 
 
+_SMALL_MEMBERS = ("manifest.json", "checkpoints.txt", "globalconf.bin", "anchor.pem")
+_REQUIRED = (*_SMALL_MEMBERS, "records.bin", "chains.bin")
+
+
 def read_bundle(path: Path) -> Bundle:
-    """Read a bundle file; `BundleError` names what is missing or malformed."""
+    """Read a bundle file; `BundleError` names what is missing or malformed.
+
+    The records, chain hashes and bodies are read from their ZIP members
+    incrementally, one record at a time: reading holds the records once (not
+    also the member's bytes)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            files = {name: archive.read(name) for name in archive.namelist()}
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            names = set(archive.namelist())
+            for name in _REQUIRED:
+                if name not in names:
+                    raise BundleError(f"{path}: audit bundle lacks {name}")
+            files = {name: archive.read(name) for name in _SMALL_MEMBERS}
+            manifest = _manifest(files["manifest.json"], path)
+            with archive.open("records.bin") as member:
+                records = _read_records(member, path)
+            with archive.open("chains.bin") as member:
+                chains = _read_chains(member, path)
+            bodies: tuple[tuple[int, bytes], ...] = ()
+            if "bodies.bin" in names:
+                with archive.open("bodies.bin") as member:
+                    bodies = _read_bodies(member, path)
+    except (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
         raise BundleError(f"{path} is not a readable audit bundle: {exc}") from exc
-    for name in (
-        "manifest.json",
-        "records.bin",
-        "chains.bin",
-        "checkpoints.txt",
-        "globalconf.bin",
-        "anchor.pem",
-    ):
-        if name not in files:
-            raise BundleError(f"{path}: audit bundle lacks {name}")
-    try:
-        manifest: dict[str, Any] = json.loads(files["manifest.json"])
-    except ValueError as exc:
-        raise BundleError(f"{path}: manifest.json is not JSON: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{path}: format {manifest.get('format')!r} is not {FORMAT}")
-    records = _split_records(files["records.bin"], path)
-    chain_blob = files["chains.bin"]
-    if len(chain_blob) % HASH_SIZE:
-        raise BundleError(f"{path}: chains.bin is not a whole number of 32-byte hashes")
-    chains = tuple(chain_blob[i : i + HASH_SIZE] for i in range(0, len(chain_blob), HASH_SIZE))
     notes = files["checkpoints.txt"].split(NOTE_SEPARATOR)
     if notes[-1] != b"":
         raise BundleError(f"{path}: checkpoints.txt does not end with a separator line")
@@ -281,6 +288,7 @@ def read_bundle(path: Path) -> Bundle:
         start = _int(manifest["start"])
         log_size = _int(manifest["log_size"])
         exported = _int(manifest["exported_at_ns"])
+        declared = _int(manifest["records"])
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
         raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
     return Bundle(
@@ -295,22 +303,59 @@ def read_bundle(path: Path) -> Bundle:
         anchor_pem=files["anchor.pem"],
         log_size=log_size,
         exported_at_ns=exported,
-        bodies=_split_bodies(files.get("bodies.bin", b""), path),
+        bodies=bodies,
+        declared_records=declared,
     )
 
 
-def _split_bodies(blob: bytes, path: Path) -> tuple[tuple[int, bytes], ...]:
+def _manifest(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise BundleError(f"{path}: manifest.json is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: manifest.json is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format {manifest.get('format')!r} is not {FORMAT}")
+    return manifest
+
+
+def _read_records(member: IO[bytes], path: Path) -> tuple[bytes, ...]:
+    records: list[bytes] = []
+    while header := member.read(_LENGTH.size):
+        if len(header) < _LENGTH.size:
+            raise BundleError(f"{path}: records.bin ends inside a length prefix")
+        (length,) = _LENGTH.unpack(header)
+        data = member.read(length)
+        if len(data) < length:
+            raise BundleError(f"{path}: records.bin ends inside record {len(records)}")
+        records.append(data)
+    return tuple(records)
+
+
+def _read_chains(member: IO[bytes], path: Path) -> tuple[bytes, ...]:
+    chains: list[bytes] = []
+    while block := member.read(HASH_SIZE * 4096):
+        if len(block) % HASH_SIZE:
+            # ZIP members read in full blocks until the end; a short block is the last.
+            rest = member.read()
+            if (len(block) + len(rest)) % HASH_SIZE:
+                raise BundleError(f"{path}: chains.bin is not a whole number of 32-byte hashes")
+            block += rest
+        chains.extend(block[i : i + HASH_SIZE] for i in range(0, len(block), HASH_SIZE))
+    return tuple(chains)
+
+
+def _read_bodies(member: IO[bytes], path: Path) -> tuple[tuple[int, bytes], ...]:
     bodies: list[tuple[int, bytes]] = []
-    offset = 0
-    while offset < len(blob):
-        if offset + _BODY.size > len(blob):
+    while header := member.read(_BODY.size):
+        if len(header) < _BODY.size:
             raise BundleError(f"{path}: bodies.bin ends inside an entry header")
-        index, length = _BODY.unpack_from(blob, offset)
-        offset += _BODY.size
-        if offset + length > len(blob):
+        index, length = _BODY.unpack(header)
+        sealed = member.read(length)
+        if len(sealed) < length:
             raise BundleError(f"{path}: bodies.bin ends inside the bodies of record {index}")
-        bodies.append((index, blob[offset : offset + length]))
-        offset += length
+        bodies.append((index, sealed))
     return tuple(bodies)
 
 
@@ -323,22 +368,6 @@ def checkpoint_sizes(bundle: Bundle) -> list[int]:
         except CheckpointError:
             continue
     return sizes
-
-
-def _split_records(blob: bytes, path: Path) -> tuple[bytes, ...]:
-    records: list[bytes] = []
-    offset = 0
-    view = memoryview(blob)
-    while offset < len(blob):
-        if offset + 4 > len(blob):
-            raise BundleError(f"{path}: records.bin ends inside a length prefix")
-        (length,) = _LENGTH.unpack_from(blob, offset)
-        offset += 4
-        if offset + length > len(blob):
-            raise BundleError(f"{path}: records.bin ends inside record {len(records)}")
-        records.append(bytes(view[offset : offset + length]))
-        offset += length
-    return tuple(records)
 
 
 def _int(value: object) -> int:

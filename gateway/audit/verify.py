@@ -6,33 +6,40 @@ flags). From it, in order:
 
 1. the bundled global configuration's signature, hence the member signing
    certificates it publishes;
-2. every checkpoint: C2SP form, the log's origin, signed by the member that
+2. the manifest's numbers: `records` against the records read,
+   `log_size` and `exported_at_ns` against the signed checkpoints (and the
+   clock); `start`, `start_chain` and `start_state` through 4;
+3. every checkpoint: C2SP form, the log's origin, signed by the member that
    owns the writer (key name and key id), `spean-previous` linking each to
    the one before (a dropped checkpoint leaves a gap), sizes increasing, no
    two different roots for one size (a fork);
-3. the structure: every record's leaf hash `SHA-256(0x00||record)`, the
+4. the structure: every record's leaf hash `SHA-256(0x00||record)`, the
    stored hash chain (which pinpoints the first altered, removed, inserted or
    reordered record), and the Merkle root at every checkpoint size recomputed
    with a `CompactRange` (which proves the records whatever the chain says);
    a checkpoint beyond the last record means the log was truncated; records
    after the last checkpoint are not proven and are reported;
-4. the content: every record decodes canonically and names this origin; for
-   exchanges that ended OK, the request and response tokens verify with the
-   members' certificates and bind to the record (exchange id, parties,
-   method, digests, status, count, user, purpose); a witnessed checkpoint
-   verifies with the provider's certificates;
-5. sealed bodies (given the auditor's key): each decrypts, bound to its
+5. the content: every record decodes canonically and names this origin;
+   every token a record holds, refusals included, verifies with the members'
+   certificates and binds the record (request token: exchange id, client,
+   service, user, purpose, method, request digest; response token: exchange
+   id, service, client, status, response digest, count), except where the
+   protocol records a token that did not bind as the very reason of a
+   refusal (`_check_tokens`; docs/auditor.md, "What the tokens protect"); an
+   exchange that ended OK holds both; each distinct witnessed checkpoint
+   verifies once with the provider's certificates;
+6. sealed bodies (given the auditor's key): each decrypts, bound to its
    record, and matches the record's request and response digests.
 
-Consistency between checkpoints follows from 3: each root is recomputed from
+Consistency between checkpoints follows from 4: each root is recomputed from
 the same leaves, so the smaller tree is a prefix of the larger. Consistency
 proofs (gateway/audit/merkle.py) serve where leaves are absent: reconcile.
 
-The report lists every problem found (up to `MAX_PROBLEMS`), each with the
-record index (log numbering) and what is wrong; `first` is the lowest index.
+The report lists every problem found, each with the record index (log
+numbering) and what is wrong; `first` is the lowest index.
 Token checks are optional (`check_tokens`); they cost a signature
 verification each and dominate the run time. `verify_bundle` takes them from
-a `TokenPass`: by default `in_process`, which verifies each OK record's
+a `TokenPass`: by default `in_process`, which verifies each record's
 tokens as the content pass reaches it; `spean.gateway.audit.verify_parallel`
 supplies one that verifies them in worker processes. Either way a token pass
 only gives each record's outcome (tokens verified, or why they do not
@@ -53,6 +60,7 @@ writing bundle files, logging).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -73,22 +81,18 @@ from spean.gateway.audit.checkpoint import (
     verify_checkpoint,
 )
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.audit.witness import check_witnessed
 from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
     KeyResolver,
-    check_request_binding,
-    check_response_binding,
     verify_request,
     verify_response,
 )
 from spean.gateway.trust import key_resolver
 from spean.v1 import config_pb2
-
-MAX_PROBLEMS = 100
 
 
 class Check(StrEnum):
@@ -105,6 +109,7 @@ class Check(StrEnum):
     WITNESS = "witness"
     BODIES = "bodies"
     SEQUENCE = "sequence"  # archive segments and a live export that do not chain
+    MANIFEST = "manifest"  # a number of manifest.json the bundle's content contradicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +169,8 @@ class Report:
 Progress = Callable[[int], None]
 
 TokenCheck = Callable[[int, AuditRecord], int | str]
-"""The token outcome of the record at position `k` of the bundle (an OK record,
-see `checks_tokens`): how many tokens verified, or why they do not."""
+"""The token outcome of the record at position `k` of the bundle (a record
+`checks_tokens` selects): how many tokens verified, or why they do not."""
 
 TokenPass = Callable[[Bundle, GlobalConfiguration, bytes], AbstractContextManager[TokenCheck]]
 """Makes the `TokenCheck` of one bundle, given its verified configuration and
@@ -177,8 +182,7 @@ class _Problems:
         self.items: list[Problem] = []
 
     def add(self, index: int | None, check: Check, reason: str) -> None:
-        if len(self.items) < MAX_PROBLEMS:
-            self.items.append(Problem(index, check, reason))
+        self.items.append(Problem(index, check, reason))
 
 
 def load_configuration(
@@ -223,12 +227,15 @@ def verify_bundle(
     progress: Progress | None = None,
     auditor_key: X25519PrivateKey | None = None,
     tokens: TokenPass | None = None,
+    now_ns: int | None = None,
 ) -> Report:
     """Verify everything a bundle claims; see the module docstring for the checks.
 
     With `auditor_key`, sealed bodies are decrypted and checked against their
     records' digests; without it they are only counted. `tokens` computes the
-    token outcomes (default `in_process`); the report does not depend on it."""
+    token outcomes (default `in_process`); the report does not depend on it.
+    `now_ns` (default: the clock) is when the verification runs: an export
+    cannot claim to be later."""
     problems = _Problems()
     checkpoints_ok = 0
     verified = 0
@@ -252,6 +259,7 @@ def verify_bundle(
         else:
             member_certs = info.signing_certificates
     signed = _check_checkpoints(bundle, member, member_certs, conf is not None, problems)
+    _check_manifest(bundle, signed, problems, time.time_ns() if now_ns is None else now_ns)
     checkpoints_ok = _check_structure(bundle, signed, problems, progress)
     if conf is not None:
         if check_tokens:
@@ -271,6 +279,57 @@ def verify_bundle(
         bodies=len(bundle.bodies),
         bodies_verified=bodies_ok,
     )
+
+
+def _check_manifest(
+    bundle: Bundle, checkpoints: list[SignedCheckpoint], problems: _Problems, now_ns: int
+) -> None:
+    """The manifest's numbers against what the bundle holds and its signed checkpoints."""
+    if bundle.declared_records is not None and bundle.declared_records != len(bundle.records):
+        problems.add(
+            None,
+            Check.MANIFEST,
+            f"manifest.json says records {bundle.declared_records}, but records.bin holds "
+            f"{len(bundle.records)} records",
+        )
+    largest = max(checkpoints, key=lambda c: c.size, default=None)
+    if bundle.log_size < bundle.stop:
+        problems.add(
+            None,
+            Check.MANIFEST,
+            f"manifest.json says log_size {bundle.log_size}, but the bundle holds records up "
+            f"to index {bundle.stop - 1}",
+        )
+    elif largest is not None and bundle.log_size < largest.size:
+        problems.add(
+            None,
+            Check.MANIFEST,
+            f"manifest.json says log_size {bundle.log_size}, but a signed checkpoint has size "
+            f"{largest.size}",
+        )
+    latest = max(checkpoints, key=lambda c: c.checkpoint.time_ns, default=None)
+    if latest is not None and bundle.exported_at_ns < latest.checkpoint.time_ns:
+        problems.add(
+            None,
+            Check.MANIFEST,
+            f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
+            f"({_iso(bundle.exported_at_ns)}), before the checkpoint at size {latest.size} "
+            f"was signed ({_iso(latest.checkpoint.time_ns)})",
+        )
+    if bundle.exported_at_ns > now_ns:
+        problems.add(
+            None,
+            Check.MANIFEST,
+            f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
+            f"({_iso(bundle.exported_at_ns)}), which is in the future",
+        )
+
+
+def _iso(ns: int) -> str:
+    try:
+        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return "not a time"
 
 
 def _check_bodies(bundle: Bundle, key: X25519PrivateKey | None, problems: _Problems) -> int:
@@ -415,7 +474,6 @@ def _check_structure(
     chains = bundle.chains
     records = bundle.records
     previous = bundle.start_chain
-    chain_reported = False
     verified = 0
     last_verified = start
     boundaries = [c for c in checkpoints if start <= c.size <= stop]
@@ -445,14 +503,12 @@ def _check_structure(
             if computed != stored:
                 if suspect is None:
                     suspect = position + k
-                if not chain_reported or len(problems.items) < MAX_PROBLEMS:
-                    problems.add(
-                        position + k,
-                        Check.CHAIN,
-                        f"record {position + k} does not follow record {position + k - 1} in "
-                        "the hash chain: it was altered, inserted, removed or moved",
-                    )
-                chain_reported = True
+                problems.add(
+                    position + k,
+                    Check.CHAIN,
+                    f"record {position + k} does not follow record {position + k - 1} in "
+                    "the hash chain: it was altered, inserted, removed or moved",
+                )
                 previous = stored if stored else computed  # resynchronise on the stored chain
             else:
                 previous = computed
@@ -503,10 +559,11 @@ def _check_content(
     progress: Progress | None,
 ) -> int:
     """The content pass in record order: decode every record, check its origin
-    and witnessed checkpoint, and merge each OK record's token outcome (None:
+    and witnessed checkpoint, and merge each record's token outcome (None:
     tokens not checked). Returns the tokens verified."""
     verified = 0
     step = 0
+    witnessed: dict[bytes, str] = {}  # note -> why it does not verify ("": it does)
     for k, data in enumerate(bundle.records):
         index = bundle.start + k
         step += 1
@@ -523,7 +580,13 @@ def _check_content(
                 index, Check.RECORD, f"record {index} names writer {record.origin!r}, not this log"
             )
         if record.witnessed_checkpoint:
-            problem = _check_witness(record.witnessed_checkpoint, conf)
+            # A provider attaches the same checkpoint to every answer until it
+            # signs the next: each distinct note is verified once.
+            problem = witnessed.get(record.witnessed_checkpoint)
+            if problem is None:
+                problem = witnessed[record.witnessed_checkpoint] = _check_witness(
+                    record.witnessed_checkpoint, conf
+                )
             if problem:
                 problems.add(index, Check.WITNESS, f"record {index}: {problem}")
         if outcome is None or not checks_tokens(record):
@@ -541,9 +604,10 @@ def _check_content(
 
 
 def checks_tokens(record: AuditRecord) -> bool:
-    """Whether the content pass checks this record's tokens: only an exchange that
-    ended OK must hold both, verified and bound to the record."""
-    return record.status == "OK"
+    """Whether the content pass checks this record's tokens: every record that
+    holds one (refusals included), and every exchange that ended OK, which must
+    hold both."""
+    return record.status == "OK" or bool(record.request_token or record.response_token)
 
 
 def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
@@ -554,44 +618,103 @@ def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
 
 
 def token_outcome(record: AuditRecord, resolve: KeyResolver) -> int | str:
-    """Tokens verified for an OK record, or the reason they do not verify."""
+    """Tokens verified for a record (`checks_tokens`), or the reason they do not verify."""
     try:
         return _check_tokens(record, resolve)
     except SpeanError as exc:
         return exc.message
 
 
+# A consumer refuses an answer whose response token does not verify or does not
+# bind the answer with UNAUTHENTICATED, and keeps the token for the record
+# (protocol.md 3.5); a provider refuses a request token made for another method
+# or body (steps 7 and 8 of protocol.md 4.2) with UNAUTHENTICATED too.
+REFUSED = "UNAUTHENTICATED"
+
+
 def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
-    if not record.request_token or not record.response_token:
+    """The rules of docs/auditor.md, "What the tokens protect"; returns the tokens verified."""
+    if record.status == "OK" and not (record.request_token and record.response_token):
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
-    client = SubsystemId.parse(record.client)
-    service = SubsystemId.parse(record.service)
-    now = record.received_at_ns // 1_000_000_000
+    verified = 0
+    if record.request_token:
+        verified += _check_request_token(record, resolve)
+    if record.response_token:
+        verified += _check_response_token(record, resolve)
+    return verified
+
+
+def _check_request_token(record: AuditRecord, resolve: KeyResolver) -> int:
+    provider = record.side == Side.PROVIDER
+    # An unsigned refusal (steps 1 to 5): a token refused at step 3 or 4 left
+    # the caller unknown (no client, service, user or purpose noted); it
+    # proves nothing and is not checked.
+    if (
+        provider
+        and not record.response_token
+        and not (record.client or record.service or record.user or record.purpose)
+    ):
+        return 0
+    now = (record.forwarded_at_ns or record.received_at_ns) // 1_000_000_000
     request = verify_request(record.request_token, resolve, now=now)
     if request.exchange_id != record.exchange_id:
-        raise Unauthenticated(f"request token is for exchange {request.exchange_id}")
-    if request.client != client:
-        raise Unauthenticated(f"request token is from {request.client}, the record says {client}")
-    if (request.user, request.purpose) != (record.user, record.purpose):
-        raise Unauthenticated("request token's user or purpose differs from the record")
-    check_request_binding(
-        request, audience=service, method=record.method, body_sha256=record.request_sha256
-    )
-    response = verify_response(
-        record.response_token,
-        resolve,
-        now=record.answered_at_ns // 1_000_000_000 or now,
-        expected_exchange_id=record.exchange_id,
-        expected_provider=service,
-        expected_client=client,
-    )
-    check_response_binding(
-        response,
-        status=record.status,
-        response_sha256=record.response_sha256,
-        response_messages=record.response_messages,
-    )
-    return 2
+        raise Unauthenticated(
+            f"request token is for exchange {request.exchange_id}, the record says "
+            f"{record.exchange_id}"
+        )
+    _same("request token", "client", str(request.client), record.client)
+    _same("request token", "service", str(request.audience), record.service)
+    _same("request token", "user", request.user, record.user)
+    _same("request token", "purpose", request.purpose, record.purpose)
+    if provider and (not record.response_token or record.status == REFUSED):
+        # The provider may have refused the call precisely because the token
+        # names another method or body (steps 7, 8), or before reaching them.
+        return 1
+    _same("request token", "method", request.method, record.method)
+    if request.request_sha256 != record.request_sha256:
+        raise Unauthenticated(
+            "request token's digest (claim 'req') is not the record's request_sha256"
+        )
+    return 1
+
+
+def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
+    consumer = record.side == Side.CONSUMER
+    try:
+        response = verify_response(
+            record.response_token,
+            resolve,
+            now=(record.answered_at_ns or record.received_at_ns) // 1_000_000_000,
+            expected_exchange_id=record.exchange_id,
+            expected_provider=SubsystemId.parse(record.service),
+            expected_client=SubsystemId.parse(record.client),
+        )
+        status = response.status
+        if consumer and record.status == "INTERNAL" and status == "UNKNOWN":
+            status = "INTERNAL"  # the consumer never passes UNKNOWN on (protocol.md 3.5)
+        _same("response token", "status", status, record.status)
+        if response.response_sha256 != record.response_sha256:
+            raise Unauthenticated(
+                "response token's digest (claim 'res') is not the record's response_sha256"
+            )
+        if response.response_messages != record.response_messages:
+            raise Unauthenticated(
+                f"response token counts {response.response_messages} messages (claim 'cnt'), "
+                f"the record says {record.response_messages}"
+            )
+    except SpeanError:
+        if consumer and record.status == REFUSED:
+            # The consumer refused this answer because of its token: recorded as received.
+            return 0
+        raise
+    return 1
+
+
+def _same(token: str, field_name: str, signed: str, recorded: str) -> None:
+    if signed != recorded:
+        raise Unauthenticated(
+            f"{token} signs {field_name} {signed!r}, the record says {recorded!r}"
+        )
 
 
 def _check_witness(note: bytes, conf: GlobalConfiguration) -> str:

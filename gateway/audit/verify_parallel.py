@@ -121,7 +121,7 @@ def _pool(workers: int) -> verify.TokenPass:
                     results = done[chunk] = futures[chunk].result()
                 result = results[k - chunk * size]
                 # A worker skips only records the content pass skips too
-                # (unreadable, or not ended OK), so it has an outcome for
+                # (unreadable, or holding no token to check), so it has an outcome for
                 # every record asked for.
                 assert result is not None, f"worker returned no outcome for record {k}"
                 return result
@@ -146,7 +146,7 @@ def _init_worker(conf_bytes: bytes) -> None:
 
 def _verify_chunk(records: Sequence[bytes]) -> list[int | str | None]:
     """One outcome per record: tokens verified, why not, or None where the content
-    pass does not ask (unreadable record, exchange not ended OK)."""
+    pass does not ask (unreadable record, or one `verify.checks_tokens` skips)."""
     resolve = _worker_resolve
     assert resolve is not None, "token worker used before _init_worker"
     results: list[int | str | None] = []

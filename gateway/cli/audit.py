@@ -278,6 +278,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+TEXT_PROBLEMS = 20
+"""Problems `verify` prints after the first one; it then says how many more there are."""
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
     from spean.gateway.audit.verify_parallel import verify_bundle
@@ -293,7 +297,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if len(args.bundles) > 1:
         return _verify_sequence(args, anchor, auditor_key)
     bundle = read_bundle(args.bundles[0])
-    if not args.json and sys.stderr.isatty():
+    if not args.json and sys.stdout.isatty():
         from rich.progress import Progress
 
         total = len(bundle.records) * 2
@@ -330,10 +334,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             where = "" if first.index is None else f" at record {first.index}"
             print(f"FAILED{where} ({first.check.value}): {first.reason}")
-            for problem in report.problems:
-                if problem is not first:
-                    where = "" if problem.index is None else f"record {problem.index}: "
-                    print(f"  also: {where}{problem.check.value}: {problem.reason}")
+            others = [p for p in report.problems if p is not first]
+            for problem in others[:TEXT_PROBLEMS]:
+                where = "" if problem.index is None else f"record {problem.index}: "
+                print(f"  also: {where}{problem.check.value}: {problem.reason}")
+            if len(others) > TEXT_PROBLEMS:
+                print(
+                    f"  ... and {len(others) - TEXT_PROBLEMS} more problems "
+                    f"({len(report.problems)} in all; --json lists every one)"
+                )
     return 0 if report.ok else EXIT_PROBLEMS
 
 
@@ -359,6 +368,11 @@ def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) ->
         else:
             where = "" if first.index is None else f" at record {first.index}"
             print(f"{summary}: FAILED{where} ({first.check.value}): {first.reason}")
+            if len(report.problems) > 1:
+                print(
+                    f"  ... and {len(report.problems) - 1} more problems in {path} "
+                    "(verify it alone, or --json, to list every one)"
+                )
     for problem in result.links:
         where = "" if problem.index is None else f" at record {problem.index}"
         print(f"FAILED{where} (sequence): {problem.reason}")

@@ -168,3 +168,11 @@ def with_record(log: Log, index: int, record: AuditRecord, rechain: bool) -> Bun
     data = list(log.bundle.records)
     data[index] = record.to_bytes()
     return dataclasses.replace(log.bundle, records=tuple(data))
+
+
+def provider_checkpoint_signer(root: Path) -> CheckpointSigner:
+    """MPWT's checkpoint signer in the federation `build_log(root, ...)` made: it
+    signs the provider checkpoints a consumer's records witness."""
+    from spean.gateway.files.config import load_config
+
+    return _signer(load_config(root / "federation" / "mpwt" / "server.yaml"))[1]

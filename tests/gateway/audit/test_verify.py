@@ -79,7 +79,12 @@ def test_no_token_pass_is_made_without_token_checks(log: Log) -> None:
     assert report.tokens_verified == 0
 
 
-def test_only_exchanges_that_ended_ok_have_their_tokens_checked(log: Log) -> None:
+def test_every_record_holding_a_token_has_its_tokens_checked(log: Log) -> None:
     record = log.records[0]
     assert checks_tokens(record)
-    assert not checks_tokens(dataclasses.replace(record, status="UNAVAILABLE"))
+    assert checks_tokens(dataclasses.replace(record, status="UNAVAILABLE", response_token=""))
+    assert checks_tokens(dataclasses.replace(record, request_token="", response_token=""))
+    refused_early = dataclasses.replace(
+        record, status="PERMISSION_DENIED", request_token="", response_token=""
+    )
+    assert not checks_tokens(refused_early)
