@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -35,9 +34,10 @@ from spean.gateway.audit.checkpoint import (
     verify_checkpoint,
 )
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
+from spean.gateway.audit.reconcile import find_exchange
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.audit.verify import load_configuration
-from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
+from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId, origin_server
 from spean.gateway.tokens import (
@@ -107,7 +107,7 @@ def show_exchange(
     bundle: Bundle, exchange_id: str, anchor: x509.Certificate | None = None
 ) -> list[ShownRecord]:
     """The records of `exchange_id` in `bundle`, each checked (see the module docstring)."""
-    found = list(_find(bundle, exchange_id))
+    found = list(find_exchange(bundle, exchange_id))
     if not found:
         return []
     conf: GlobalConfiguration | None = None
@@ -130,19 +130,6 @@ def show_exchange(
         )
         for index, record in found
     ]
-
-
-def _find(bundle: Bundle, exchange_id: str) -> Iterator[tuple[int, AuditRecord]]:
-    needle = exchange_id.encode("utf-8")
-    for k, data in enumerate(bundle.records):
-        if needle not in data:
-            continue  # cheap pre-filter: the id is stored verbatim
-        try:
-            record = AuditRecord.from_bytes(data)
-        except InvalidArgument:
-            continue
-        if record.exchange_id == exchange_id:
-            yield bundle.start + k, record
 
 
 def _signed_checkpoints(bundle: Bundle, conf: GlobalConfiguration) -> list[SignedCheckpoint] | str:
