@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from spean.gateway import metadata
 from spean.gateway.access import AccessPolicy
@@ -125,12 +125,12 @@ def admit_consumer_call(
     raised (no configuration yet, or expired): that error refuses the call
     at its place in the order, after the checks that need no configuration.
     """
-    seen = ConsumerAdmission()
+    headers: ConsumerHeaders | None = None
+    thumbprint = ""
     try:
         headers = metadata.parse_consumer_headers(invocation, rules.max_header_bytes)
-        seen = replace(seen, headers=headers)
         parse_method(method)
-        seen = replace(seen, peer_certificate=check_client(rules, headers.client, peer_pem))
+        thumbprint = check_client(rules, headers.client, peer_pem)
         too_large = _too_large(request_size, rules.max_message_bytes)
         if too_large is not None:
             raise too_large
@@ -138,8 +138,8 @@ def admit_consumer_call(
             raise conf
         servers = _provider_servers(conf, headers, method)
     except SpeanError as exc:
-        return replace(seen, refusal=exc)
-    return replace(seen, servers=tuple(servers))
+        return ConsumerAdmission(headers, thumbprint, refusal=exc)
+    return ConsumerAdmission(headers, thumbprint, tuple(servers))
 
 
 def check_client(rules: ConsumerRules, client: SubsystemId, peer_pem: bytes | None) -> str:
@@ -285,7 +285,11 @@ def admit_provider_call(
     """The provider's checks 1 to 12 of docs/protocol.md section 4.2, in order."""
     # Until the token verifies, its exchange id is only a claim; the record of
     # a refusal still carries it, so both sides' logs can be matched.
-    seen = ProviderAdmission(exchange_id=claimed_exchange_id(invocation))
+    # The facts are gathered as locals and the value built once: this runs per call.
+    exchange_id = claimed_exchange_id(invocation)
+    thumbprint = token = ""
+    claims: RequestClaims | None = None
+    established = False
     try:
         if isinstance(conf, SpeanError):  # 1: no configuration, or expired
             raise conf
@@ -293,20 +297,18 @@ def admit_provider_call(
         # record of a refused peer names the certificate it presented.
         presented = presented_certificate(peer_pem)
         thumbprint = pem_thumbprint(presented)
-        seen = replace(seen, peer_certificate=thumbprint)
         peer = listed_server(conf, presented, thumbprint)
         token = metadata.single_token(invocation, metadata.REQUEST_TOKEN)  # 3
-        seen = replace(seen, request_token=token)
         claims = verify_request(  # 4
             token, key_resolver(conf), now=now, leeway=rules.clock_skew_seconds
         )
-        seen = replace(seen, exchange_id=claims.exchange_id, claims=claims)
+        exchange_id = claims.exchange_id
         if claims.issuer != peer.id.member:  # 5
             raise Unauthenticated(
                 f"request token issued by {claims.issuer} arrived from security server"
                 f" {peer.id} of another member"
             )
-        seen = replace(seen, established=True)
+        established = True
         too_large = _too_large(request_size, rules.max_message_bytes)  # 6
         if too_large is not None:
             raise too_large
@@ -328,8 +330,8 @@ def admit_provider_call(
                 raise NotFound(f"{claims.audience} does not publish method {method}")
             rules.policy.check(claims.client, claims.audience, method)  # 12
     except SpeanError as exc:
-        return replace(seen, refusal=exc)
-    return seen
+        return ProviderAdmission(exchange_id, thumbprint, token, claims, established, exc)
+    return ProviderAdmission(exchange_id, thumbprint, token, claims, established)
 
 
 # ------------------------------------------------------------------ answers

@@ -20,7 +20,7 @@ from spean.gateway.admission import ConsumerAdmission, ProviderAdmission
 from spean.gateway.audit.bodies import RetainingDigest, seal_exchange
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.digests import ResponseDigest, request_digest
-from spean.gateway.errors import SpeanError
+from spean.gateway.errors import Internal, SpeanError
 from spean.gateway.lifecycle import Stage, advance
 
 
@@ -146,7 +146,7 @@ class ExchangeLog:
     def sign(self, response_token: str) -> None:
         """The provider's response token over the final status and the messages sent."""
         if self.stage not in (Stage.ANSWERED, Stage.REFUSED):
-            advance(self.stage, Stage.RECORDED)  # raises: nothing final to sign yet
+            raise Internal(f"an exchange {self.stage.value} has no final status to sign")
         self.response_token = response_token
 
     def recorded(self) -> None:

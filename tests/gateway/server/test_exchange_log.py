@@ -82,3 +82,13 @@ def test_a_successor_keeps_bodies_when_they_are_kept() -> None:
     ex.refuse(Unavailable("gone"))
     ex.recorded()
     assert isinstance(ex.successor(new_exchange_id(), "t").response, RetainingDigest)
+
+
+def test_only_a_final_status_is_signed() -> None:
+    ex = _exchange()
+    ex.forward()
+    with pytest.raises(Internal, match="forwarded has no final status to sign"):
+        ex.sign("response-token")
+    ex.answer()
+    ex.sign("response-token")
+    assert ex.response_token == "response-token"
