@@ -26,7 +26,6 @@ refused call names everything that was known (docs/protocol.md, section 11).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
 from spean.gateway.identifiers import ServerId, SubsystemId, parse_method
 from spean.gateway.metadata import ConsumerHeaders
 from spean.gateway.pki import pem_thumbprint
+from spean.gateway.token_claims import parse_subsystem_cached
 from spean.gateway.tokens import (
     RequestClaims,
     check_request_binding,
@@ -53,21 +53,13 @@ from spean.gateway.tokens import (
     verify_request,
     verify_response,
 )
-from spean.gateway.trust import (
-    claimed_exchange_id,
-    key_resolver,
-    listed_server,
-    presented_certificate,
-)
+from spean.gateway.trust import claimed_exchange_id, identify_server, key_resolver
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
 METASERVICE = "spean.v1.MetaService"
 ALLOWED_METHODS = f"/{METASERVICE}/AllowedMethods"
 """The metaservice every provider answers itself (docs/protocol.md, section 3.7)."""
-
-# Applications name a few services over and over; errors are not cached.
-_parse_subsystem = functools.lru_cache(maxsize=1024)(SubsystemId.parse)
 
 
 def _too_large(size: int, limit: int) -> ResourceExhausted | None:
@@ -222,7 +214,7 @@ def is_unary(conf: GlobalConfiguration | SpeanError, method: str, invocation: Me
     if len(services) != 1 or not isinstance(services[0], str):
         return False
     try:
-        found = conf.method(_parse_subsystem(services[0]), method)
+        found = conf.method(parse_subsystem_cached(services[0]), method)
     except SpeanError:
         return False
     return found is not None and not found.server_streaming
@@ -283,26 +275,21 @@ def admit_provider_call(
     first_use: ReplayCheck,
 ) -> ProviderAdmission:
     """The provider's checks 1 to 12 of docs/protocol.md section 4.2, in order."""
-    # Until the token verifies, its exchange id is only a claim; the record of
-    # a refusal still carries it, so both sides' logs can be matched.
     # The facts are gathered as locals and the value built once: this runs per call.
-    exchange_id = claimed_exchange_id(invocation)
-    thumbprint = token = ""
+    # The peer's thumbprint is taken before any check (it is cached per certificate),
+    # so the record of every refusal names the certificate presented (protocol.md 11).
+    thumbprint = pem_thumbprint(peer_pem) if peer_pem is not None else ""
+    token = ""
     claims: RequestClaims | None = None
     established = False
     try:
         if isinstance(conf, SpeanError):  # 1: no configuration, or expired
             raise conf
-        # 2: the thumbprint is kept before the peer is judged, so that the
-        # record of a refused peer names the certificate it presented.
-        presented = presented_certificate(peer_pem)
-        thumbprint = pem_thumbprint(presented)
-        peer = listed_server(conf, presented, thumbprint)
+        peer, _ = identify_server(conf, peer_pem)  # 2
         token = metadata.single_token(invocation, metadata.REQUEST_TOKEN)  # 3
         claims = verify_request(  # 4
             token, key_resolver(conf), now=now, leeway=rules.clock_skew_seconds
         )
-        exchange_id = claims.exchange_id
         if claims.issuer != peer.id.member:  # 5
             raise Unauthenticated(
                 f"request token issued by {claims.issuer} arrived from security server"
@@ -330,8 +317,11 @@ def admit_provider_call(
                 raise NotFound(f"{claims.audience} does not publish method {method}")
             rules.policy.check(claims.client, claims.audience, method)  # 12
     except SpeanError as exc:
-        return ProviderAdmission(exchange_id, thumbprint, token, claims, established, exc)
-    return ProviderAdmission(exchange_id, thumbprint, token, claims, established)
+        # Until the token verifies, its exchange id is only a claim; the record
+        # of a refusal still carries it, so both sides' logs can be matched.
+        claimed = claimed_exchange_id(invocation) if claims is None else claims.exchange_id
+        return ProviderAdmission(claimed, thumbprint, token, claims, established, exc)
+    return ProviderAdmission(claims.exchange_id, thumbprint, token, claims, established)
 
 
 # ------------------------------------------------------------------ answers

@@ -19,7 +19,8 @@ Every exchange, on either side, goes through these stages::
   away, or the answer could not be trusted. The first refusal is kept:
   refusing again changes nothing.
 - RECORDED: the audit record is durable. Nothing leaves a server before.
-- RELEASED: the answer's last message and status left the server. Also
+- RELEASED: the answer's status and trailers are set and its last message
+  handed to gRPC, which sends it as the handler returns. Also
   reached from REFUSED when the record itself could not be written: the
   caller then gets UNAVAILABLE and nothing else (fail closed).
 
@@ -53,8 +54,6 @@ _NEXT: dict[Stage, frozenset[Stage]] = {
     Stage.RECORDED: frozenset({Stage.RELEASED}),
     Stage.RELEASED: frozenset(),
 }
-
-FINAL = frozenset({Stage.RELEASED})
 
 
 def advance(current: Stage, to: Stage) -> Stage:

@@ -229,7 +229,8 @@ KeyResolver: TypeAlias = Callable[[str], VerifyingKey | None]
 """Maps a kid to the trusted key it names, or None when it is unknown.
 
 A resolver may itself raise `Unauthenticated` (say, for a revoked key); the
-verifier lets that through unchanged. `spean.gateway.trust.key_resolver` is
+verifier passes its reason on, prefixed with the token and the key
+(``request token signed by key K: ...``). `spean.gateway.trust.key_resolver` is
 the one resolver over the global configuration.
 """
 

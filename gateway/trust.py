@@ -98,7 +98,7 @@ def presented_certificate(pem: bytes | None) -> bytes:
 
     A provider's audit record of a refused peer names the certificate it was
     refused for (docs/protocol.md, section 11): the provider takes its
-    thumbprint from here before `listed_server` judges it.
+    thumbprint before any check, then calls `identify_server`.
     """
     if pem is None:
         raise Unauthenticated("the connection carries no client certificate")

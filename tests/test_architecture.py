@@ -118,8 +118,10 @@ def test_no_test_module_imports_a_conftest() -> None:
             names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.ImportFrom):
+                # `from . import conftest` has no module; its names are the modules.
+                module = node.module or ""
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
             if any(name.split(".")[-1] == "conftest" for name in names):
                 offenders.append(str(path.relative_to(REPO)))
     assert offenders == [], "move what a test imports from a conftest into tests/support/"

@@ -223,10 +223,14 @@ def verify_sequence(
     anchor: x509.Certificate | None = None,
     check_tokens: bool = True,
     auditor_key: X25519PrivateKey | None = None,
+    jobs: int | None = None,
 ) -> SequenceReport:
-    """Verify each bundle (`verify_bundle`) and that they chain into one log."""
+    """Verify each bundle (`verify_bundle`, with `jobs` as there) and that they chain
+    into one log."""
     reports = tuple(
-        verify_bundle(b, anchor=anchor, check_tokens=check_tokens, auditor_key=auditor_key)
+        verify_bundle(
+            b, anchor=anchor, check_tokens=check_tokens, auditor_key=auditor_key, jobs=jobs
+        )
         for b in bundles
     )
     return SequenceReport(reports, check_sequence(bundles))

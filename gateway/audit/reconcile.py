@@ -53,7 +53,6 @@ whole logs or overlapping ranges.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import struct
 from collections import Counter
@@ -728,19 +727,3 @@ def find_exchange(bundle: Bundle, exchange_id: str) -> Iterator[tuple[int, Audit
             continue
         if record.exchange_id == exchange_id:
             yield bundle.start + k, record
-
-
-def record_to_dict(record: AuditRecord) -> dict[str, object]:
-    """A record as JSON-friendly values (digests in hex, times in ISO 8601 and ns)."""
-    out: dict[str, object] = {}
-    for item in dataclasses.fields(record):
-        name = item.name
-        value = getattr(record, name)
-        if isinstance(value, bytes):
-            value = (
-                value.decode("utf-8", "replace") if name == "witnessed_checkpoint" else value.hex()
-            )
-        elif isinstance(value, Side):
-            value = value.value
-        out[name] = value
-    return out

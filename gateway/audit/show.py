@@ -8,11 +8,11 @@ whole log (that is `spean audit verify`):
   (RFC 9162) at the size of the first checkpoint of the bundle that covers
   it, and that checkpoint is signed by the member owning the log, with a
   signing certificate of the bundle's global configuration;
-- tokens: the request and response tokens the record holds verify against
-  the bundle's global configuration (revocation counts, the validity period
-  does not: see `trust.key_resolver`) and bind the record's exchange, caller,
-  user, purpose, method, digests and status. An exchange that ended OK must
-  hold both; a refusal holds what the exchange had reached.
+- tokens: judged by `spean audit verify`'s own rules (`verify.token_outcome`,
+  docs/auditor.md "What the tokens protect"): the tokens the record holds
+  verify against the bundle's global configuration and bind the record's
+  fields; an exchange that ended OK must hold both; a refusal holds what the
+  exchange had reached, and a token it refused is kept as received.
 
 The global configuration is verified against the auditor's anchor, or the
 bundled one (and then the result says it is not independently trusted).
@@ -36,18 +36,18 @@ from spean.gateway.audit.checkpoint import (
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
 from spean.gateway.audit.reconcile import find_exchange
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.verify import load_configuration
-from spean.gateway.errors import SpeanError, Unauthenticated
+from spean.gateway.audit.verify import (
+    bundle_resolver,
+    checks_tokens,
+    load_configuration,
+    token_outcome,
+)
+from spean.gateway.errors import SpeanError
 from spean.gateway.globalconf import GlobalConfiguration
-from spean.gateway.identifiers import SubsystemId, origin_server
+from spean.gateway.identifiers import origin_server
 from spean.gateway.tokens import (
     KeyResolver,
-    check_request_binding,
-    check_response_binding,
-    verify_request,
-    verify_response,
 )
-from spean.gateway.trust import key_resolver
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -120,7 +120,7 @@ def show_exchange(
         return [ShownRecord(index, record, unverified, unverified) for index, record in found]
     trusted = f"global configuration version {conf.version}, anchor {source}"
     checkpoints = _signed_checkpoints(bundle, conf)
-    resolve = key_resolver(conf, check_validity=False)
+    resolve = bundle_resolver(conf)
     return [
         ShownRecord(
             index,
@@ -189,60 +189,21 @@ def _inclusion(
 
 
 def _tokens(record: AuditRecord, resolve: KeyResolver, trusted: str) -> Verdict:
-    held = [
-        name
-        for name, token in (("request", record.request_token), ("response", record.response_token))
-        if token
-    ]
-    if record.status == "OK" and len(held) < 2:
-        return Verdict(False, "NOT verified: an exchange that ended OK must hold both tokens")
-    if not held:
+    """The record's tokens judged by verify's rules (`verify.token_outcome`): one rule."""
+    if not checks_tokens(record):
         return Verdict(
             True,
             f"none held: the exchange was refused ({record.status}) before it was established",
         )
-    try:
-        _check_tokens(record, resolve)
-    except SpeanError as exc:
-        why = "" if record.status == "OK" else " (a refusal may hold the token it refused)"
-        return Verdict(False, f"NOT verified: {exc.message}{why}")
-    tokens = "request and response tokens" if len(held) == 2 else f"{held[0]} token"
-    return Verdict(True, f"verified: {tokens} against {trusted}")
-
-
-def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> None:
-    """Verify the tokens `record` holds and bind them to it; raise saying what differs."""
-    try:
-        client = SubsystemId.parse(record.client)
-        service = SubsystemId.parse(record.service)
-    except SpeanError as exc:
-        raise Unauthenticated(f"the record's caller or service: {exc.message}") from None
-    now = record.received_at_ns // NS_PER_SECOND
-    if record.request_token:
-        request = verify_request(record.request_token, resolve, now=now)
-        if request.exchange_id != record.exchange_id:
-            raise Unauthenticated(f"request token is for exchange {request.exchange_id}")
-        if request.client != client:
-            raise Unauthenticated(
-                f"request token is from {request.client}, the record says {client}"
-            )
-        if (request.user, request.purpose) != (record.user, record.purpose):
-            raise Unauthenticated("request token's user or purpose differs from the record")
-        check_request_binding(
-            request, audience=service, method=record.method, body_sha256=record.request_sha256
-        )
-    if record.response_token:
-        response = verify_response(
-            record.response_token,
-            resolve,
-            now=record.answered_at_ns // NS_PER_SECOND or now,
-            expected_exchange_id=record.exchange_id,
-            expected_provider=service,
-            expected_client=client,
-        )
-        check_response_binding(
-            response,
-            status=record.status,
-            response_sha256=record.response_sha256,
-            response_messages=record.response_messages,
-        )
+    outcome = token_outcome(record, resolve)
+    if isinstance(outcome, str):
+        return Verdict(False, f"NOT verified: {outcome}")
+    held = sum(1 for token in (record.request_token, record.response_token) if token)
+    if outcome == held:
+        tokens = "request and response tokens" if held == 2 else "token"
+        return Verdict(True, f"verified: {tokens} against {trusted}")
+    return Verdict(
+        True,
+        f"verified: {outcome} of the {held} tokens held against {trusted}; the other is the"
+        f" one this {record.status} refusal refused, kept as received",
+    )

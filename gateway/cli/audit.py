@@ -352,7 +352,11 @@ def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) ->
 
     bundles = [read_bundle(path) for path in args.bundles]
     result = verify_sequence(
-        bundles, anchor=anchor, check_tokens=not args.no_tokens, auditor_key=auditor_key
+        bundles,
+        anchor=anchor,
+        check_tokens=not args.no_tokens,
+        auditor_key=auditor_key,
+        jobs=args.jobs,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

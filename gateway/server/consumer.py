@@ -572,11 +572,8 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             assert verdict.refusal is not None
             ex.refuse(verdict.refusal, verdict.response_token)
             return
-        try:
-            witnessed = self._witnessed(trailing, conf, claims.audience.member, claims.exchange_id)
-        except SpeanError as exc:
-            ex.refuse(exc, verdict.response_token)
-            return
+        # Never raises: an invalid checkpoint is recorded as absent (protocol.md 4.3).
+        witnessed = self._witnessed(trailing, conf, claims.audience.member, claims.exchange_id)
         if verdict.refusal is not None:
             ex.refuse(verdict.refusal, verdict.response_token, witnessed)
         else:

@@ -96,10 +96,11 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         self._signer = signer
         self._services = dict(services)
         self._unary_methods = _unary_methods(self._services)
-        # Adapters' methods never change after construction.
+        # Adapters' methods never change after construction: read once, not per exchange.
+        self._methods = {subsystem: adapter.methods() for subsystem, adapter in services.items()}
         self._rules = ProviderRules(
             server_id=server_id,
-            published={subsystem: adapter.methods() for subsystem, adapter in services.items()},
+            published=self._methods,
             policy=policy,
             max_message_bytes=limits.max_message_bytes,
             clock_skew_seconds=limits.clock_skew_seconds,
@@ -142,7 +143,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         invocation = context.invocation_metadata()
         tracing.start_hop(ex, invocation)
         held_back: bytes | None = None
-        admission = self._admit(ex, method, request, invocation, context)
+        admission, conf = self._admit(ex, method, request, invocation, context)
         try:
             if admission.refusal is not None:
                 raise admission.refusal
@@ -150,7 +151,8 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             assert claims is not None  # an admitted call's token verified
             adapter = self._services[claims.audience]
             if claims.audience in self._sealed_bodies:
-                ex.keep_bodies(_auditor_key(self._configuration(), claims.audience))
+                assert not isinstance(conf, SpeanError)  # an admitted call had one
+                ex.keep_bodies(_auditor_key(conf, claims.audience))
             ex.admit()
             ex.forward()
             with tracing.adapter_call(ex, type(adapter).__name__):
@@ -194,8 +196,11 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         request: bytes,
         invocation: Sequence[tuple[str, str | bytes]],
         context: grpc.ServicerContext,
-    ) -> ProviderAdmission:
-        """Checks 1 to 12 (`admit_provider_call`); `ex` notes what they learnt."""
+    ) -> tuple[ProviderAdmission, GlobalConfiguration | SpeanError]:
+        """Checks 1 to 12 (`admit_provider_call`); `ex` notes what they learnt.
+
+        Returns the configuration the checks used, so the rest of the exchange
+        reads the same version."""
         try:
             conf: GlobalConfiguration | SpeanError = self._configuration()
         except SpeanError as exc:
@@ -213,7 +218,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             first_use=self._replay.first_use,
         )
         ex.learn_provider(admission)
-        return admission
+        return admission, conf
 
     def _answer(
         self,
@@ -227,7 +232,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         if method == ALLOWED_METHODS:
             # A metaservice every provider answers itself, from its access policy.
             yield allowed_methods_answer(
-                self._rules.policy, adapter.methods(), claims.client, claims.audience
+                self._rules.policy, self._methods[claims.audience], claims.client, claims.audience
             )
             return
         ctx = CallContext(
@@ -238,7 +243,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             purpose=claims.purpose,
             deadline=_deadline(context),
         )
-        messages = _call_adapter(adapter, adapter.methods()[method], ctx, request)
+        messages = _call_adapter(adapter, self._methods[claims.audience][method], ctx, request)
         # Data minimisation, before anything is digested, signed, logged or sent.
         masker = self._masking.masker(claims.client, claims.audience, method)
         if masker is not None:

@@ -308,7 +308,8 @@ def test_step_1_without_a_configuration_keeps_the_claimed_exchange_id(
     assert isinstance(admission.refusal, Unavailable)
     assert admission.exchange_id == claims.exchange_id, "claimed, for matching both logs"
     assert not admission.established
-    assert admission.peer_certificate == ""
+    # protocol.md 11: the record names the certificate presented, whatever refused it.
+    assert admission.peer_certificate == pem_thumbprint(world.tls_pem(MOH_SS1))
 
 
 def test_step_2_a_caller_without_a_listed_certificate_is_unauthenticated(
@@ -564,3 +565,32 @@ def test_failover_only_for_a_caller_that_still_waits() -> None:
     assert may_fail_over(caller_active=True, budget=0.5)
     assert not may_fail_over(caller_active=True, budget=0.0)
     assert not may_fail_over(caller_active=False, budget=None)
+
+
+# ------------------------------------------------------------------ order
+
+
+def test_the_provider_refuses_at_the_first_check_that_fails(world: PureFederation) -> None:
+    # Two checks fail at once: the earlier one of protocol.md 4.2 decides.
+    expired = Unavailable("global configuration expired")
+    assert _provider(world, peer=None, conf=expired).refusal is expired  # 1 before 2
+    both = _provider(world, request_size=1025, method=LIST_VEHICLES)  # 6 before 7
+    assert isinstance(both.refusal, ResourceExhausted)
+    replay = Replay()
+    unpublished = _provider(world, rules=replace(PROVIDER, published={}), replay=replay)
+    assert isinstance(unpublished.refusal, NotFound)  # 9 before 10
+    assert replay.asked == [], "the token is not used up by a call refused at 9"
+    rules = replace(PROVIDER, published={VEHICLES: {LIST_VEHICLES}}, policy=AccessPolicy([]))
+    neither = _provider(world, rules=rules)
+    assert isinstance(neither.refusal, NotFound)  # 11 before 12
+    assert "does not publish method" in neither.refusal.message
+
+
+def test_the_consumer_refuses_at_the_first_check_that_fails(world: PureFederation) -> None:
+    # The client check before the size, the size before the configuration's checks.
+    stranger = _consumer(world, invocation=_headers(str(STRANGER), "KH/GOV/MEF/tax"))
+    assert isinstance(stranger.refusal, PermissionDenied)
+    unknown_member = _consumer(world, invocation=_headers(service="KH/GOV/MEF/tax"), method="x")
+    assert isinstance(unknown_member.refusal, InvalidArgument), "the method path comes first"
+    no_member = _consumer(world, invocation=_headers(service="KH/GOV/MEF/tax"))
+    assert "member KH/GOV/MEF is not in the federation" in no_member.refusal.message

@@ -19,7 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+# Building and installing the wheel (with its dependencies) outlasts the suite's default.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

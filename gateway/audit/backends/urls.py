@@ -54,7 +54,7 @@ def parse_postgres_url(url: str) -> tuple[str, str]:
     """Split a Spean PostgreSQL URL into (libpq conninfo URL, schema name)."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+    if scheme not in POSTGRES_SCHEMES:
         raise ConfigError(f"audit store URL {redact_url(url)} is not a PostgreSQL URL")
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = "public"

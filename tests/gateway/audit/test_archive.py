@@ -234,3 +234,15 @@ def test_archiving_everything_leaves_a_log_the_writer_continues(
     assert verify_structure(rest, (cert,))[1] == ()
     assert check_sequence([segment, rest]) == ()
     assert AuditRecord.from_bytes(rest.records[0]).exchange_id == "exchange-6"
+
+
+def test_a_sequence_of_bundles_is_verified_with_the_jobs_asked_for(tmp_path: Path) -> None:
+    # `spean audit verify A B --jobs N` hands N to each bundle's verification.
+    from spean.gateway.audit.archive import verify_sequence
+    from spean.gateway.errors import InvalidArgument
+    from tests.support.honest_log import build_log
+
+    bundle = build_log(tmp_path, 4).bundle
+    assert verify_sequence([bundle], jobs=1).ok
+    with pytest.raises(InvalidArgument, match="jobs must be at least 1, got 0"):
+        verify_sequence([bundle], jobs=0)

@@ -8,13 +8,16 @@ record's bytes and keep everything else.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import pytest
 
 from spean.gateway.audit.bundle import Bundle, read_bundle
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.show import iso_ns, show_exchange
+from spean.gateway.audit.verify import verify_bundle
 from tests.support.audit_logs import DemoBundles, demo_bundles
+from tests.support.honest_log import build_log, with_record
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +65,9 @@ def test_an_edited_record_is_neither_included_nor_bound_by_its_tokens(
     [shown] = show_exchange(bundle, bundles.not_found_id)
     assert not shown.ok
     assert shown.inclusion.detail.startswith("NOT included: the bundle's records up to size")
-    assert shown.tokens.detail.startswith(
-        "NOT verified: request token's user or purpose differs from the record"
+    assert shown.tokens.detail == (
+        "NOT verified: request token signs user 'dr.sokha@hospital.example',"
+        " the record says 'someone-else'"
     )
 
 
@@ -92,3 +96,28 @@ def test_a_bundle_whose_configuration_does_not_verify_proves_nothing(
 
 def test_an_exchange_not_in_the_bundle_shows_nothing(bundles: DemoBundles) -> None:
     assert show_exchange(read_bundle(bundles.consumer), "no-such-exchange") == []
+
+
+def test_show_judges_tokens_by_verifys_rules_a_refused_untrusted_answer_verifies(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The consumer refused an answer whose response token did not bind what arrived
+    # and kept that token as received (protocol.md 3.5): honest, so verify accepts it,
+    # and show must say the same, not "NOT verified".
+    log = build_log(tmp_path_factory.mktemp("show-refusal"), 12)
+    record = log.records[5]
+    distrusted = dataclasses.replace(
+        record,
+        status="UNAUTHENTICATED",
+        message="response messages do not match the digest in the response token (claim 'res')",
+        response_sha256=hashlib.sha256(b"tampered in transit").digest(),
+    )
+    bundle = with_record(log, 5, distrusted, True)
+    assert verify_bundle(bundle).ok
+    [shown] = show_exchange(bundle, record.exchange_id)
+    assert shown.tokens.ok, shown.tokens.detail
+    assert "1 of the 2 tokens held" in shown.tokens.detail
+    edited = with_record(log, 5, dataclasses.replace(distrusted, user="someone.else"), True)
+    [forged] = show_exchange(edited, record.exchange_id)
+    assert not forged.tokens.ok
+    assert "request token signs user" in forged.tokens.detail

@@ -66,7 +66,10 @@ def test_show_of_an_edited_record_says_so_and_exits_2(
     out = capsys.readouterr().out
     assert code == 2, out
     assert "  inclusion: NOT included" in out
-    assert "  tokens: NOT verified: response token carries status OK" in out
+    assert (
+        "  tokens: NOT verified: response token signs status 'OK', the record says 'NOT_FOUND'"
+        in out
+    )
 
 
 def test_show_of_an_unknown_exchange_exits_1(
