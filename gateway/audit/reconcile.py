@@ -39,8 +39,9 @@ Then it reports:
 Cost: linear in the records. Each bundle is read twice (once to learn its
 role and check it against its own checkpoints, once to match) and the
 provider's a third time only to describe differences; the provider's tree is
-built once, incrementally, and each distinct witnessed checkpoint is checked
-once against the root at its size. Memory: one index of the provider's
+built on each of its first two reads, incrementally (the first checks the
+bundle's own checkpoints, the second the witnessed ones), and each distinct
+witnessed checkpoint is checked once against the root at its size. Memory: one index of the provider's
 exchange ids (with a record index and a 16-byte fingerprint of the compared
 fields), the distinct witnessed checkpoints, and the findings (with the
 consumer's fields of each exchange that differs, until the last pass).
