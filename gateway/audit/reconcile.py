@@ -41,9 +41,9 @@ role and check it against its own checkpoints, once to match) and the
 provider's a third time only to describe differences; the provider's tree is
 built on each of its first two reads, incrementally (the first checks the
 bundle's own checkpoints, the second the witnessed ones), and each distinct
-witnessed checkpoint is checked once against the root at its size. Memory: one index of the provider's
-exchange ids (with a record index and a 16-byte fingerprint of the compared
-fields), the distinct witnessed checkpoints, and the findings (with the
+witnessed checkpoint is checked once against the root at its size. Memory:
+one index of the provider's exchange ids (with a record index and a 16-byte
+fingerprint of the compared fields), the distinct witnessed checkpoints, and the findings (with the
 consumer's fields of each exchange that differs, until the last pass).
 
 Reconcile does not check signatures (checkpoints, tokens) or the hash chain:
