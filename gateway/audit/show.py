@@ -36,12 +36,8 @@ from spean.gateway.audit.checkpoint import (
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
 from spean.gateway.audit.reconcile import find_exchange
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.verify import (
-    bundle_resolver,
-    checks_tokens,
-    load_configuration,
-    token_outcome,
-)
+from spean.gateway.audit.verify import load_configuration
+from spean.gateway.audit.verify_tokens import bundle_resolver, checks_tokens, token_outcome
 from spean.gateway.errors import SpeanError
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import origin_server

@@ -283,7 +283,7 @@ TEXT_PROBLEMS = 20
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.bundle import open_bundle
     from spean.gateway.audit.verify_parallel import verify_bundle
 
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
@@ -296,26 +296,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--jobs must be 1 or more, got {args.jobs}")
     if len(args.bundles) > 1:
         return _verify_sequence(args, anchor, auditor_key)
-    bundle = read_bundle(args.bundles[0])
-    if not args.json and sys.stdout.isatty():
-        from rich.progress import Progress
-
-        total = len(bundle.records) * 2
-        with Progress(transient=True) as bar:
-            task = bar.add_task("verifying", total=total)
-            report = verify_bundle(
-                bundle,
-                anchor=anchor,
-                check_tokens=not args.no_tokens,
-                progress=lambda n: bar.advance(task, n),
-                auditor_key=auditor_key,
-                jobs=args.jobs,
-            )
-    else:
+    # One streaming pass over the file: memory does not grow with the log.
+    bundle = open_bundle(args.bundles[0])
+    total = 2 * (bundle.frame.declared_records or 0) or None
+    with _progress(_shows_progress(args), "verifying", total) as advance:
         report = verify_bundle(
             bundle,
             anchor=anchor,
             check_tokens=not args.no_tokens,
+            progress=advance,
             auditor_key=auditor_key,
             jobs=args.jobs,
         )
@@ -348,9 +337,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) -> int:
     from spean.gateway.audit.archive import verify_sequence
-    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.bundle import open_bundle
 
-    bundles = [read_bundle(path) for path in args.bundles]
+    bundles = [open_bundle(path) for path in args.bundles]
     result = verify_sequence(
         bundles,
         anchor=anchor,
