@@ -118,17 +118,14 @@ class AuditRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> AuditRecord:
         """Decode canonical record bytes; `InvalidArgument` names what is wrong."""
-        try:
-            message = _Pb.FromString(data)
-        except DecodeError as exc:
-            raise InvalidArgument(f"audit record bytes are not a valid AuditRecord: {exc}") from exc
-        side = _SIDE_FROM_PB.get(message.side)
-        if side is None:
-            what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
-            raise InvalidArgument(f"audit record side is {what}")
-        record = cls(
+        return cls.from_message(decode_canonical(data))
+
+    @classmethod
+    def from_message(cls, message: audit_pb2.AuditRecord) -> AuditRecord:
+        """The value of a message `decode_canonical` returned."""
+        return cls(
             exchange_id=message.exchange_id,
-            side=side,
+            side=_SIDE_FROM_PB[message.side],
             origin=message.origin,
             client=message.client,
             service=message.service,
@@ -151,18 +148,34 @@ class AuditRecord:
             latency_us=message.latency_us,
             witnessed_checkpoint=message.witnessed_checkpoint,
         )
-        # Re-encoding is the exact test of canonical form: it drops unknown
-        # fields and normalises field order, duplicates and varint padding.
-        if record.to_bytes() != data:
-            fields = UnknownFieldSet(message)
-            unknown = sorted({fields[i].field_number for i in range(len(fields))})
-            if unknown:
-                raise InvalidArgument(
-                    f"audit record has unknown field numbers {unknown} (written by a newer "
-                    "version, or not an AuditRecord)"
-                )
+
+
+def decode_canonical(data: bytes) -> audit_pb2.AuditRecord:
+    """The protobuf message of canonical record bytes, checked as `AuditRecord.from_bytes`
+    checks them (a known side, no unknown field, canonical form) without building the
+    value: for readers that look at a few fields of every record (the verifier's
+    content pass). `InvalidArgument` names what is wrong."""
+    try:
+        message = _Pb.FromString(data)
+    except DecodeError as exc:
+        raise InvalidArgument(f"audit record bytes are not a valid AuditRecord: {exc}") from exc
+    if message.side not in _SIDE_FROM_PB:
+        what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
+        raise InvalidArgument(f"audit record side is {what}")
+    # Re-encoding is the exact test of canonical form: it normalises field order,
+    # duplicates and varint padding. A decoded message without unknown fields
+    # holds exactly the record's values (audit.proto has no field with
+    # presence), so it re-encodes as `AuditRecord.to_bytes()` would.
+    fields = UnknownFieldSet(message)
+    if len(fields) or message.SerializeToString(deterministic=True) != data:
+        unknown = sorted({fields[i].field_number for i in range(len(fields))})
+        if unknown:
             raise InvalidArgument(
-                "audit record bytes are not canonical (fields out of order, repeated or "
-                "padded); a stored record must be kept exactly as written"
+                f"audit record has unknown field numbers {unknown} (written by a newer "
+                "version, or not an AuditRecord)"
             )
-        return record
+        raise InvalidArgument(
+            "audit record bytes are not canonical (fields out of order, repeated or "
+            "padded); a stored record must be kept exactly as written"
+        )
+    return message

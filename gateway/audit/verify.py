@@ -82,8 +82,8 @@ from spean.gateway.audit.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from spean.gateway.audit.merkle import CompactRange, leaf_hashes
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.merkle import HASH_SIZE, CompactRange, leaf_hashes
+from spean.gateway.audit.record import AuditRecord, decode_canonical
 from spean.gateway.audit.verify_tokens import (
     bundle_resolver,
     checks_tokens,
@@ -586,9 +586,23 @@ class _Structure:
             self._check_due(position + cut)
 
     def _chain(self, leaves: list[bytes], first: int) -> None:
-        chains = self._chains
-        previous = self._previous
+        stored_block = b"".join(itertools.islice(self._chains, len(leaves)))
         sha = hashlib.sha256
+        previous = self._previous
+        computed_hashes: list[bytes] = []
+        append = computed_hashes.append
+        for leaf in leaves:
+            previous = sha(previous + leaf).digest()
+            append(previous)
+        # The usual case, an unbroken chain, in one comparison; the record by
+        # record walk below only where it breaks.
+        if b"".join(computed_hashes) == stored_block:
+            self._previous = previous
+            return
+        chains = iter(
+            [stored_block[i : i + HASH_SIZE] for i in range(0, len(stored_block), HASH_SIZE)]
+        )
+        previous = self._previous
         for k, leaf in enumerate(leaves):
             computed = sha(previous + leaf).digest()
             stored = next(chains, b"")
@@ -706,17 +720,17 @@ class _Content:
         for k, data in enumerate(chunk):
             index = first + k
             try:
-                record = AuditRecord.from_bytes(data)
+                message = decode_canonical(data)
             except InvalidArgument as exc:
                 problems.add(index, Check.RECORD, f"record {index} cannot be read: {exc.message}")
                 continue
-            if record.origin != self._origin:
+            if message.origin != self._origin:
                 problems.add(
                     index,
                     Check.RECORD,
-                    f"record {index} names writer {record.origin!r}, not this log",
+                    f"record {index} names writer {message.origin!r}, not this log",
                 )
-            note = record.witnessed_checkpoint
+            note = message.witnessed_checkpoint
             if note:
                 # A provider attaches the same checkpoint to every answer until it
                 # signs the next: each distinct note is verified once.
@@ -725,12 +739,12 @@ class _Content:
                     problem = witnessed[note] = _check_witness(note, self._conf)
                 if problem:
                     problems.add(index, Check.WITNESS, f"record {index}: {problem}")
-            if outcome is None or not checks_tokens(record):
+            if outcome is None or not checks_tokens(message):
                 continue
-            result = outcome(k, record)
+            result = outcome(k, AuditRecord.from_message(message))
             if isinstance(result, str):
                 problems.add(
-                    index, Check.TOKEN, f"record {index} (exchange {record.exchange_id}): {result}"
+                    index, Check.TOKEN, f"record {index} (exchange {message.exchange_id}): {result}"
                 )
             else:
                 self.tokens_verified += result

@@ -24,9 +24,10 @@ from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.tokens import KeyResolver, verify_request, verify_response
 from spean.gateway.trust import key_resolver
+from spean.v1 import audit_pb2
 
 
-def checks_tokens(record: AuditRecord) -> bool:
+def checks_tokens(record: AuditRecord | audit_pb2.AuditRecord) -> bool:
     """Whether the content pass checks this record's tokens: every record that
     holds one (refusals included), and every exchange that ended OK, which must
     hold both."""

@@ -1,0 +1,203 @@
+"""`spean audit verify` and `reconcile` at national scale, side by side with hashlib.
+
+For each size N (default 10,000, 100,000 and 1,000,000 exchanges per side),
+bench/audit_corpus.py writes a consumer's and a provider's bundle of the
+demo federation (a realistic mix of OK, streaming and refused exchanges,
+real distinct ES256 tokens, witnessed checkpoints), unless `--dir` already
+holds them. Then, each measurement in a fresh process, so that its peak RSS
+(VmHWM) is its own, on the consumer's bundle:
+
+- baseline: read records.bin from the ZIP in 256 KiB chunks, split the
+  records and SHA-256 each one (hashlib): the least any verifier must do;
+- structure: `verify_structure` (leaf hashes, hash chain, Merkle root at
+  every checkpoint, checkpoint signatures), streamed from the file;
+- no-tokens: `verify_bundle(check_tokens=False)`: structure plus the content
+  pass (every record decoded canonically, origins, each distinct witnessed
+  checkpoint verified once), what `spean audit verify --no-tokens` runs;
+- full, jobs=1 and jobs=2: `verify_bundle` with every token, what
+  `spean audit verify` runs (jobs=2: two worker processes);
+- ecdsa: the cryptography library's raw ES256 verification (one P-256
+  signature over a token-sized message, no JWS parsing), as many as the
+  bundle holds tokens, up to 20,000: the ceiling full verify can approach;
+
+and on both bundles:
+
+- reconcile baseline: read both files' records and SHA-256 each one;
+- reconcile: `reconcile_files(provider, consumer)` (roles worked out from the
+  bundles), which must find no difference.
+
+Each line: records/s, records/s per core (divided by the cores the
+measurement keeps busy: 2 for jobs=2 on this 2-core machine, else 1), the
+ratio to its baseline, and the peak RSS.
+
+    .venv/bin/python bench/audit_scale.py [--exchanges 10000 100000 1000000] [--dir DIR]
+        [--modes baseline structure ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+VERIFY_MODES = ("baseline", "structure", "no-tokens", "full-jobs1", "full-jobs2", "ecdsa")
+RECONCILE_MODES = ("reconcile-baseline", "reconcile")
+CHUNK = 1 << 18
+
+
+def _hash_records(path: Path) -> int:
+    """The baseline: records.bin streamed from the ZIP, each record SHA-256'd."""
+    sha = hashlib.sha256
+    records = 0
+    with zipfile.ZipFile(path) as archive, archive.open("records.bin") as stream:
+        buffer = b""
+        while block := stream.read(CHUNK):
+            buffer += block
+            offset, end = 0, len(buffer)
+            while offset + 4 <= end:
+                stop = offset + 4 + int.from_bytes(buffer[offset : offset + 4], "big")
+                if stop > end:
+                    break
+                sha(buffer[offset + 4 : stop]).digest()
+                records += 1
+                offset = stop
+            buffer = buffer[offset:]
+    return records
+
+
+def _ecdsa(tokens: int) -> int:
+    """Raw ES256 verifications: `tokens` P-256 signatures over token-sized messages."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = b"e" * 600
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    public = key.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+    for _ in range(tokens):
+        public.verify(signature, message, algorithm)
+    return tokens
+
+
+def child(mode: str, consumer: Path, provider: Path) -> None:
+    """One measurement in this (fresh) process; prints one JSON line."""
+    started = time.perf_counter()
+    extra: dict[str, object] = {}
+    if mode == "baseline":
+        records = _hash_records(consumer)
+    elif mode == "reconcile-baseline":
+        records = _hash_records(consumer) + _hash_records(provider)
+    elif mode == "ecdsa":
+        from spean.gateway.audit.bundle import open_bundle
+
+        declared = open_bundle(consumer).frame.declared_records or 0
+        started = time.perf_counter()
+        records = _ecdsa(min(20_000, 2 * declared))
+    elif mode == "reconcile":
+        from spean.gateway.audit.reconcile import reconcile_files
+
+        result = reconcile_files(provider, consumer)
+        assert result.ok, result.findings[:3]
+        assert result.swapped
+        records = result.consumer.records + result.provider.records
+        extra = {"matched": result.matched, "witnessed": result.witnessed_checkpoints}
+    else:
+        from spean.gateway.audit.bundle import open_bundle
+        from spean.gateway.audit.verify import load_configuration, verify_structure
+        from spean.gateway.audit.verify_parallel import verify_bundle
+        from spean.gateway.identifiers import origin_server
+
+        source = open_bundle(consumer)
+        if mode == "structure":
+            conf, _ = load_configuration(source.frame, None)
+            info = conf.member(origin_server(source.frame.origin).member)
+            assert info is not None
+            verified, problems = verify_structure(source, info.signing_certificates)
+            assert not problems, problems[:3]
+            records = source.frame.declared_records or 0
+            extra = {"checkpoints": verified}
+        else:
+            jobs = 2 if mode == "full-jobs2" else 1
+            report = verify_bundle(source, check_tokens=mode != "no-tokens", jobs=jobs)
+            assert report.ok, report.problems[:3]
+            records = report.records
+            extra = {"tokens": report.tokens_verified, "checkpoints": report.checkpoints}
+    seconds = time.perf_counter() - started
+    print(json.dumps({"records": records, "seconds": seconds, "rss_mb": _peak_rss_mb(), **extra}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (VmHWM; getrusage's maxrss survives
+    execve, so it would report the bench's own peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _run(mode: str, consumer: Path, provider: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(consumer), str(provider)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exchanges", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dir", type=Path, help="where the bundles are (kept; made if missing)")
+    parser.add_argument("--modes", nargs="+", default=[*VERIFY_MODES, *RECONCILE_MODES])
+    args = parser.parse_args()
+    from bench.audit_corpus import generate
+
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.dir or Path(scratch)
+        for exchanges in args.exchanges:
+            folder = root / str(exchanges)
+            consumer, provider = folder / "consumer.zip", folder / "provider.zip"
+            if not (consumer.exists() and provider.exists()):
+                started = time.perf_counter()
+                generate(exchanges, folder)
+                made = f"generated in {time.perf_counter() - started:.0f} s"
+            else:
+                made = f"from {folder}"
+            size = consumer.stat().st_size / 1e6
+            print(f"{exchanges:,} exchanges per side ({made}; consumer.zip {size:.0f} MB)")
+            baselines: dict[str, float] = {}
+            for mode in args.modes:
+                run = _run(mode, consumer, provider)
+                rate = run["records"] / run["seconds"]
+                busy = min(cores, 2) if mode in ("full-jobs2",) else 1
+                group = "reconcile" if mode.startswith("reconcile") else "verify"
+                if mode in ("baseline", "reconcile-baseline"):
+                    baselines[group] = rate
+                ratio = rate / baselines[group] if group in baselines else float("nan")
+                unit = "verifies/s" if mode == "ecdsa" else "records/s"
+                print(
+                    f"  {mode:<19} {run['seconds']:>8.2f} s {rate:>10,.0f} {unit:<10} "
+                    f"{rate / busy:>10,.0f} per core  x{ratio:>6.3f}  "
+                    f"peak RSS {run['rss_mb']:>5.0f} MB",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        main()
