@@ -18,6 +18,7 @@ no validation beyond what protobuf does while encoding.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +29,7 @@ from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
 _Pb = audit_pb2.AuditRecord
+NS_PER_SECOND = 1_000_000_000
 
 
 class Side(StrEnum):
@@ -179,3 +181,15 @@ def decode_canonical(data: bytes) -> audit_pb2.AuditRecord:
             "padded); a stored record must be kept exactly as written"
         )
     return message
+
+
+def iso_ns(ns: int) -> str:
+    """A record's Unix-nanosecond time as ISO 8601 UTC, every digit kept
+    (2026-12-03T11:38:25.534741123Z); "not a time" for a value no calendar date
+    holds (a forged or damaged field is reported, never raised on)."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return "not a time"
+    return f"{moment.isoformat(timespec='seconds')}.{fraction:09d}Z"

@@ -25,7 +25,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from spean.gateway.audit.bodies import Bodies, check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.record import AuditRecord, iso_ns
 from spean.gateway.digests import ResponseDigest
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration
@@ -80,7 +79,7 @@ class Exchange:
         record = self.record
         return {
             "index": self.index,
-            "received_at": iso(record.received_at_ns),
+            "received_at": iso_ns(record.received_at_ns),
             "exchange_id": record.exchange_id,
             "side": record.side.value,
             "client": record.client,
@@ -97,12 +96,6 @@ class Exchange:
 
 
 NO_BODIES = "no bodies kept"
-
-
-def iso(ns: int) -> str:
-    """A Unix-ns time as ISO 8601 UTC with microseconds."""
-    moment = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def build_timeline(

@@ -21,7 +21,6 @@ bundled one (and then the result says it is not independently trusted).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -35,7 +34,7 @@ from spean.gateway.audit.checkpoint import (
 )
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
 from spean.gateway.audit.reconcile import find_exchange
-from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.record import AuditRecord, Side, iso_ns
 from spean.gateway.audit.verify import load_configuration
 from spean.gateway.audit.verify_tokens import bundle_resolver, checks_tokens, token_outcome
 from spean.gateway.errors import SpeanError
@@ -44,15 +43,6 @@ from spean.gateway.identifiers import origin_server
 from spean.gateway.tokens import (
     KeyResolver,
 )
-
-NS_PER_SECOND = 1_000_000_000
-
-
-def iso_ns(ns: int) -> str:
-    """A Unix-nanosecond time as ISO 8601 UTC, every digit kept: 2026-12-03T11:38:25.534741123Z."""
-    seconds, fraction = divmod(ns, NS_PER_SECOND)
-    moment = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-    return f"{moment.isoformat(timespec='seconds')}.{fraction:09d}Z"
 
 
 @dataclass(frozen=True, slots=True)

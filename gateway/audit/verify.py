@@ -83,7 +83,7 @@ from spean.gateway.audit.checkpoint import (
     verify_checkpoint,
 )
 from spean.gateway.audit.merkle import HASH_SIZE, CompactRange, leaf_hashes
-from spean.gateway.audit.record import AuditRecord, decode_canonical
+from spean.gateway.audit.record import AuditRecord, decode_canonical, iso_ns
 from spean.gateway.audit.verify_tokens import (
     bundle_resolver,
     checks_tokens,
@@ -379,23 +379,16 @@ def _check_manifest(
             None,
             Check.MANIFEST,
             f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
-            f"({_iso(bundle.exported_at_ns)}), before the checkpoint at size {latest.size} "
-            f"was signed ({_iso(latest.checkpoint.time_ns)})",
+            f"({iso_ns(bundle.exported_at_ns)}), before the checkpoint at size {latest.size} "
+            f"was signed ({iso_ns(latest.checkpoint.time_ns)})",
         )
     if bundle.exported_at_ns > now_ns:
         problems.add(
             None,
             Check.MANIFEST,
             f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
-            f"({_iso(bundle.exported_at_ns)}), which is in the future",
+            f"({iso_ns(bundle.exported_at_ns)}), which is in the future",
         )
-
-
-def _iso(ns: int) -> str:
-    try:
-        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="seconds")
-    except (OverflowError, ValueError, OSError):
-        return "not a time"
 
 
 def _check_bodies(

@@ -432,7 +432,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.show import iso_ns, show_exchange
+    from spean.gateway.audit.record import iso_ns
+    from spean.gateway.audit.show import show_exchange
 
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     found = [
@@ -465,7 +466,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import grpc
 
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.resend import TimelineFilter, build_timeline, iso, replay
+    from spean.gateway.audit.record import iso_ns
+    from spean.gateway.audit.resend import TimelineFilter, build_timeline, replay
     from spean.gateway.audit.verify import load_configuration
     from spean.gateway.errors import SpeanError
     from spean.gateway.files.keyfiles import load_auditor_key
@@ -520,7 +522,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for result in results:
             record = result.exchange.record
             line = (
-                f"{iso(record.received_at_ns)}  #{result.exchange.index:<6} "
+                f"{iso_ns(record.received_at_ns)}  #{result.exchange.index:<6} "
                 f"{record.exchange_id}  {result.outcome.value.upper():<9}"
             )
             print(f"{line} {result.detail}".rstrip())
@@ -537,7 +539,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from spean.gateway.audit.resend import iso
+    from spean.gateway.audit.record import iso_ns
 
     table = Table(title=f"{len(timeline)} exchanges", show_lines=False)
     for column in (
@@ -554,7 +556,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     for exchange in timeline:
         record = exchange.record
         table.add_row(
-            iso(record.received_at_ns),
+            iso_ns(record.received_at_ns),
             str(exchange.index),
             record.exchange_id,
             record.client,
