@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from spean.gateway.audit.bodies import Bodies, check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.progress import counted
 from spean.gateway.audit.record import AuditRecord, iso_ns
 from spean.gateway.digests import ResponseDigest
 from spean.gateway.errors import InvalidArgument
@@ -112,9 +113,7 @@ def build_timeline(
     """
     sealed = dict(bundle.bodies)
     exchanges: list[Exchange] = []
-    for offset, data in enumerate(bundle.records):
-        if progress is not None and offset and offset % _PROGRESS_STEP == 0:
-            progress(_PROGRESS_STEP)
+    for offset, data in enumerate(counted(bundle.records, progress)):
         index = bundle.start + offset
         try:
             record = AuditRecord.from_bytes(data)
@@ -136,13 +135,8 @@ def build_timeline(
             continue
         problem = check_bodies(record, bodies)
         exchanges.append(Exchange(index, record, None if problem else bodies, problem))
-    if progress is not None and bundle.records:
-        progress((len(bundle.records) - 1) % _PROGRESS_STEP + 1)  # the last step's records
     exchanges.sort(key=lambda e: (e.record.received_at_ns, e.index))
     return exchanges
-
-
-_PROGRESS_STEP = 1000
 
 
 # -- replaying ------------------------------------------------------------------------------

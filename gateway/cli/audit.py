@@ -198,10 +198,8 @@ def _progress(shown: bool, description: str, total: int | None = None) -> Iterat
 
 
 class _CountedStore:
-    """An audit store whose record reads advance a progress bar (in steps of 1,000,
-    so that a million records cost a thousand redraws, not a million)."""
-
-    STEP = 1000
+    """An audit store whose record reads advance a progress bar (`progress.counted`:
+    in steps of 1,000, so that a million records cost a thousand redraws)."""
 
     def __init__(self, store: AuditStore, advance: Advance) -> None:
         self._store = store
@@ -210,14 +208,9 @@ class _CountedStore:
     def read(
         self, start: int = 0, stop: int | None = None, *, origin: str | None = None
     ) -> Iterator[StoredRecord]:
-        pending = 0
-        for stored in self._store.read(start, stop, origin=origin):
-            pending += 1
-            if pending == self.STEP:
-                self._advance(pending)
-                pending = 0
-            yield stored
-        self._advance(pending)
+        from spean.gateway.audit.progress import counted
+
+        return counted(self._store.read(start, stop, origin=origin), self._advance)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
