@@ -57,8 +57,9 @@ from spean.gateway.audit.checkpoint import CheckpointError, SignedCheckpoint, pa
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import ArchiveCut, AuditStore
-from spean.gateway.audit.verify import Check, Problem, Report, verify_structure
+from spean.gateway.audit.verify import verify_structure
 from spean.gateway.audit.verify_parallel import verify_bundle
+from spean.gateway.audit.verify_report import Check, Problem, Report
 from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import origin_server

@@ -37,24 +37,40 @@ proofs (gateway/audit/merkle.py) serve where leaves are absent: reconcile.
 
 The report lists every problem found, each with the record index (log
 numbering) and what is wrong; `first` is the lowest index.
+
+One pass. The records are read once, in order, `CHUNK` at a time, from a
+`BundleSource` (a bundle in memory, or `bundle.open_bundle`'s stream of a
+file): each chunk's structure (4) is checked as it is read, beside the stored
+chain hashes read from their own stream, and its content (5) a few chunks
+later, once its token outcomes are in. Memory is bounded by the chunks in
+flight and the largest record, plus the compact range (O(log n) hashes), the
+checkpoints, the distinct witnessed checkpoints and the problems found,
+whatever the number of records; the manifest's numbers are checked after the
+pass, against the records counted. Sealed bodies are checked after it too,
+from their own stream (in index order, as exported), with a second pass over
+the records only when the auditor's key is given.
+
 Token checks are optional (`check_tokens`); they cost a signature
 verification each and dominate the run time. `verify_bundle` takes them from
-a `TokenPass`: by default `in_process`, which verifies each record's
-tokens as the content pass reaches it; `spean.gateway.audit.verify_parallel`
-supplies one that verifies them in worker processes. Either way a token pass
-only gives each record's outcome (tokens verified, or why they do not
-verify) and the content pass merges the outcomes in record order, in the
-same loop that decodes the records and checks their origin and witnessed
-checkpoint, so the report is the same, problem for problem and in the same
-order, whatever computed the outcomes. The structure check is a single hash
-chain, and fast: it always runs here.
+a `TokenPass` (the rules are `verify_tokens.py`): by default `in_process`,
+which verifies each record's tokens as the content pass reaches it;
+`spean.gateway.audit.verify_parallel` supplies one that verifies each chunk
+in worker processes as soon as it is read, ahead of the content pass. Either
+way a token pass only gives each record's outcome (tokens verified, or why
+they do not verify) and the content pass merges the outcomes in record order,
+in the same loop that decodes the records and checks their origin and
+witnessed checkpoint, so the report is the same, problem for problem and in
+the same order, whatever computed the outcomes. Problems are listed check by
+check at each index (configuration, checkpoints, manifest, structure,
+content, bodies), the same order however the pass was cut into chunks.
 
-A bundle already read and an anchor in, a `Report` out: this module reads
-no file, starts no process, opens no connection and keeps no state between
-calls (an import-linter contract checks the processes and connections). It
-is not in the pure-rules contract only because `bundle` and `witness`, whose
-values and checks it uses, also hold the I/O around them (reading and
-writing bundle files, logging).
+A bundle and an anchor in, a `Report` out: this module opens no file itself
+(a `BundleSource` from a file reads it through `bundle`), starts no process,
+opens no connection and keeps no state between calls (an import-linter
+contract checks the processes and connections). It is not in the pure-rules
+contract only because `bundle` and `witness`, whose values and checks it
+uses, also hold the I/O around them (reading and writing bundle files,
+logging).
 """
 
 from __future__ import annotations
@@ -66,8 +82,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -84,6 +99,13 @@ from spean.gateway.audit.checkpoint import (
 )
 from spean.gateway.audit.merkle import HASH_SIZE, CompactRange, leaf_hashes
 from spean.gateway.audit.record import AuditRecord, decode_canonical, iso_ns
+
+# Check, Problem and Report are part of this module's surface (callers and tests
+# import them from here); they live in verify_report.
+from spean.gateway.audit.verify_report import Check as Check
+from spean.gateway.audit.verify_report import Problem as Problem
+from spean.gateway.audit.verify_report import Problems, problem_order
+from spean.gateway.audit.verify_report import Report as Report
 from spean.gateway.audit.verify_tokens import (
     bundle_resolver,
     checks_tokens,
@@ -94,78 +116,6 @@ from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import MemberId, origin_server
 from spean.v1 import config_pb2
-
-
-class Check(StrEnum):
-    """Which check a problem comes from."""
-
-    GLOBALCONF = "globalconf"
-    CHECKPOINT = "checkpoint"
-    CHAIN = "chain"
-    TREE = "tree"
-    TRUNCATED = "truncated"
-    UNCOVERED = "uncovered"
-    RECORD = "record"
-    TOKEN = "token"  # noqa: S105 (a check name, not a secret)
-    WITNESS = "witness"
-    BODIES = "bodies"
-    SEQUENCE = "sequence"  # archive segments and a live export that do not chain
-    MANIFEST = "manifest"  # a number of manifest.json the bundle's content contradicts
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing that does not hold; `index` is a record index, None if none applies."""
-
-    index: int | None
-    check: Check
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"index": self.index, "check": self.check.value, "reason": self.reason}
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """What `verify_bundle` established."""
-
-    origin: str
-    start: int
-    records: int
-    checkpoints: int
-    tokens_verified: int
-    anchor: str
-    problems: tuple[Problem, ...] = field(default=())
-    bodies: int = 0
-    bodies_verified: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def first(self) -> Problem | None:
-        indexed = [p for p in self.problems if p.index is not None]
-        if indexed:
-            return min(indexed, key=lambda p: p.index or 0)
-        return self.problems[0] if self.problems else None
-
-    def to_dict(self) -> dict[str, object]:
-        first = self.first
-        return {
-            "ok": self.ok,
-            "origin": self.origin,
-            "start": self.start,
-            "records": self.records,
-            "checkpoints": self.checkpoints,
-            "tokens_verified": self.tokens_verified,
-            "bodies": self.bodies,
-            "bodies_verified": self.bodies_verified,
-            "anchor": self.anchor,
-            "first_problem": None if first is None else first.to_dict(),
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
 
 Progress = Callable[[int], None]
 
@@ -193,14 +143,6 @@ class TokenFeed:
 TokenPass = Callable[[GlobalConfiguration, bytes], AbstractContextManager[TokenFeed]]
 """Makes the `TokenFeed` of one bundle, given its verified configuration and
 that configuration's signed bytes, for the duration of the pass."""
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[Problem] = []
-
-    def add(self, index: int | None, check: Check, reason: str) -> None:
-        self.items.append(Problem(index, check, reason))
 
 
 def load_configuration(
@@ -260,7 +202,7 @@ def verify_bundle(
     an export cannot claim to be later."""
     source = bundle if isinstance(bundle, BundleSource) else source_of(bundle)
     frame = source.frame
-    head = _Problems()
+    head = Problems()
     verified = 0
     anchor_source = "none"
     conf: GlobalConfiguration | None = None
@@ -291,11 +233,11 @@ def verify_bundle(
     else:
         _one_pass(source, structure, content, None, progress)
     structure.finish()
-    manifest = _Problems()
+    manifest = Problems()
     _check_manifest(
         frame, structure.records, signed, manifest, time.time_ns() if now_ns is None else now_ns
     )
-    bodies = _Problems()
+    bodies = Problems()
     bodies_seen, bodies_ok = _check_bodies(source, structure.records, auditor_key, bodies)
     # Stable sort by index: at one index, problems keep the checks' order.
     problems = [
@@ -312,7 +254,7 @@ def verify_bundle(
         checkpoints=structure.verified,
         tokens_verified=verified,
         anchor=anchor_source,
-        problems=tuple(sorted(problems, key=_order)),
+        problems=tuple(sorted(problems, key=problem_order)),
         bodies=bodies_seen,
         bodies_verified=bodies_ok,
     )
@@ -346,7 +288,7 @@ def _check_manifest(
     bundle: Bundle,
     records: int,
     checkpoints: list[SignedCheckpoint],
-    problems: _Problems,
+    problems: Problems,
     now_ns: int,
 ) -> None:
     """The manifest's numbers against the `records` read and the signed checkpoints."""
@@ -392,7 +334,7 @@ def _check_manifest(
 
 
 def _check_bodies(
-    source: BundleSource, records: int, key: X25519PrivateKey | None, problems: _Problems
+    source: BundleSource, records: int, key: X25519PrivateKey | None, problems: Problems
 ) -> tuple[int, int]:
     """Each sealed body belongs to a record of the bundle and, with `key`, matches its
     digests: (entries, entries verified). Entries come in index order (as exported),
@@ -438,18 +380,14 @@ def verify_structure(
     """Checks 2 and 3 alone (checkpoints, chain, tree) against the writer's
     member certificates, in one streaming pass: (checkpoints reproduced, problems)."""
     source = bundle if isinstance(bundle, BundleSource) else source_of(bundle)
-    head = _Problems()
+    head = Problems()
     member = origin_server(source.frame.origin).member
     signed = _check_checkpoints(source.frame, member, certificates, True, head)
     structure = _Structure(source.frame, signed, source.chains())
     _one_pass(source, structure, None, None, None)
     structure.finish()
     problems = [*head.items, *structure.problems.items]
-    return structure.verified, tuple(sorted(problems, key=_order))
-
-
-def _order(problem: Problem) -> tuple[int, int]:
-    return (-1 if problem.index is None else problem.index, 0)
+    return structure.verified, tuple(sorted(problems, key=problem_order))
 
 
 def _check_checkpoints(
@@ -457,7 +395,7 @@ def _check_checkpoints(
     member: MemberId | None,
     certificates: tuple[x509.Certificate, ...],
     have_conf: bool,
-    problems: _Problems,
+    problems: Problems,
 ) -> list[SignedCheckpoint]:
     """Parse and authenticate the checkpoints; return the good ones by size."""
     good: list[SignedCheckpoint] = []
@@ -531,7 +469,7 @@ class _Structure:
     def __init__(
         self, bundle: Bundle, checkpoints: list[SignedCheckpoint], chains: Iterator[bytes]
     ) -> None:
-        self.problems = _Problems()
+        self.problems = Problems()
         self.records = 0
         self.verified = 0
         self._start = bundle.start
@@ -697,7 +635,7 @@ class _Content:
     Holds the distinct witnessed checkpoints' verdicts, never the records."""
 
     def __init__(self, bundle: Bundle, conf: GlobalConfiguration) -> None:
-        self.problems = _Problems()
+        self.problems = Problems()
         self.tokens_verified = 0
         self._origin = bundle.origin
         self._conf = conf

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from spean.gateway.audit import verify
 from spean.gateway.audit.bundle import Bundle, BundleSource
 from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.verify_report import Report
 from spean.gateway.audit.verify_tokens import bundle_resolver, checks_tokens, token_outcome
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration
@@ -53,7 +54,7 @@ def verify_bundle(
     progress: verify.Progress | None = None,
     auditor_key: X25519PrivateKey | None = None,
     jobs: int | None = None,
-) -> verify.Report:
+) -> Report:
     """`verify.verify_bundle`, with token signatures verified by `jobs` processes.
 
     `jobs` None: one per core for bundles of at least `PARALLEL_MIN_RECORDS`
