@@ -166,3 +166,20 @@ def test_verify_holds_a_few_chunks_of_records_not_the_log(log: Log) -> None:
     # one pass holds the chunks in flight either way (and O(log n) tree hashes).
     assert peak_large < peak_small + 100 * record_size, (peak_small, peak_large)
     assert peak_small < 4 * CHUNK * record_size, peak_small
+
+
+def test_sealed_bodies_are_read_in_index_order_and_each_belongs_to_a_record(log: Log) -> None:
+    # Without the auditor's key bodies are only counted, but their framing is still
+    # checked: exported in index order, each for a record of the bundle, once.
+    bodies = ((5, b"sealed"), (9, b"sealed"), (9, b"again"), (3, b"late"), (RECORDS, b"beyond"))
+    report = verify_bundle(dataclasses.replace(log.bundle, bodies=bodies))
+    assert [(p.index, p.check) for p in report.problems] == [
+        (3, Check.BODIES),
+        (9, Check.BODIES),
+        (RECORDS, Check.BODIES),
+    ]
+    reasons = [p.reason for p in report.problems]
+    assert "come after those of record 9: bodies.bin is not in index order" in reasons[0]
+    assert reasons[1] == "record 9 has sealed bodies twice"
+    assert "which is not in the bundle" in reasons[2]
+    assert (report.bodies, report.bodies_verified) == (5, 0)
