@@ -21,8 +21,7 @@ EXCHANGES = 1500
 @pytest.mark.slow
 def test_the_scale_benchmark_verifies_and_reconciles_its_corpus(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "bench/audit_scale.py", "--exchanges", str(EXCHANGES)]
-        + ["--dir", str(tmp_path)],
+        [sys.executable, "bench/audit_scale.py", "--exchanges", f"{EXCHANGES}", "--dir", tmp_path],
         cwd=ROOT,
         capture_output=True,
         text=True,
