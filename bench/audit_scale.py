@@ -27,7 +27,15 @@ and on both bundles:
   bundles), which must find no difference.
 
 Also `inflate`: records.bin read from the ZIP and nothing else, the floor
-under every measurement from a file (the bundle format deflates its members).
+under every measurement from a file (the bundle format deflates its members);
+and, on request, `no-tokens-whole`: the bundle read whole (`read_bundle`) and
+then verified without tokens, as `spean audit verify` did before it streamed;
+with `--code DIR` (the spean of another checkout, such as
+`git archive <commit> | tar -x -C DIR`) it measures that code, for a
+before/after comparison of time and peak RSS:
+
+    .venv/bin/python bench/audit_scale.py --exchanges 1000000 --dir DIR \
+        --modes baseline no-tokens-whole --code /tmp/spean-before
 
 Each line: seconds and records/s (wall), records/s per core (records per CPU
 second of the measuring process, which the other load on a shared machine
@@ -54,8 +62,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 VERIFY_MODES = (
     "inflate",
@@ -105,16 +111,23 @@ def _ecdsa(tokens: int) -> int:
 def child(mode: str, consumer: Path, provider: Path) -> None:
     """One measurement in this (fresh) process; prints one JSON line. Imports come
     before the clock starts (a fixed ~0.5 s, not a cost per record)."""
-    from spean.gateway.audit.bundle import open_bundle
+    from spean.gateway.audit import bundle as bundles
     from spean.gateway.audit.reconcile import reconcile_files
     from spean.gateway.audit.verify import load_configuration, verify_structure
     from spean.gateway.audit.verify_parallel import verify_bundle
     from spean.gateway.identifiers import origin_server
 
-    extra: dict[str, object] = {}
+    # The whole-bundle mode also runs on code from before streaming (`--code`),
+    # which has no open_bundle.
+    open_bundle = getattr(bundles, "open_bundle", None)
+    extra: dict[str, object] = {"code": str(Path(bundles.__file__).resolve().parents[2])}
     started = time.perf_counter()
     cpu = time.process_time()
-    if mode == "inflate":
+    if mode == "no-tokens-whole":
+        report = verify_bundle(bundles.read_bundle(consumer), check_tokens=False)
+        assert report.ok, report.problems[:3]
+        records = report.records
+    elif mode == "inflate":
         records = open_bundle(consumer).frame.declared_records or 0
         with zipfile.ZipFile(consumer) as archive, archive.open("records.bin") as stream:
             while stream.read(CHUNK):
@@ -163,9 +176,11 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _run(mode: str, consumer: Path, provider: Path) -> dict[str, float]:
+def _run(mode: str, consumer: Path, provider: Path, code: Path | None) -> dict[str, float]:
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(consumer), str(provider)],
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -179,6 +194,12 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dir", type=Path, help="where the bundles are (kept; made if missing)")
     parser.add_argument("--modes", nargs="+", default=[*VERIFY_MODES, *RECONCILE_MODES])
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="run the measurements with the spean of this checkout (e.g. an export of an "
+        "older commit), for a before/after comparison; modes baseline and no-tokens-whole",
+    )
     args = parser.parse_args()
     from bench.audit_corpus import generate
 
@@ -198,7 +219,7 @@ def main() -> None:
             print(f"{exchanges:,} exchanges per side ({made}; consumer.zip {size:.0f} MB)")
             baselines: dict[str, float] = {}
             for mode in args.modes:
-                run = _run(mode, consumer, provider)
+                run = _run(mode, consumer, provider, args.code)
                 rate = run["records"] / run["seconds"]
                 # Per core: records per CPU second of this process, which other
                 # engineers' load on the machine does not inflate as it does the
@@ -212,6 +233,8 @@ def main() -> None:
                     baselines[group] = per_core
                 ratio = per_core / baselines[group] if group in baselines else float("nan")
                 unit = "verifies/s" if mode == "ecdsa" else "records/s"
+                if args.code is not None:
+                    print(f"  (code of {run['code']})")
                 print(
                     f"  {mode:<19} {run['seconds']:>8.2f} s {rate:>10,.0f} {unit:<10} "
                     f"{per_core:>10,.0f} per core  x{ratio:>6.3f}  "
@@ -222,6 +245,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        # The installed spean, or the one `--code` put on PYTHONPATH: never the
+        # checkout this file is in, which would shadow it.
         child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
     else:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         main()
