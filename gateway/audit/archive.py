@@ -235,13 +235,13 @@ def verify_sequence(
 ) -> SequenceReport:
     """Verify each bundle (`verify_bundle`, with `jobs` as there) and that they chain
     into one log; bundle files (`BundleSource`) are streamed, one at a time."""
-    sources = [b if isinstance(b, BundleSource) else source_of(b) for b in bundles]
     reports = tuple(
         verify_bundle(
-            s, anchor=anchor, check_tokens=check_tokens, auditor_key=auditor_key, jobs=jobs
+            b, anchor=anchor, check_tokens=check_tokens, auditor_key=auditor_key, jobs=jobs
         )
-        for s in sources
+        for b in bundles
     )
+    sources = [b if isinstance(b, BundleSource) else source_of(b) for b in bundles]
     return SequenceReport(reports, _check_links([_ends(s) for s in sources]))
 
 

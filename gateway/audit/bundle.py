@@ -32,6 +32,12 @@ not provable yet and are left for the next export. Records already moved to
 archive segments (gateway/audit/archive.py) are not in the store: an export
 then starts at the archive cut, from the chain hash and tree state kept there.
 The same format serves as an archive segment.
+
+Reading: `open_bundle` reads the small members at once and streams the
+records, chain hashes and bodies at each pass (`BundleSource`), a chunk of
+the member at a time, so that verify and reconcile run in bounded memory
+whatever the log's size; `read_bundle` reads a bundle whole, for the tools
+that need its records at hand (show, replay, archive).
 """
 
 from __future__ import annotations
