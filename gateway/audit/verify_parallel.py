@@ -40,9 +40,10 @@ from spean.gateway.tokens import KeyResolver
 
 # With `jobs=None` (one worker per core), bundles under this many records
 # (about twice as many tokens) stay in-process: starting the pool (~0.4 s on
-# the 2-core test machine) costs more than sharing ~1 s of verification saves
-# (~5,000 records/s on one core, bench/audit_verify.py). An explicit `jobs`
-# is obeyed whatever the size.
+# the 2-core test machine) costs about what sharing their ~2.5 s of
+# verification saves (~2,000 records/s on one core with real tokens,
+# bench/audit_scale.py), and it saves nothing when no core is free. An
+# explicit `jobs` is obeyed whatever the size.
 PARALLEL_MIN_RECORDS = 5000
 
 
