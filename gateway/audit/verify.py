@@ -268,20 +268,27 @@ def _one_pass(
     progress: Progress | None,
 ) -> None:
     """Read the records once, a chunk at a time: the structure of each chunk at
-    once, its content (with its token outcomes) `feed.lookahead` chunks later."""
+    once, its content (with its token outcomes) `feed.lookahead` chunks later.
+    `progress` counts each record twice, once per check (2 x records in all)."""
+    advance = progress or (lambda n: None)
     records = source.records()
     pending: deque[tuple[list[bytes], TokenCheck | None]] = deque()
     lookahead = 0 if feed is None else feed.lookahead
+
+    def settle() -> None:
+        chunk, outcome = pending.popleft()
+        if content is not None:
+            content.feed(chunk, outcome)
+        advance(len(chunk))
+
     while chunk := list(itertools.islice(records, CHUNK)):
         structure.feed(chunk)
-        if content is not None:
-            pending.append((chunk, None if feed is None else feed.submit(chunk)))
-            while len(pending) > lookahead:
-                content.feed(*pending.popleft())
-        if progress is not None:
-            progress(2 * len(chunk))
-    while pending and content is not None:
-        content.feed(*pending.popleft())
+        advance(len(chunk))
+        pending.append((chunk, None if feed is None else feed.submit(chunk)))
+        while len(pending) > lookahead:
+            settle()
+    while pending:
+        settle()
 
 
 def _check_manifest(
