@@ -108,7 +108,7 @@ def test_an_ack_signed_by_another_member_than_the_subscriber_is_refused() -> Non
 
 def test_a_forged_event_token_is_refused() -> None:
     token = sign_event(MPWT.signer, event_claims())
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     altered = sign_event(MPWT.signer, event_claims(sequence=8)).split(".")[1]
     with pytest.raises(Unauthenticated, match="signature does not verify") as caught:
         verify_event(f"{header}.{altered}.{signature}", RESOLVE, now=NOW)

@@ -1,0 +1,1 @@
+"""Publish/subscribe storage: the `EventStore` interface and its engines (docs/pubsub.md)."""
