@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from spean.gateway.errors import AlreadyExists, EventStoreError, InvalidArgument, Unauthenticated
 from spean.gateway.events import Cursor, TopicId
@@ -213,7 +214,15 @@ class SqliteEventStore(EventStore):
         except sqlite3.Error as exc:
             raise self._error("could not read the delivery cursors", exc) from exc
         return [
-            Cursor(TopicId.parse(row[0]), SubsystemId.parse(row[1]), *row[2:5], row[5], row[6])
+            Cursor(
+                TopicId.parse(row[0]),
+                SubsystemId.parse(row[1]),
+                acked=row[2],
+                attempts=row[3],
+                next_attempt_ns=row[4],
+                last_error=row[5],
+                dead_letters=row[6],
+            )
             for row in rows
         ]
 
@@ -371,19 +380,17 @@ class SqliteEventStore(EventStore):
             self._arrived.notify_all()
 
 
-def _inbox_event(row: tuple[object, ...]) -> InboxEvent:
+def _inbox_event(row: tuple[Any, ...]) -> InboxEvent:
     position, subscriber, topic, seq, event_id, payload, digest, published = row
-    assert isinstance(position, int) and isinstance(seq, int) and isinstance(published, int)
-    assert isinstance(payload, bytes) and isinstance(digest, bytes)
     return InboxEvent(
-        position,
+        int(position),
         SubsystemId.parse(str(subscriber)),
         TopicId.parse(str(topic)),
-        seq,
+        int(seq),
         str(event_id),
-        payload,
-        digest,
-        published,
+        bytes(payload),
+        bytes(digest),
+        int(published),
     )
 
 
