@@ -1,0 +1,135 @@
+"""A federation with publish/subscribe: MoI publishes, MoH and MPWT subscribe.
+
+The demo's three ministries, where MoI's population register
+(``KH/GOV/MOI/population``) is a client of MoI's consumer endpoint and owns
+the topic ``citizen-address-changed`` (event type
+``population.v1.CitizenAddressChanged``, published with its descriptors), and
+MPWT's vehicle registry is a client of a consumer endpoint of its own. MoI
+grants the topic to MoH's hospital application and MPWT's registry; each
+subscribes on its own server. `Subscriber` reads a topic through `Subscribe`
+and acknowledges each event, as an application would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+
+from spean.demo.population.v1 import events_pb2
+from spean.gateway.demo.federation import Federation, build_federation
+from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, VEHICLES, demo_plans
+from spean.gateway.metadata import CLIENT
+from spean.gateway.server.reflection import file_descriptor_set
+from spean.v1 import pubsub_pb2 as pb
+from spean.v1 import pubsub_pb2_grpc as pb_grpc
+
+POPULATION = "KH/GOV/MOI/population"
+ADDRESS_CHANGED = "citizen-address-changed"
+TOPIC = f"{POPULATION}:{ADDRESS_CHANGED}"
+EVENT_TYPE = "population.v1.CitizenAddressChanged"
+FAST_RETRIES = {"initial_backoff_ms": 50, "max_backoff_ms": 400, "poll_ms": 50}
+
+
+def address_changed(n: int) -> bytes:
+    return events_pb2.CitizenAddressChanged(
+        id_card_number=f"KH-{n:06d}",
+        new_address=f"{n} Preah Norodom Blvd",
+        province="Phnom Penh",
+        effective_date="2026-12-03",
+    ).SerializeToString()
+
+
+def event_federation(
+    root: Path,
+    *,
+    grants: tuple[str, ...] = (NHIS, VEHICLES),
+    subscribers: dict[str, tuple[str, ...]] | None = None,
+    delivery: dict[str, Any] | None = None,
+) -> Federation:
+    """Build the federation (see the module docstring) under `root`."""
+    plans = []
+    for plan in demo_plans():
+        if plan.member == MOI:
+            plan = dataclasses.replace(plan, clients=[POPULATION])
+        elif plan.member == MPWT:
+            plan = dataclasses.replace(plan, clients=[VEHICLES])
+        plans.append(plan)
+    federation = build_federation(root, plans)
+    authority = federation.authority
+    authority.add_topic(
+        POPULATION,
+        ADDRESS_CHANGED,
+        EVENT_TYPE,
+        file_descriptor_set=file_descriptor_set(events_pb2.DESCRIPTOR),
+    )
+    authority.publish(timedelta(days=1))
+    taken = subscribers if subscribers is not None else {MOH: (NHIS,), MPWT: (VEHICLES,)}
+    for member, path in federation.configs.items():
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        section: dict[str, Any] = {"store": "state/events.db"}
+        if member == MOI:
+            section["access"] = [
+                {"client": client, "service": POPULATION, "topics": [ADDRESS_CHANGED]}
+                for client in grants
+            ]
+            section["delivery"] = {**FAST_RETRIES, **(delivery or {})}
+        section["subscriptions"] = [
+            {"client": client, "topic": TOPIC} for client in taken.get(member, ())
+        ]
+        document["pubsub"] = section
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return federation
+
+
+def publish(channel: grpc.Channel, n: int, event_id: str = "") -> pb.PublishResponse:
+    stub = pb_grpc.PublisherStub(channel)
+    request = pb.PublishRequest(
+        topic=ADDRESS_CHANGED, event_id=event_id, payload=address_changed(n)
+    )
+    answer: pb.PublishResponse = stub.Publish(request, metadata=((CLIENT, POPULATION),), timeout=10)
+    return answer
+
+
+class Subscriber:
+    """An application reading `TOPIC` as `client` and acknowledging every event it takes."""
+
+    def __init__(self, address: str, client: str) -> None:
+        self.channel = grpc.insecure_channel(address)
+        self.client = client
+        self.received: list[pb.Event] = []
+        self._arrived = threading.Condition()
+
+    def take(self, count: int, timeout: float = 20.0) -> list[pb.Event]:
+        """Subscribe, acknowledge `count` events one by one, and return them."""
+        stub = pb_grpc.SubscriberStub(self.channel)
+        stream = stub.Subscribe(
+            pb.SubscribeRequest(topic=TOPIC), metadata=((CLIENT, self.client),), timeout=timeout
+        )
+        taken: list[pb.Event] = []
+        try:
+            for event in stream:
+                stub.Ack(
+                    pb.AckRequest(topic=TOPIC, position=event.position),
+                    metadata=((CLIENT, self.client),),
+                    timeout=10,
+                )
+                taken.append(event)
+                if len(taken) == count:
+                    break
+        finally:
+            stream.cancel()
+        self.received.extend(taken)
+        return taken
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def consumer_channel(federation: Federation, member: str) -> grpc.Channel:
+    return grpc.insecure_channel(federation.consumer_addresses[member])
