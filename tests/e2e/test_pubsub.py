@@ -80,7 +80,8 @@ def test_every_step_is_in_both_audit_logs(world: World) -> None:
     assert (Kind.EVENT_PUBLISH, Side.PROVIDER, POPULATION) in kinds
     assert (Kind.EVENT_DELIVERY, Side.PROVIDER, NHIS) in kinds
     delivered = next(r for r in moi if r.kind is Kind.EVENT_DELIVERY and r.client == NHIS)
-    assert delivered.event_token and delivered.ack_token
+    assert delivered.event_token
+    assert delivered.ack_token
     assert (delivered.topic, delivered.sequence) == (ADDRESS_CHANGED, event.sequence)
     moh = world.record(MOH, delivered.exchange_id)
     assert (moh.kind, moh.side, moh.status) == (Kind.EVENT_DELIVERY, Side.CONSUMER, "OK")
