@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "spean.gateway.cli.server",
     "spean.gateway.cli.demo",
     "spean.gateway.cli.audit",
+    "spean.gateway.cli.pubsub",
     "spean.gateway.cli.doctor",
 )
 

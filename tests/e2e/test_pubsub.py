@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
 from spean.gateway.audit.record import Kind, Side
+from spean.gateway.cli import main
 from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, VEHICLES
 from spean.gateway.metadata import CLIENT
 from spean.v1 import pubsub_pb2 as pb
 from spean.v1 import pubsub_pb2_grpc as pb_grpc
+from tests.support.audit_logs import export_and_verify
 from tests.support.events import (
     ADDRESS_CHANGED,
     EVENT_TYPE,
@@ -138,3 +141,25 @@ def test_subscribing_to_a_topic_not_subscribed_here_is_not_found(world: World) -
     with pytest.raises(grpc.RpcError) as caught:
         next(stream)
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(tmp_path: Path) -> None:
+    federation = event_federation(tmp_path / "federation")
+    with running(federation) as world:
+        moi = consumer_channel(federation, MOI)
+        for n in range(1, 4):
+            publish(moi, n)
+        for member, client in ((MOH, NHIS), (MPWT, VEHICLES)):
+            assert len(Subscriber(federation.consumer_addresses[member], client).take(3)) == 3
+        delivered = lambda: sum(  # noqa: E731
+            r.kind is Kind.EVENT_DELIVERY and r.status == "OK" for r in world.records(MOI)
+        )
+        wait_for(lambda: delivered() == 6)
+    logs = {member: export_and_verify(federation, member, tmp_path) for member in (MOI, MOH, MPWT)}
+    kinds = [r.kind for r in logs[MOI].records]
+    assert kinds.count(Kind.EVENT_PUBLISH) == 3
+    assert kinds.count(Kind.EVENT_DELIVERY) == 6
+    assert [r.kind for r in logs[MOH].records].count(Kind.EVENT_ACK) == 3
+    # Each delivery is one exchange in both logs: reconcile matches them.
+    bundles = [str(tmp_path / f"{member.replace('/', '_')}.zip") for member in (MOH, MOI)]
+    assert main(["audit", "reconcile", *bundles]) == 0
