@@ -163,3 +163,28 @@ def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(tmp_path: Pa
     # Each delivery is one exchange in both logs: reconcile matches them.
     bundles = [str(tmp_path / f"{member.replace('/', '_')}.zip") for member in (MOH, MOI)]
     assert main(["audit", "reconcile", *bundles]) == 0
+
+
+def test_a_subscriber_server_offline_catches_up_when_back(world: World) -> None:
+    federation = world.federation
+    moi = world.server(MOI).pubsub
+    assert moi is not None
+    federation.stop(MOH)
+    try:
+        published = [publish(consumer_channel(federation, MOI), 200 + n) for n in range(5)]
+
+        def backing_off() -> bool:
+            return any(
+                str(c.subscriber) == NHIS and c.attempts >= 2 and "UNAVAILABLE" in c.last_error
+                for c in moi.store.cursors()
+            )
+
+        wait_for(backing_off)
+        # MPWT is not held up by MoH being away.
+        mpwt = Subscriber(federation.consumer_addresses[MPWT], VEHICLES)
+        taken = mpwt.take_until(published[-1].event_id)
+        assert [e.event_id for e in taken][-5:] == [p.event_id for p in published]
+    finally:
+        federation.start(MOH)
+    events = Subscriber(federation.consumer_addresses[MOH], NHIS).take_until(published[-1].event_id)
+    assert [e.event_id for e in events][-5:] == [p.event_id for p in published]

@@ -13,7 +13,7 @@ and acknowledges each event, as an application would.
 from __future__ import annotations
 
 import dataclasses
-import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -103,10 +103,16 @@ class Subscriber:
         self.channel = grpc.insecure_channel(address)
         self.client = client
         self.received: list[pb.Event] = []
-        self._arrived = threading.Condition()
 
     def take(self, count: int, timeout: float = 20.0) -> list[pb.Event]:
         """Subscribe, acknowledge `count` events one by one, and return them."""
+        return self._take(lambda taken: len(taken) == count, timeout)
+
+    def take_until(self, event_id: str, timeout: float = 20.0) -> list[pb.Event]:
+        """Subscribe and acknowledge events up to and including `event_id`."""
+        return self._take(lambda taken: taken[-1].event_id == event_id, timeout)
+
+    def _take(self, done: Callable[[list[pb.Event]], bool], timeout: float) -> list[pb.Event]:
         stub = pb_grpc.SubscriberStub(self.channel)
         stream = stub.Subscribe(
             pb.SubscribeRequest(topic=TOPIC), metadata=((CLIENT, self.client),), timeout=timeout
@@ -120,7 +126,7 @@ class Subscriber:
                     timeout=10,
                 )
                 taken.append(event)
-                if len(taken) == count:
+                if done(taken):
                     break
         finally:
             stream.cancel()
