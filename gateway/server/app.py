@@ -233,6 +233,7 @@ class SecurityServer:
     def __init__(self, config: ServerConfig, worker: str = "w0") -> None:
         self.config = config
         self.origin = f"{config.server_id}#{worker}"
+        self.worker = worker
         self.consumer_port: int | None = None
         self.provider_port: int | None = None
         self._servers: list[grpc.Server] = []
@@ -310,7 +311,8 @@ class SecurityServer:
             self.pubsub = PubSubNode(
                 config,
                 origin=self.origin,
-                delivers=self.origin.endswith("w0"),
+                # One delivery loop per server: worker 0's (w0, or INSTANCE-w0).
+                delivers=self.worker == "w0" or self.worker.endswith("-w0"),
                 configuration=self.current_configuration,
                 signer=signer,
                 identity=identity,
