@@ -1,8 +1,8 @@
 """A federation with publish/subscribe: MoI publishes, MoH and MPWT subscribe.
 
-The demo's three ministries, where MoI's population register
-(``KH/GOV/MOI/population``) is a client of MoI's consumer endpoint and owns
-the topic ``citizen-address-changed`` (event type
+The demo's three ministries with events (`demo_plans(events=True)`): MoI's
+population register (``KH/GOV/MOI/population``) is a client of MoI's consumer
+endpoint and owns the topic ``citizen-address-changed`` (event type
 ``population.v1.CitizenAddressChanged``, published with its descriptors), and
 MPWT's vehicle registry is a client of a consumer endpoint of its own. MoI
 grants the topic to MoH's hospital application and MPWT's registry; each
@@ -14,24 +14,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
-import yaml
 
 from spean.demo.population.v1 import events_pb2
 from spean.gateway.demo.federation import Federation, build_federation
-from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, VEHICLES, demo_plans
+from spean.gateway.demo.ministries import (
+    ADDRESS_CHANGED,
+    ADDRESS_TOPIC,
+    MOH,
+    MOI,
+    MPWT,
+    NHIS,
+    POPULATION,
+    VEHICLES,
+    demo_plans,
+)
 from spean.gateway.metadata import CLIENT
-from spean.gateway.server.reflection import file_descriptor_set
 from spean.v1 import pubsub_pb2 as pb
 from spean.v1 import pubsub_pb2_grpc as pb_grpc
 
-POPULATION = "KH/GOV/MOI/population"
-ADDRESS_CHANGED = "citizen-address-changed"
-TOPIC = f"{POPULATION}:{ADDRESS_CHANGED}"
+TOPIC = ADDRESS_TOPIC
 EVENT_TYPE = "population.v1.CitizenAddressChanged"
 FAST_RETRIES = {"initial_backoff_ms": 50, "max_backoff_ms": 400, "poll_ms": 50}
 
@@ -50,41 +54,23 @@ def event_federation(
     *,
     grants: tuple[str, ...] = (NHIS, VEHICLES),
     subscribers: dict[str, tuple[str, ...]] | None = None,
-    delivery: dict[str, Any] | None = None,
+    delivery: dict[str, int] | None = None,
 ) -> Federation:
-    """Build the federation (see the module docstring) under `root`."""
-    plans = []
-    for plan in demo_plans():
-        if plan.member == MOI:
-            plan = dataclasses.replace(plan, clients=[POPULATION])
-        elif plan.member == MPWT:
-            plan = dataclasses.replace(plan, clients=[VEHICLES])
-        plans.append(plan)
-    federation = build_federation(root, plans)
-    authority = federation.authority
-    authority.add_topic(
-        POPULATION,
-        ADDRESS_CHANGED,
-        EVENT_TYPE,
-        file_descriptor_set=file_descriptor_set(events_pb2.DESCRIPTOR),
-    )
-    authority.publish(timedelta(days=1))
+    """Build the demo with events (`demo_plans(events=True)`) under `root`, with MoI's
+    grants, the members' subscribing clients and MoI's retry limits as given."""
     taken = subscribers if subscribers is not None else {MOH: (NHIS,), MPWT: (VEHICLES,)}
-    for member, path in federation.configs.items():
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        section: dict[str, Any] = {"store": "state/events.db"}
-        if member == MOI:
-            section["access"] = [
-                {"client": client, "service": POPULATION, "topics": [ADDRESS_CHANGED]}
-                for client in grants
-            ]
-            section["delivery"] = {**FAST_RETRIES, **(delivery or {})}
-        section["subscriptions"] = [
-            {"client": client, "topic": TOPIC} for client in taken.get(member, ())
-        ]
-        document["pubsub"] = section
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return federation
+    plans = []
+    for plan in demo_plans(events=True):
+        if plan.member == MOI:
+            topics = [dataclasses.replace(t, grants=list(grants)) for t in plan.topics]
+            plan = dataclasses.replace(
+                plan, topics=topics, delivery={**FAST_RETRIES, **(delivery or {})}
+            )
+        plan = dataclasses.replace(
+            plan, subscriptions=[(client, TOPIC) for client in taken.get(plan.member, ())]
+        )
+        plans.append(plan)
+    return build_federation(root, plans)
 
 
 def publish(channel: grpc.Channel, n: int, event_id: str = "") -> pb.PublishResponse:
