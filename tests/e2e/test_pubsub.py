@@ -19,6 +19,8 @@ import pytest
 from spean.gateway.audit.record import Kind, Side
 from spean.gateway.cli import main
 from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, VEHICLES
+from spean.gateway.events import TopicId
+from spean.gateway.identifiers import SubsystemId
 from spean.gateway.metadata import CLIENT
 from spean.v1 import pubsub_pb2 as pb
 from spean.v1 import pubsub_pb2_grpc as pb_grpc
@@ -201,3 +203,35 @@ def test_a_subscriber_server_offline_catches_up_when_back(world: World) -> None:
         federation.start(MOH)
     events = Subscriber(federation.consumer_addresses[MOH], NHIS).take_until(published[-1].event_id)
     assert [e.event_id for e in events][-5:] == [p.event_id for p in published]
+
+
+def test_a_subscriber_that_keeps_refusing_is_dead_lettered_and_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MoI grants MPWT the topic, but MPWT's server has no pubsub section: every
+    # attempt is refused, and after three the event is given up for MPWT alone.
+    federation = event_federation(
+        tmp_path / "federation", subscribers={MOH: (NHIS,)}, delivery={"max_attempts": 3}
+    )
+    with running(federation) as world:
+        moi = world.server(MOI).pubsub
+        assert moi is not None
+        published = [publish(consumer_channel(federation, MOI), n) for n in (1, 2)]
+        taken = Subscriber(federation.consumer_addresses[MOH], NHIS).take(2)
+        assert [e.event_id for e in taken] == [p.event_id for p in published]
+
+        def given_up() -> bool:
+            cursor = {str(c.subscriber): c for c in moi.store.cursors()}[VEHICLES]
+            return cursor.acked == 2
+
+        wait_for(given_up)
+        vehicles = SubsystemId.parse(VEHICLES)
+        letters = moi.store.dead_letters(TopicId.parse(TOPIC), vehicles)
+        assert [(d.sequence, d.attempts) for d in letters] == [(1, 3), (2, 3)]
+        # MPWT's provider endpoint takes the call for an exchange without a request token.
+        assert all(d.error.startswith("UNAUTHENTICATED: KH/GOV/MPWT/ss1:") for d in letters)
+        capsys.readouterr()
+        assert main(["pubsub", "status", "--config", str(federation.configs[MOI])]) == 0
+        out = capsys.readouterr().out
+        assert f"-> {VEHICLES}: acked 2 of 2 (0 behind), attempts 0" in out
+        assert "dead letters 2" in out
