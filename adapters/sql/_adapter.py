@@ -33,9 +33,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import (
+    Descriptor,
+    FieldDescriptor,
+    MethodDescriptor,
+    ServiceDescriptor,
+)
 from google.protobuf.message import DecodeError, Message
-from sqlalchemy import Connection, Engine, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, Executable, TextClause, bindparam, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
@@ -66,6 +71,14 @@ from spean.adapters.sql._engines import (
     twin_in_error,
 )
 from spean.adapters.sql._mapping import MethodMapping, ServiceMapping, config_error, load_mapping
+from spean.adapters.sql._paging import (
+    LIMIT,
+    PageSpec,
+    after_name,
+    decode_token,
+    encode_token,
+    page_statements,
+)
 from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -83,6 +96,14 @@ log = structlog.get_logger("spean.adapters.sql")
 PROBE_SECONDS = 10.0
 """How long one statement may take to prepare at start-up."""
 HEALTH_SECONDS = 2.0
+_INTEGERS = frozenset(
+    {
+        FieldDescriptor.CPPTYPE_INT32,
+        FieldDescriptor.CPPTYPE_INT64,
+        FieldDescriptor.CPPTYPE_UINT32,
+        FieldDescriptor.CPPTYPE_UINT64,
+    }
+)
 STREAM_BATCH_ROWS = 500
 """Rows fetched from the cursor at a time for `many` results."""
 
@@ -101,6 +122,17 @@ class _Column:
 
 
 @dataclass(frozen=True, slots=True)
+class _Paging:
+    """A paged method's statements (first page, page after a key) and request fields."""
+
+    spec: PageSpec
+    first: Executable
+    after: Executable
+    size: FieldDescriptor
+    token: FieldDescriptor
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """Everything a call needs, resolved once from the mapping and the descriptor."""
 
@@ -114,6 +146,7 @@ class _Plan:
     response_class: type[Message]
     row_type: Descriptor
     params: tuple[_Param, ...]
+    paging: _Paging | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +258,8 @@ class SqlAdapter(Adapter):
 
     def unary(self, ctx: CallContext, request: bytes) -> bytes:
         plan = self._plan(ctx, MethodKind.UNARY)
+        if plan.paging is not None:
+            return self._page(ctx, plan, plan.paging, self._decode(plan, request))
         params = self._bind(plan, request)
         with self._connection(ctx, plan) as conn:
             result = conn.execute(plan.statement, params)
@@ -290,13 +325,50 @@ class SqlAdapter(Adapter):
             raise DeadlineExceeded(f"deadline exceeded before {ctx.method} reached the database")
         return plan
 
-    def _bind(self, plan: _Plan, request: bytes) -> dict[str, object]:
+    def _page(self, ctx: CallContext, plan: _Plan, paging: _Paging, message: Message) -> bytes:
+        """One page of a paged method: `size` rows after the token's key, and the next token."""
+        spec = paging.spec
+        size = spec.rows_for(getattr(message, paging.size.name))
+        token = getattr(message, paging.token.name)
+        params = {param.name: param.read(message) for param in plan.params}
+        params[LIMIT] = size + 1  # one more row says whether another page follows
+        statement = paging.first
+        if token:
+            statement = paging.after
+            after = decode_token(token, len(spec.key), spec.token)
+            params.update({after_name(i): value for i, value in enumerate(after)})
+        with self._connection(ctx, plan) as conn:
+            result = conn.execute(statement, params)
+            keys = tuple(result.keys())
+            writer = self._writer(plan, keys, ctx)
+            rows = result.fetchall()
+        response = plan.response_class()
+        elements = getattr(response, plan.mapping.into or "")
+        for row in rows[:size]:
+            self._fill(plan, writer, elements.add(), row, ctx)
+        if len(rows) > size:
+            last = rows[size - 1]
+            try:
+                next_token = encode_token([last[keys.index(name)] for name in spec.key])
+            except TypeError as exc:
+                log.error("sql.page_key_unusable", method=plan.path, error=str(exc))
+                raise Internal(
+                    f"the page key of {plan.path} cannot be carried in a page token;"
+                    " the provider's log has details"
+                ) from exc
+            setattr(response, spec.next, next_token)
+        return response.SerializeToString()
+
+    def _decode(self, plan: _Plan, request: bytes) -> Message:
         try:
-            message = plan.request_class.FromString(request)
+            return plan.request_class.FromString(request)
         except DecodeError as exc:
             raise InvalidArgument(
                 f"request is not a valid {plan.request_class.DESCRIPTOR.full_name} message"
             ) from exc
+
+    def _bind(self, plan: _Plan, request: bytes) -> dict[str, object]:
+        message = self._decode(plan, request)
         return {param.name: param.read(message) for param in plan.params}
 
     @contextlib.contextmanager
@@ -415,6 +487,14 @@ class SqlAdapter(Adapter):
             raise config_error(self._mapping.source, where, f"the statement {what}") from exc
         finally:
             conn.rollback()
+        if plan.paging is not None:
+            for name in plan.paging.spec.key:
+                if name not in keys:
+                    raise config_error(
+                        self._mapping.source,
+                        f"methods.{plan.mapping.name}.page.key",
+                        f"the statement returns no column {name!r} (it returns {', '.join(keys)})",
+                    )
         return self._row_writer(plan, keys, kinds)
 
     def _row_writer(
@@ -490,6 +570,9 @@ class SqlAdapter(Adapter):
             # The operator's own statement, wrapped so it prepares but reads
             # no row; no request value is involved.
             probe = text(f"SELECT * FROM ({mapping.sql}) AS spean_probe LIMIT 0")  # noqa: S608
+            paging = None
+            if mapping.page is not None:
+                paging = self._paging(mapping, mapping.page, kind, many, method, statement)
             yield _Plan(
                 mapping=mapping,
                 path=f"/{service.full_name}/{method.name}",
@@ -501,7 +584,42 @@ class SqlAdapter(Adapter):
                 response_class=message_class(method.output_type),
                 row_type=row_type,
                 params=params,
+                paging=paging,
             )
+
+    def _paging(
+        self,
+        mapping: MethodMapping,
+        spec: PageSpec,
+        kind: MethodKind,
+        many: bool,
+        method: MethodDescriptor,
+        statement: TextClause,
+    ) -> _Paging:
+        """A paged method is unary, `many` with `into`, and has its page fields."""
+        source, where = self._mapping.source, f"methods.{mapping.name}.page"
+        if kind is not MethodKind.UNARY or not many or mapping.into is None:
+            raise config_error(
+                source, where, "only a unary 'many' method with 'into' is paged (a stream is not)"
+            )
+        request, response = method.input_type, method.output_type
+        size = request.fields_by_name.get(spec.size)
+        if size is None or size.cpp_type not in _INTEGERS or size.is_repeated:
+            raise config_error(
+                source, f"{where}.size", f"{request.full_name} has no integer field {spec.size!r}"
+            )
+        token = request.fields_by_name.get(spec.token)
+        if token is None or token.type != FieldDescriptor.TYPE_STRING or token.is_repeated:
+            raise config_error(
+                source, f"{where}.token", f"{request.full_name} has no string field {spec.token!r}"
+            )
+        following = response.fields_by_name.get(spec.next)
+        if following is None or following.type != FieldDescriptor.TYPE_STRING:
+            raise config_error(
+                source, f"{where}.next", f"{response.full_name} has no string field {spec.next!r}"
+            )
+        first, after = page_statements(statement, spec.key)
+        return _Paging(spec, first, after, size, token)
 
     def _row_type(
         self, mapping: MethodMapping, kind: MethodKind, many: bool, output: Descriptor
