@@ -31,8 +31,8 @@ from spean.gateway.errors import ConfigError
 __all__ = [
     "DatabaseOptions",
     "MethodMapping",
-    "ServiceMapping",
     "PageSpec",
+    "ServiceMapping",
     "config_error",
     "explicit_driver",
     "load_mapping",
@@ -245,8 +245,7 @@ def explicit_driver(url: URL, where: str) -> URL:
         )
     if "+" in url.drivername and driver != wanted:
         raise ConfigError(
-            f"{where}: driver {driver!r} is not supported for {backend};"
-            f" use {backend}+{wanted}://"
+            f"{where}: driver {driver!r} is not supported for {backend}; use {backend}+{wanted}://"
         )
     return url.set(drivername=f"{backend}+{wanted}")
 
@@ -301,7 +300,11 @@ def _parse_page(value: object, source: Path, where: str) -> PageSpec:
     if not isinstance(key, list) or not key or not all(isinstance(k, str) and k for k in key):
         raise _error(source, f"{at}.key", "must name the column(s) the pages are ordered by")
     names = {}
-    for part, default in (("size", "page_size"), ("token", "page_token"), ("next", "next_page_token")):
+    for part, default in (
+        ("size", "page_size"),
+        ("token", "page_token"),
+        ("next", "next_page_token"),
+    ):
         name = table.get(part, default)
         if not isinstance(name, str) or not _PATH.match(name) or "." in name:
             raise _error(source, f"{at}.{part}", "must name a field such as page_size")

@@ -33,7 +33,16 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Integer, Select, TextClause, bindparam, column, literal_column, select
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    TextClause,
+    bindparam,
+    column,
+    literal_column,
+    select,
+)
 from sqlalchemy import tuple_ as sql_tuple
 
 from spean.gateway.errors import InvalidArgument
@@ -50,7 +59,7 @@ class PageSpec:
 
     key: tuple[str, ...]
     size: str = "page_size"
-    token: str = "page_token"
+    token: str = "page_token"  # noqa: S105 (a field name, not a secret)
     next: str = "next_page_token"
     default: int = 100
     max: int = 1000
@@ -66,17 +75,17 @@ def after_name(index: int) -> str:
     return f"spean_after_{index}"
 
 
-def page_statements(statement: TextClause, key: Sequence[str]) -> tuple[Select[tuple[object]], ...]:
+def page_statements(statement: TextClause, key: Sequence[str]) -> tuple[Select[Any], Select[Any]]:
     """The first page's statement and the statement of a page after a key."""
     page = statement.columns(*(column(name) for name in key)).subquery("spean_page")
     ordered = [page.c[name] for name in key]
-    first = (
+    first: Select[Any] = (
         select(literal_column("*"))
         .select_from(page)
         .order_by(*ordered)
         .limit(bindparam(LIMIT, type_=Integer()))
     )
-    bounds = [bindparam(after_name(i)) for i in range(len(key))]
+    bounds: list[BindParameter[Any]] = [bindparam(after_name(i)) for i in range(len(key))]
     # One column compares plainly; several as a row value (SQL-92, all three engines).
     after = ordered[0] > bounds[0] if len(key) == 1 else sql_tuple(*ordered) > sql_tuple(*bounds)
     return first, first.where(after)
@@ -91,7 +100,9 @@ def encode_token(values: Sequence[object]) -> str:
 
 def decode_token(token: str, length: int, field: str) -> tuple[object, ...]:
     """The key values of a token `encode_token` made; `InvalidArgument` otherwise."""
-    refused = InvalidArgument(f"{field} is not a token this method returned; start again without it")
+    refused = InvalidArgument(
+        f"{field} is not a token this method returned; start again without it"
+    )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         items = json.loads(raw)

@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--table", required=True, help="the table or view to publish")
     parser.add_argument(
-        "--subsystem", required=True, help="the subsystem that publishes it, e.g. KH/GOV/MOH/patients"
+        "--subsystem",
+        required=True,
+        help="the subsystem that publishes it, e.g. KH/GOV/MOH/patients",
     )
     parser.add_argument(
         "--key",
@@ -103,8 +105,8 @@ def cmd_publish_table(args: argparse.Namespace) -> int:
 def _report(outcome: Outcome, config: Path | None) -> None:
     contract = outcome.contract
     print(f"published {contract.table.name} as {contract.subsystem}: {contract.full_service}")
-    for path, streaming in contract.methods:
-        print(f"  {'stream ' if streaming else 'unary  '} {path}")
+    for method, streaming in contract.methods:
+        print(f"  {'stream ' if streaming else 'unary  '} {method}")
     if contract.excluded:
         print(f"  left out: {', '.join(contract.excluded)}")
     print("wrote:")
@@ -136,8 +138,8 @@ def _next_command(outcome: Outcome) -> str:
     if outcome.server_id is not None:
         words += ["--server", outcome.server_id]
     words += ["--descriptor-set", _shown(outcome.descriptor_set)]
-    for path, streaming in contract.methods:
-        words += ["--streaming-method" if streaming else "--method", path]
+    for method, streaming in contract.methods:
+        words += ["--streaming-method" if streaming else "--method", method]
     return shlex.join(words)
 
 

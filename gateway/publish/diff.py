@@ -1,4 +1,4 @@
-"""What changed between two versions of a published contract, and which changes break callers (pure).
+"""What changed between two versions of a contract, and which changes break callers (pure).
 
 `compare(old, new)` takes the two `FileDescriptorProto`s (the previous run's,
 read from its descriptor set, and this run's) and lists every `Change`:
@@ -21,9 +21,7 @@ from google.protobuf import descriptor_pb2
 __all__ = ["Change", "compare"]
 
 _F = descriptor_pb2.FieldDescriptorProto
-_TYPE_NAMES = {
-    value: name.removeprefix("TYPE_").lower() for name, value in _F.Type.items()
-}
+_TYPE_NAMES = {value: name.removeprefix("TYPE_").lower() for name, value in _F.Type.items()}
 
 
 @dataclass(frozen=True, slots=True)

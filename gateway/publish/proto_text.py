@@ -63,7 +63,7 @@ def _service(contract: Contract) -> list[str]:
         f"service {contract.service} {{",
         f"  // The record whose key ({keys}) is given; NOT_FOUND when there is none.",
         f"  rpc Get(GetRequest) returns ({RECORD});",
-        f"  // One page of records in key order; page through with next_page_token.",
+        "  // One page of records in key order; page through with next_page_token.",
         "  rpc List(ListRequest) returns (ListResponse);",
         "  // Every record in key order, one message each.",
         f"  rpc Export(ExportRequest) returns (stream {RECORD});",
@@ -75,7 +75,10 @@ def _service(contract: Contract) -> list[str]:
 def _requests(contract: Contract) -> list[str]:
     lines = ["// The key of the record to get.", "message GetRequest {"]
     for number, plan in enumerate(contract.key, start=1):
-        lines += [f"  // Column {plan.column.name}.", f"  {plan.type.proto} {plan.name} = {number};"]
+        lines += [
+            f"  // Column {plan.column.name}.",
+            f"  {plan.type.proto} {plan.name} = {number};",
+        ]
     lines += [
         "}",
         "",
@@ -108,7 +111,8 @@ def _record(contract: Contract) -> list[str]:
     if contract.reserved:
         lines.append(f"  reserved {', '.join(str(n) for n in contract.reserved)};")
     if contract.reserved_names:
-        lines.append(f"  reserved {', '.join(repr(n) for n in contract.reserved_names)};")
+        names = ", ".join(f'"{name}"' for name in contract.reserved_names)
+        lines.append(f"  reserved {names};")
     lines.append("}")
     return lines
 

@@ -81,10 +81,7 @@ def _services(
             notes.append(f"provider.services: added {entry['subsystem']}")
             continue
         adapter = _get(found, "adapter")
-        if not (
-            isinstance(adapter, MutableMapping)
-            and dict(adapter) == entry["adapter"]
-        ):
+        if not (isinstance(adapter, MutableMapping) and dict(adapter) == entry["adapter"]):
             raise FailedPrecondition(
                 f"{path}: provider.services[{index}] already serves {entry['subsystem']} with"
                 " another adapter; remove that entry, or publish under another --subsystem"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy import exc as sa_exc
@@ -100,7 +101,7 @@ def _shape(engine: Engine, inspector: Inspector, name: str) -> TableShape:
 def _column(
     engine: Engine,
     name: str,
-    kind: sa_types.TypeEngine[object],
+    kind: sa_types.TypeEngine[Any],
     nullable: bool,
     quote: Callable[[str], str],
 ) -> ColumnShape:
@@ -117,7 +118,7 @@ def _column(
     )
 
 
-def _kind(kind: sa_types.TypeEngine[object]) -> tuple[SqlKind, int]:
+def _kind(kind: sa_types.TypeEngine[Any]) -> tuple[SqlKind, int]:
     """The column's `SqlKind` and, for an integer, its width in bits.
 
     Order matters: SQLAlchemy's Boolean, Float and Enum are subclasses of
@@ -135,7 +136,7 @@ def _kind(kind: sa_types.TypeEngine[object]) -> tuple[SqlKind, int]:
     return SqlKind.OTHER, 0
 
 
-_KINDS: tuple[tuple[type[sa_types.TypeEngine[object]], SqlKind], ...] = (
+_KINDS: tuple[tuple[type[sa_types.TypeEngine[Any]], SqlKind], ...] = (
     (sa_types.Float, SqlKind.FLOAT),
     (sa_types.Numeric, SqlKind.DECIMAL),
     (sa_types.Enum, SqlKind.ENUM),
@@ -151,7 +152,7 @@ _KINDS: tuple[tuple[type[sa_types.TypeEngine[object]], SqlKind], ...] = (
 )
 
 
-def _bits(kind: sa_types.TypeEngine[object]) -> int:
+def _bits(kind: sa_types.TypeEngine[Any]) -> int:
     if isinstance(kind, sa_types.BigInteger):
         return 64
     if isinstance(kind, mysql.TINYINT):
@@ -163,11 +164,10 @@ def _bits(kind: sa_types.TypeEngine[object]) -> int:
     return 32
 
 
-def _type_name(engine: Engine, kind: sa_types.TypeEngine[object]) -> str:
+def _type_name(engine: Engine, kind: sa_types.TypeEngine[Any]) -> str:
     if isinstance(kind, sa_types.NullType):
         return "a type SQLAlchemy does not know"
     try:
         return str(kind.compile(dialect=engine.dialect))
     except sa_exc.CompileError:  # UnsupportedCompilationError included
         return type(kind).__name__
-
