@@ -167,7 +167,10 @@ def _database_entry(url: URL, out: Path, stem: str) -> tuple[object, tuple[Path,
     if url.password is None:
         return url.render_as_string(hide_password=False), None
     secret = out / f"{stem}.password"
-    bare = url.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) would keep the password: build the URL without one.
+    bare = URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database, url.query
+    ).render_as_string(hide_password=False)
     return {"url": bare, "password_file": secret.name}, (secret, str(url.password))
 
 
