@@ -24,6 +24,9 @@ import yaml
 from spean.gateway.publish.contract import Options
 from spean.gateway.publish.io.publisher import Outcome, Request, publish
 
+AUTHORITY_DIR = "AUTHORITY_DIR"
+"""Stands for the authority's folder in the printed command: it lives on the authority's machine."""
+
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
@@ -128,13 +131,14 @@ def _report(outcome: Outcome, config: Path | None) -> None:
         print("".join(f"  {line}\n" for line in text.splitlines()), end="")
     if not contract.clients:
         print("no --client given: no one may call it until an access entry names a client")
-    print("next, at the federation authority:")
+    print("next, at the federation authority (AUTHORITY_DIR: its folder; copy the .pb there):")
     print(f"  {_next_command(outcome)}")
 
 
 def _next_command(outcome: Outcome) -> str:
     contract = outcome.contract
-    words = ["spean", "authority", "add-subsystem", "--id", str(contract.subsystem)]
+    words = ["spean", "authority", "add-subsystem", "--dir", AUTHORITY_DIR]
+    words += ["--id", str(contract.subsystem)]
     if outcome.server_id is not None:
         words += ["--server", outcome.server_id]
     words += ["--descriptor-set", _shown(outcome.descriptor_set)]
