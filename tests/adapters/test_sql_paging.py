@@ -53,7 +53,7 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def pages_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ModuleType]]:
+def pages_module(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModuleType]:
     folder = tmp_path_factory.mktemp("pagetest")
     compiled = compile_proto(PROTO, "pagetest/v1/page.proto")
     (folder / "pagetest" / "v1").mkdir(parents=True)
@@ -62,7 +62,7 @@ def pages_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     SqlAdapter.from_file(mapping)  # imports the module through python_path
     from pagetest.v1 import page_pb2  # type: ignore[import-not-found]
 
-    yield folder, page_pb2
+    return folder, page_pb2
 
 
 def mapping_file(folder: Path, url: str, **page: object) -> Path:
@@ -237,12 +237,12 @@ def test_a_stream_or_missing_page_fields_are_refused_at_load(
     folder, _ = pages_module
     path = mapping_file(folder, "sqlite:///unused.db", size="region_size")
     with pytest.raises(
-        ConfigError, match="page.size: pagetest.v1.ListRequest has no integer field"
+        ConfigError, match=r"page\.size: pagetest\.v1\.ListRequest has no integer field"
     ):
         SqlAdapter.from_file(path)
     path = mapping_file(folder, "sqlite:///unused.db", next="more")
     with pytest.raises(
-        ConfigError, match="page.next: pagetest.v1.ListResponse has no string field"
+        ConfigError, match=r"page\.next: pagetest\.v1\.ListResponse has no string field"
     ):
         SqlAdapter.from_file(path)
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -259,5 +259,5 @@ def test_a_key_the_statement_does_not_return_is_refused_at_start(
     _, _, backend = clinics
     folder, _ = pages_module
     adapter = SqlAdapter.from_file(mapping_file(folder, backend.url, key=["region", "id"]))
-    with pytest.raises(ConfigError, match="page.key: the statement returns no column 'id'"):
+    with pytest.raises(ConfigError, match=r"page\.key: the statement returns no column 'id'"):
         adapter.start()
