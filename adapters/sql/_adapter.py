@@ -33,14 +33,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from google.protobuf.descriptor import (
-    Descriptor,
-    FieldDescriptor,
-    MethodDescriptor,
-    ServiceDescriptor,
-)
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from sqlalchemy import Connection, Engine, Executable, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
@@ -71,14 +66,7 @@ from spean.adapters.sql._engines import (
     twin_in_error,
 )
 from spean.adapters.sql._mapping import MethodMapping, ServiceMapping, config_error, load_mapping
-from spean.adapters.sql._paging import (
-    LIMIT,
-    PageSpec,
-    after_name,
-    decode_token,
-    encode_token,
-    page_statements,
-)
+from spean.adapters.sql._paging import LIMIT, Paging, after_name, decode_token, encode_token
 from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -96,14 +84,6 @@ log = structlog.get_logger("spean.adapters.sql")
 PROBE_SECONDS = 10.0
 """How long one statement may take to prepare at start-up."""
 HEALTH_SECONDS = 2.0
-_INTEGERS = frozenset(
-    {
-        FieldDescriptor.CPPTYPE_INT32,
-        FieldDescriptor.CPPTYPE_INT64,
-        FieldDescriptor.CPPTYPE_UINT32,
-        FieldDescriptor.CPPTYPE_UINT64,
-    }
-)
 STREAM_BATCH_ROWS = 500
 """Rows fetched from the cursor at a time for `many` results."""
 
@@ -122,17 +102,6 @@ class _Column:
 
 
 @dataclass(frozen=True, slots=True)
-class _Paging:
-    """A paged method's statements (first page, page after a key) and request fields."""
-
-    spec: PageSpec
-    first: Executable
-    after: Executable
-    size: FieldDescriptor
-    token: FieldDescriptor
-
-
-@dataclass(frozen=True, slots=True)
 class _Plan:
     """Everything a call needs, resolved once from the mapping and the descriptor."""
 
@@ -146,7 +115,7 @@ class _Plan:
     response_class: type[Message]
     row_type: Descriptor
     params: tuple[_Param, ...]
-    paging: _Paging | None = None
+    paging: Paging | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +294,7 @@ class SqlAdapter(Adapter):
             raise DeadlineExceeded(f"deadline exceeded before {ctx.method} reached the database")
         return plan
 
-    def _page(self, ctx: CallContext, plan: _Plan, paging: _Paging, message: Message) -> bytes:
+    def _page(self, ctx: CallContext, plan: _Plan, paging: Paging, message: Message) -> bytes:
         """One page of a paged method: `size` rows after the token's key, and the next token."""
         spec = paging.spec
         size = spec.rows_for(getattr(message, paging.size.name))
@@ -572,7 +541,13 @@ class SqlAdapter(Adapter):
             probe = text(f"SELECT * FROM ({mapping.sql}) AS spean_probe LIMIT 0")  # noqa: S608
             paging = None
             if mapping.page is not None:
-                paging = self._paging(mapping, mapping.page, kind, many, method, statement)
+                paging = Paging.plan(
+                    mapping.page,
+                    method,
+                    statement,
+                    paged=kind is MethodKind.UNARY and many and mapping.into is not None,
+                    where=f"{self._mapping.source}: methods.{mapping.name}.page",
+                )
             yield _Plan(
                 mapping=mapping,
                 path=f"/{service.full_name}/{method.name}",
@@ -586,40 +561,6 @@ class SqlAdapter(Adapter):
                 params=params,
                 paging=paging,
             )
-
-    def _paging(
-        self,
-        mapping: MethodMapping,
-        spec: PageSpec,
-        kind: MethodKind,
-        many: bool,
-        method: MethodDescriptor,
-        statement: TextClause,
-    ) -> _Paging:
-        """A paged method is unary, `many` with `into`, and has its page fields."""
-        source, where = self._mapping.source, f"methods.{mapping.name}.page"
-        if kind is not MethodKind.UNARY or not many or mapping.into is None:
-            raise config_error(
-                source, where, "only a unary 'many' method with 'into' is paged (a stream is not)"
-            )
-        request, response = method.input_type, method.output_type
-        size = request.fields_by_name.get(spec.size)
-        if size is None or size.cpp_type not in _INTEGERS or size.is_repeated:
-            raise config_error(
-                source, f"{where}.size", f"{request.full_name} has no integer field {spec.size!r}"
-            )
-        token = request.fields_by_name.get(spec.token)
-        if token is None or token.type != FieldDescriptor.TYPE_STRING or token.is_repeated:
-            raise config_error(
-                source, f"{where}.token", f"{request.full_name} has no string field {spec.token!r}"
-            )
-        following = response.fields_by_name.get(spec.next)
-        if following is None or following.type != FieldDescriptor.TYPE_STRING:
-            raise config_error(
-                source, f"{where}.next", f"{response.full_name} has no string field {spec.next!r}"
-            )
-        first, after = page_statements(statement, spec.key)
-        return _Paging(spec, first, after, size, token)
 
     def _row_type(
         self, mapping: MethodMapping, kind: MethodKind, many: bool, output: Descriptor

@@ -19,6 +19,9 @@ date, date-time, time, bytes, UUID, boolean), as JSON in unpadded base64url.
 It is opaque to callers; a token that does not decode into as many values as
 the key has is `InvalidArgument`. A token only moves the start of a page of
 rows the caller may already list, so it needs no signature.
+
+`Paging.plan` checks, when the adapter loads, that the method is a unary
+`many` with `into` and that its request and response have the page fields.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from sqlalchemy import (
     BindParameter,
     Integer,
@@ -45,9 +49,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as sql_tuple
 
-from spean.gateway.errors import InvalidArgument
+from spean.gateway.errors import ConfigError, InvalidArgument
 
-__all__ = ["LIMIT", "PageSpec", "decode_token", "encode_token", "page_statements"]
+__all__ = ["LIMIT", "PageSpec", "Paging", "decode_token", "encode_token", "page_statements"]
 
 LIMIT = "spean_limit"
 """The bound parameter of the page's LIMIT (names starting spean_ are the adapter's)."""
@@ -69,6 +73,62 @@ class PageSpec:
         if asked < 0:
             raise InvalidArgument(f"{self.size} must not be negative (0 asks for {self.default})")
         return min(asked or self.default, self.max)
+
+
+_INTEGERS = frozenset(
+    {
+        FieldDescriptor.CPPTYPE_INT32,
+        FieldDescriptor.CPPTYPE_INT64,
+        FieldDescriptor.CPPTYPE_UINT32,
+        FieldDescriptor.CPPTYPE_UINT64,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """A paged method's statements (first page, page after a key) and its request fields."""
+
+    spec: PageSpec
+    first: Select[Any]
+    after: Select[Any]
+    size: FieldDescriptor
+    token: FieldDescriptor
+
+    @classmethod
+    def plan(
+        cls,
+        spec: PageSpec,
+        method: MethodDescriptor,
+        statement: TextClause,
+        *,
+        paged: bool,
+        where: str,
+    ) -> Paging:
+        """Checks the method against `spec` (`ConfigError` at `where`, the mapping's
+        ``file: methods.<Name>.page``); `paged` says it is a unary `many` with `into`."""
+        if not paged:
+            raise ConfigError(
+                f"{where}: only a unary 'many' method with 'into' is paged (a stream is not)"
+            )
+        request, response = method.input_type, method.output_type
+        size = request.fields_by_name.get(spec.size)
+        if size is None or size.cpp_type not in _INTEGERS or size.is_repeated:
+            raise ConfigError(
+                f"{where}.size: {request.full_name} has no integer field {spec.size!r}"
+            )
+        token = request.fields_by_name.get(spec.token)
+        if token is None or token.type != FieldDescriptor.TYPE_STRING or token.is_repeated:
+            raise ConfigError(
+                f"{where}.token: {request.full_name} has no string field {spec.token!r}"
+            )
+        following = response.fields_by_name.get(spec.next)
+        if following is None or following.type != FieldDescriptor.TYPE_STRING:
+            raise ConfigError(
+                f"{where}.next: {response.full_name} has no string field {spec.next!r}"
+            )
+        first, after = page_statements(statement, spec.key)
+        return cls(spec, first, after, size, token)
 
 
 def after_name(index: int) -> str:
