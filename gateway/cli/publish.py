@@ -1,7 +1,7 @@
 """`spean publish-table`: publish a database table or view as a service, in one command.
 
     spean publish-table --database URL --table NAME --subsystem KH/GOV/MOH/patients
-        [--key COLUMN ...] [--exclude COLUMN ...] [--package NAME] [--service NAME]
+        [--schema NAME] [--key COLUMN ...] [--exclude COLUMN ...] [--package NAME] [--service NAME]
         [--out DIR] [--allow-breaking] [--client SUBSYSTEM ...] [--config server.yaml]
 
 Writes the .proto, its descriptor set, the generated module, the SQL
@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="SQLAlchemy URL: sqlite:///file.db, postgresql://user@host/db, mysql://user@host/db",
     )
     parser.add_argument("--table", required=True, help="the table or view to publish")
+    parser.add_argument(
+        "--schema", help="its schema (PostgreSQL) or database (MySQL), if not the default"
+    )
     parser.add_argument(
         "--subsystem",
         required=True,
@@ -99,6 +102,7 @@ def cmd_publish_table(args: argparse.Namespace) -> int:
             out=args.out,
             allow_breaking=args.allow_breaking,
             config=args.config,
+            schema=args.schema,
         )
     )
     _report(outcome, args.config)

@@ -1,7 +1,8 @@
 """Reading a table's or view's shape from the database, with SQLAlchemy's inspector.
 
-`read_table(url, name)` connects once, reads the columns (name, type,
-NULL-able), the primary key and whether the name is a view, and returns a
+`read_table(url, name, schema)` connects once, reads the columns (name, type,
+NULL-able), the primary key and whether the name is a view (a PostgreSQL
+materialized view included), and returns a
 `TableShape`; it reads no row and writes nothing (a SQLite file that does
 not exist is refused, never created). The SQLAlchemy type of each column is
 classified here into a `SqlKind`, the only place that knows SQLAlchemy's type
@@ -34,15 +35,16 @@ __all__ = ["read_table"]
 _EXTRAS = {"postgresql": ("PostgreSQL", "postgres"), "mysql": ("MySQL/MariaDB", "mysql")}
 
 
-def read_table(url: URL, name: str) -> TableShape:
-    """The shape of table or view `name` at `url` (its driver already explicit)."""
+def read_table(url: URL, name: str, schema: str | None = None) -> TableShape:
+    """The shape of table or view `name` at `url` (its driver already explicit), in
+    `schema` (a PostgreSQL schema, a MySQL database) or the connection's default."""
     engine = _engine(url)
     try:
         with warnings.catch_warnings():
             # A type SQLAlchemy does not know is reported as unmappable below, by name.
             warnings.simplefilter("ignore", sa_exc.SAWarning)
             inspector = inspect(engine)
-            return _shape(engine, inspector, name)
+            return _shape(engine, inspector, name, schema)
     except sa_exc.NoSuchTableError as exc:
         raise NotFound(f"no table or view {name!r} in {url!r}") from exc
     except sa_exc.SQLAlchemyError as exc:
@@ -67,15 +69,23 @@ def _engine(url: URL) -> Engine:
         ) from exc
 
 
-def _shape(engine: Engine, inspector: Inspector, name: str) -> TableShape:
-    views = set(inspector.get_view_names())
-    tables = set(inspector.get_table_names())
+def _shape(engine: Engine, inspector: Inspector, name: str, schema: str | None) -> TableShape:
+    views = set(inspector.get_view_names(schema=schema))
+    if engine.dialect.name == "postgresql":
+        views |= set(inspector.get_materialized_view_names(schema=schema))
+    tables = set(inspector.get_table_names(schema=schema))
     if name not in tables | views:
         known = ", ".join(sorted(tables | views)[:20]) or "none"
-        raise NotFound(f"no table or view {name!r} in the database (it has: {known})")
-    quote = engine.dialect.identifier_preparer.quote
+        where = f"schema {schema!r}" if schema else "the database"
+        raise NotFound(f"no table or view {name!r} in {where} (it has: {known})")
+    preparer = engine.dialect.identifier_preparer
+    quote = preparer.quote
     is_view = name in views and name not in tables
-    key = () if is_view else tuple(inspector.get_pk_constraint(name)["constrained_columns"])
+    key = (
+        ()
+        if is_view
+        else tuple(inspector.get_pk_constraint(name, schema=schema)["constrained_columns"])
+    )
     # A primary key column holds no NULL (SQLite reports its INTEGER PRIMARY KEY as NULL-able).
     columns = tuple(
         _column(
@@ -85,12 +95,12 @@ def _shape(engine: Engine, inspector: Inspector, name: str) -> TableShape:
             bool(column["nullable"]) and column["name"] not in key,
             quote,
         )
-        for column in inspector.get_columns(name)
+        for column in inspector.get_columns(name, schema=schema)
     )
     dialect = engine.dialect.name
     return TableShape(
         name=name,
-        quoted=quote(name),
+        quoted=f"{preparer.quote_schema(schema)}.{quote(name)}" if schema else quote(name),
         dialect="mysql" if dialect == "mariadb" else dialect,
         columns=columns,
         primary_key=key,

@@ -58,6 +58,7 @@ class Request:
     out: Path
     allow_breaking: bool = False
     config: Path | None = None
+    schema: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class Outcome:
 
 def publish(request: Request) -> Outcome:
     url = _url(request.database)
-    table = read_table(url, request.table)
+    table = read_table(url, request.table, request.schema)
     out = request.out.resolve()
     stem = proto_name(table.name)
     descriptor_path = out / f"{stem}.pb"

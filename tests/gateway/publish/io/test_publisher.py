@@ -26,7 +26,7 @@ import grpc
 import pytest
 import yaml
 from google.protobuf.message import Message
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
 from sqlalchemy.engine import make_url
 
 from spean.gateway.demo.federation import MemberPlan, ServicePlan, build_federation
@@ -36,6 +36,8 @@ from spean.gateway.publish.contract import Options
 from spean.gateway.publish.io.protoc import main_file
 from spean.gateway.publish.io.publisher import Outcome, Request, publish
 from tests.support.databases import SAMPLE_ROWS, SAMPLE_TABLE, Backend, backend_database
+from tests.support.sql_adapter import call as adapter_call
+from tests.support.sql_adapter import running as running_adapter
 from tests.support.world import World, running
 
 PROVIDER = "KH/GOV/MPWT"
@@ -85,25 +87,36 @@ class Published:
 def published(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     out = tmp_path_factory.mktemp("out")
     options = Options(SAMPLE, package=f"sample_{backend.name}.v1", clients=(NHIS,))
-    outcome = publish(Request(backend.url, "sample", options, out))
-    contract = outcome.contract
+    first = publish(Request(backend.url, "sample", options, out))
+    contract = first.contract
     plans = [
         MemberPlan(member=MOH, name="Ministry of Health", clients=[NHIS]),
         MemberPlan(
             member=PROVIDER,
             name="Ministry of Public Works and Transport",
-            services=[
+            services=[  # what the authority registers: the printed add-subsystem command's
                 ServicePlan(
                     subsystem=SAMPLE,
-                    adapter={"type": "sql", "mapping": str(out / "sample-mapping.yaml")},
+                    adapter={},
                     methods=contract.methods,
-                    access=[(NHIS, [path for path, _ in contract.methods])],
-                    file_descriptor_set=outcome.descriptor_set.read_bytes(),
+                    file_descriptor_set=first.descriptor_set.read_bytes(),
                 )
             ],
         ),
     ]
     federation = build_federation(tmp_path_factory.mktemp("federation"), plans)
+    # MPWT's server.yaml as its operator has it before publishing: a provider section
+    # with its listen address and nothing served yet. publish-table --config fills it in.
+    config = federation.configs[PROVIDER]
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    del document["provider"]["services"], document["provider"]["access"]
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    outcome = publish(Request(backend.url, "sample", options, out, config=config))
+    assert outcome.changes == (), "the same table gives the same contract"
+    assert outcome.config_notes == (
+        f"provider.services: added {SAMPLE}",
+        f"provider.access: {NHIS} may call {', '.join(p for p, _ in contract.methods)}",
+    )
     with running(federation) as world:
         # The provider's server imported the generated module from --out (python_path).
         yield Published(outcome, world, importlib.import_module(contract.module))
@@ -271,3 +284,29 @@ def test_a_password_in_the_url_goes_to_a_file_of_its_own(postgres_url: str, tmp_
     assert secret.read_text(encoding="utf-8") == "s3cret-for-test\n"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert secret in outcome.written
+
+
+@pytest.mark.postgres
+def test_a_materialized_view_in_its_own_schema_is_published_by_the_key_named(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with backend_database("postgres", tmp_path, postgres_url) as database:
+        with database.admin.begin() as conn:
+            conn.execute(text("CREATE SCHEMA stats"))
+            conn.execute(
+                text("CREATE MATERIALIZED VIEW stats.plates AS SELECT id, plate FROM sample")
+            )
+        options = Options(SAMPLE, key=("id",), package="plates_pg.v1")
+        outcome = publish(Request(database.url, "plates", options, tmp_path, schema="stats"))
+        assert outcome.contract.table.is_view
+        assert (
+            "FROM stats.plates WHERE id = :id"
+            in yaml.safe_load((tmp_path / "plates-mapping.yaml").read_text(encoding="utf-8"))[
+                "methods"
+            ]["Get"]["sql"]
+        )
+        with running_adapter(tmp_path / "plates-mapping.yaml") as adapter:
+            module = importlib.import_module("plates_pg.v1.plates_pb2")
+            request = module.GetRequest(id=1).SerializeToString()
+            answer = adapter.unary(adapter_call(outcome.contract.method("Get")), request)
+            assert module.Record.FromString(answer).plate == "P-1"
