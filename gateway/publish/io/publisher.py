@@ -93,8 +93,9 @@ def publish(request: Request) -> Outcome:
         raise FailedPrecondition(
             f"the new contract of {table.name} would break its callers: "
             + "; ".join(change.what for change in breaking)
-            + ". Nothing was written. Publish it under a new --package (e.g. a v2 beside v1),"
-            " or rerun with --allow-breaking once every caller is ready"
+            + ". Nothing was written. Publish the new table as a new contract (another --out"
+            " and --package, e.g. a v2 beside v1), or rerun with --allow-breaking once every"
+            " caller is ready"
         )
     mapping_path = out / f"{stem}-mapping.yaml"
     fragment_path = out / f"{stem}-server.yaml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,24 @@ def test_an_engine_spean_does_not_run_is_refused(
 ) -> None:
     assert publish("oracle://scott@db/orcl", tmp_path / "out", "--table", "t") == 1
     assert "--database: oracle databases are not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"),
+    [
+        ("postgresql://reader@127.0.0.1/registry", "psycopg", "postgres"),
+        ("mysql://reader@127.0.0.1/registry", "pymysql", "mysql"),
+    ],
+)
+def test_a_driver_not_installed_names_the_extra_to_install(
+    url: str,
+    driver: str,
+    extra: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, driver, None)  # as if the extra were not installed
+    assert publish(url, tmp_path / "out", "--table", "t") == 1
+    err = capsys.readouterr().err
+    assert f"driver ({driver}) is not installed: pip install 'spean[{extra}]'" in err
