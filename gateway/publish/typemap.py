@@ -15,8 +15,10 @@ field from the column's values without loss:
   `google.type.Date`, which the adapter recognises), date-times as
   `google.protobuf.Timestamp`, times of day as ISO `string` (cast in SQL);
 - JSON and UUID as `string` (cast to text in SQL), binary as `bytes`;
-- an enum column as a protobuf enum whose values are the column's, when each
-  value makes a distinct enum value name; otherwise as `string`;
+- an enum column as a protobuf enum named after the column (``DateValue``
+  for a column whose name is one of the file's messages, ``date``) whose
+  values are the column's, when each value makes a distinct enum value name;
+  otherwise as `string`;
 - a column that may be NULL as proto3 `optional` (messages track presence
   by themselves).
 
@@ -128,6 +130,10 @@ class Unmappable(Exception):
 
 TIMESTAMP = "google.protobuf.Timestamp"
 DATE = "Date"
+MESSAGE_NAMES = frozenset(
+    {"Record", DATE, "GetRequest", "ListRequest", "ListResponse", "ExportRequest"}
+)
+"""The messages of every published file; an enum column is never named like one."""
 
 _SCALARS = {
     SqlKind.BOOLEAN: "bool",
@@ -151,7 +157,10 @@ def field_type(column: ColumnShape, dialect: str) -> FieldType:
         return FieldType("string", cast_text=True)
     if column.kind is SqlKind.ENUM:
         if _enum_names_distinct(column.enum_values):
-            return FieldType(camel_case(proto_name(column.name)), enum_values=column.enum_values)
+            name = camel_case(proto_name(column.name))
+            # A nested enum named like a message of the file would hide that message.
+            name = f"{name}Value" if name in MESSAGE_NAMES else name
+            return FieldType(name, enum_values=column.enum_values)
         return FieldType("string")  # values that make no distinct names stay as they are
     scalar = _SCALARS.get(column.kind)
     if scalar is None:

@@ -82,6 +82,11 @@ def test_an_enum_column_becomes_an_enum_named_after_the_column() -> None:
     assert kind.is_enum
 
 
+def test_an_enum_named_like_a_message_of_the_file_does_not_hide_it() -> None:
+    shape = ColumnShape("date", "date", "e", SqlKind.ENUM, False, enum_values=("a", "b"))
+    assert field_type(shape, "mysql").proto == "DateValue"
+
+
 @pytest.mark.parametrize(
     "values",
     [
