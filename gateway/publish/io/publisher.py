@@ -5,7 +5,9 @@ Order of work, so that a refusal changes nothing on disk:
 
 1. read the table's shape (`introspect.read_table`);
 2. read the previous contract from ``<out>/<table>.pb`` when there is one and
-   build the new contract with its numbering (field numbers stay stable);
+   build the new contract with its numbering (field numbers stay stable); a
+   package named like an installed Python module (``json.v1``) is refused,
+   since its generated module could not be imported;
 3. compile the new .proto in a temporary folder;
 4. compare with the previous contract: a breaking change refuses the run
    (`FailedPrecondition`, every breaking change named) unless allowed;
@@ -18,6 +20,7 @@ Order of work, so that a refusal changes nothing on disk:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +86,7 @@ def publish(request: Request) -> Outcome:
     contract = build_contract(
         table, request.options, numbering_of(old) if old is not None else Numbering()
     )
+    _refuse_shadowed(contract.package)
     text = proto_text(contract)
     compiled = compile_proto(text, contract.proto_file)
     new = main_file(compiled.descriptor_set)
@@ -135,6 +139,19 @@ def publish(request: Request) -> Outcome:
         config_notes=notes,
         server_id=server_id,
     )
+
+
+def _refuse_shadowed(package: str) -> None:
+    """The generated module is imported as ``<package>.<table>_pb2``: a package whose first
+    word is an installed module (``json``, ``calendar``, ``email``) could never be imported."""
+    top = package.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is not None and spec.origin not in (None, "namespace"):  # a namespace merges
+        raise ConfigError(
+            f"the package {package} starts with {top!r}, the name of an installed Python module,"
+            f" so the server could not import its generated code: choose another with --package,"
+            f" e.g. --package {top}_registry.v1"
+        )
 
 
 def _url(text: str) -> URL:

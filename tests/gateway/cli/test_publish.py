@@ -145,6 +145,10 @@ def test_config_merges_into_server_yaml_and_names_the_server_in_the_next_command
             "--exclude 'nope': clinics has no such column",
         ),
         (["--table", "clinics", "--subsystem", "KH/GOV"], "subsystem"),
+        (
+            ["--table", "clinics", "--package", "json.v1"],
+            "the package json.v1 starts with 'json', the name of an installed Python module",
+        ),
     ],
 )
 def test_mistakes_exit_1_with_one_line_saying_what_to_fix(
