@@ -53,6 +53,7 @@ __all__ = [
     "mapping_document",
     "numbering_of",
     "server_entries",
+    "statements",
 ]
 
 RECORD = "Record"
@@ -87,6 +88,8 @@ class Numbering:
 
 @dataclass(frozen=True, slots=True)
 class FieldPlan:
+    """One field of `Record`: its name, number and type, and the column it comes from."""
+
     name: str
     number: int
     type: FieldType
@@ -106,6 +109,8 @@ class FieldPlan:
 
 @dataclass(frozen=True, slots=True)
 class EnumPlan:
+    """An enum nested in `Record`, for an enum column."""
+
     name: str
     values: tuple[tuple[str, int], ...]  # (value name, number), UNSPECIFIED = 0 first
     reserved: tuple[int, ...]
@@ -113,6 +118,8 @@ class EnumPlan:
 
 @dataclass(frozen=True, slots=True)
 class Contract:
+    """Everything the .proto, the mapping and the server entries are written from."""
+
     table: TableShape
     subsystem: SubsystemId
     package: str
