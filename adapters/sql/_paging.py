@@ -9,10 +9,10 @@ it):
     ORDER BY k1, k2 LIMIT :spean_limit
 
 and reads one row more than the page holds to know whether another page
-follows. The next page starts after the last row's key (keyset paging): pages
-stay consistent while rows are added or removed, and a deep page costs what
-the first does, which an OFFSET would not. The key columns must identify a
-row (a primary key) and never be NULL.
+follows. The next page starts after the last row's key (keyset paging, no
+OFFSET): rows added or removed between two pages neither repeat nor hide the
+others. The key columns must identify a row (a primary key) and never be
+NULL.
 
 A page token is the last row's key values, typed (integer, decimal, text,
 date, date-time, time, bytes, UUID, boolean), as JSON in unpadded base64url.
