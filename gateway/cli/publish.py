@@ -41,11 +41,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--database",
         required=True,
+        metavar="URL",
         help="SQLAlchemy URL: sqlite:///file.db, postgresql://user@host/db, mysql://user@host/db",
     )
-    parser.add_argument("--table", required=True, help="the table or view to publish")
     parser.add_argument(
-        "--schema", help="its schema (PostgreSQL) or database (MySQL), if not the default"
+        "--table", required=True, metavar="NAME", help="the table or view to publish"
+    )
+    parser.add_argument(
+        "--schema",
+        metavar="NAME",
+        help="its schema (PostgreSQL) or database (MySQL), if not the default",
     )
     parser.add_argument(
         "--subsystem",
@@ -62,9 +67,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--exclude", action="append", default=[], metavar="COLUMN", help="a column to leave out"
     )
-    parser.add_argument("--package", help="protobuf package (default: <table>.v1)")
-    parser.add_argument("--service", help="service name (default: <Table>Registry)")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder to write into (.)")
+    parser.add_argument("--package", metavar="NAME", help="protobuf package (default: <table>.v1)")
+    parser.add_argument("--service", metavar="NAME", help="service name (default: <Table>Registry)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="folder to write into (.)"
+    )
     parser.add_argument(
         "--allow-breaking",
         action="store_true",
@@ -80,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--config",
         type=Path,
+        metavar="FILE",
         help="a server.yaml to merge the services and access entries into (the rest is kept)",
     )
     parser.set_defaults(func=cmd_publish_table)
