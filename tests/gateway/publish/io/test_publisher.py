@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from spean.gateway.demo.federation import MemberPlan, ServicePlan, build_federation
 from spean.gateway.demo.ministries import MOH, NHIS, call
-from spean.gateway.errors import FailedPrecondition
+from spean.gateway.errors import ConfigError, FailedPrecondition
 from spean.gateway.publish.contract import Options
 from spean.gateway.publish.io.protoc import main_file
 from spean.gateway.publish.io.publisher import Outcome, Request, publish
@@ -310,3 +310,28 @@ def test_a_materialized_view_in_its_own_schema_is_published_by_the_key_named(
             request = module.GetRequest(id=1).SerializeToString()
             answer = adapter.unary(adapter_call(outcome.contract.method("Get")), request)
             assert module.Record.FromString(answer).plate == "P-1"
+
+
+@pytest.mark.postgres
+def test_columns_without_a_protobuf_type_are_named_and_can_be_left_out(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with backend_database("postgres", tmp_path, postgres_url) as database:
+        with database.admin.begin() as conn:
+            conn.execute(
+                text("CREATE TABLE trips (id INTEGER PRIMARY KEY, took INTERVAL, at POINT)")
+            )
+        options = Options(SAMPLE, package="trips_pg.v1")
+        with pytest.raises(ConfigError) as refused:
+            publish(Request(database.url, "trips", options, tmp_path))
+        message = refused.value.message
+        assert (
+            "column 'took' (INTERVAL) has no protobuf type: leave it out with --exclude took"
+            in (message)
+        )
+        assert "--exclude at" in message
+        assert not list(tmp_path.glob("*.pb")), "nothing written"
+        allowed = Options(SAMPLE, package="trips_pg.v1", exclude=frozenset({"took", "at"}))
+        outcome = publish(Request(database.url, "trips", allowed, tmp_path))
+    assert [f.name for f in outcome.contract.fields] == ["id"]
+    assert outcome.contract.excluded == ("took", "at")
