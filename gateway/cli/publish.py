@@ -2,7 +2,8 @@
 
     spean publish-table --database URL --table NAME --subsystem KH/GOV/MOH/patients
         [--schema NAME] [--key COLUMN ...] [--exclude COLUMN ...] [--package NAME] [--service NAME]
-        [--out DIR] [--allow-breaking] [--client SUBSYSTEM ...] [--config server.yaml]
+        [--out DIR] [--timezone ZONE] [--allow-breaking] [--client SUBSYSTEM ...]
+        [--config server.yaml]
 
 Writes the .proto, its descriptor set, the generated module, the SQL
 adapter's mapping and the server.yaml entries into --out, prints what it
@@ -73,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--out", type=Path, default=Path("."), metavar="DIR", help="folder to write into (.)"
     )
     parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="zone of the date-times the database stores without one (default: as the"
+        " previous run's mapping says, else UTC), e.g. Asia/Phnom_Penh",
+    )
+    parser.add_argument(
         "--allow-breaking",
         action="store_true",
         help="publish even when callers of the previous contract would break",
@@ -111,6 +118,7 @@ def cmd_publish_table(args: argparse.Namespace) -> int:
             allow_breaking=args.allow_breaking,
             config=args.config,
             schema=args.schema,
+            timezone=args.timezone,
         )
     )
     _report(outcome, args.config)

@@ -363,14 +363,18 @@ def statements(contract: Contract) -> dict[str, str]:
     }
 
 
-def mapping_document(contract: Contract, database: object) -> dict[str, object]:
-    """The SQL adapter's mapping (docs/adapters.md, section 3); `database` is its entry."""
+def mapping_document(
+    contract: Contract, database: object, timezone: str = "UTC"
+) -> dict[str, object]:
+    """The SQL adapter's mapping (docs/adapters.md, section 3); `database` is its entry,
+    `timezone` the zone of the naive date-times the database stores."""
     sql = statements(contract)
     return {
         "service": contract.full_service,
         "descriptor": contract.module,
         "python_path": ".",
         "database": database,
+        "timezone": timezone,
         "methods": {
             "Get": {"sql": sql["Get"], "result": "one"},
             "List": {

@@ -24,6 +24,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from google.protobuf import descriptor_pb2
@@ -62,6 +63,7 @@ class Request:
     allow_breaking: bool = False
     config: Path | None = None
     schema: str | None = None
+    timezone: str | None = None  # of naive date-times; None: as before, else UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +109,8 @@ def publish(request: Request) -> Outcome:
     module_path = out / contract.module.replace(".", "/")
     module_path = module_path.with_name(module_path.name + ".py")
     database, secret = _database_entry(url, out, stem)
-    mapping = mapping_document(contract, database)
+    zone = _timezone(request.timezone, mapping_path)
+    mapping = mapping_document(contract, database, zone)
     config = request.config.resolve() if request.config is not None else None
     base = config.parent if config is not None else out
     entries = server_entries(contract, os.path.relpath(mapping_path, base))
@@ -139,6 +142,29 @@ def publish(request: Request) -> Outcome:
         config_notes=notes,
         server_id=server_id,
     )
+
+
+def _timezone(asked: str | None, mapping: Path) -> str:
+    """`--timezone`, else the zone the previous mapping named (an operator may have set it
+    there), else UTC; a zone that does not exist is refused now rather than at start."""
+    zone = asked or _previous_zone(mapping) or "UTC"
+    if zone != "UTC":
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"--timezone {zone!r} is not a time zone: an IANA name such as Asia/Phnom_Penh"
+            ) from exc
+    return zone
+
+
+def _previous_zone(mapping: Path) -> str | None:
+    try:
+        document = yaml.safe_load(mapping.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # no previous mapping to learn from: it is rewritten anyway
+    zone = document.get("timezone") if isinstance(document, dict) else None
+    return zone if isinstance(zone, str) and zone else None
 
 
 def _refuse_shadowed(package: str) -> None:

@@ -197,3 +197,17 @@ def test_a_driver_not_installed_names_the_extra_to_install(
     assert publish(url, tmp_path / "out", "--table", "t") == 1
     err = capsys.readouterr().err
     assert f"driver ({driver}) is not installed: pip install 'spean[{extra}]'" in err
+
+
+def test_the_timezone_is_written_and_kept_by_a_rerun_and_a_wrong_one_is_refused(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ("--table", "clinics", "--package", "clinics_tz.v1")
+    assert publish(database, out, *args, "--timezone", "Asia/Phnom_Penh") == 0
+    assert publish(database, out, *args) == 0
+    mapping = yaml.safe_load((out / "clinics-mapping.yaml").read_text(encoding="utf-8"))
+    assert mapping["timezone"] == "Asia/Phnom_Penh"
+    capsys.readouterr()
+    assert publish(database, out, *args, "--timezone", "Asia/Phnom_Pen") == 1
+    assert "--timezone 'Asia/Phnom_Pen' is not a time zone" in capsys.readouterr().err
