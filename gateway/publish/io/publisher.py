@@ -13,9 +13,11 @@ Order of work, so that a refusal changes nothing on disk:
    (`FailedPrecondition`, every breaking change named) unless allowed;
 5. only then write, each file atomically: the .proto and the generated
    module under ``<out>/<package path>/``, the descriptor set, the SQL
-   mapping, the server.yaml fragment (and a password file when the URL
-   carried a password, mode 0600: the mapping names it, never holds it);
-6. with `config`, merge the entries into that server.yaml (`config_merge`).
+   mapping, the server.yaml fragment (its paths relative to --out), and a
+   password file when the URL carried a password (mode 0600: the mapping
+   names it, never holds it);
+6. with `config`, merge the entries into that server.yaml (`config_merge`),
+   the mapping's path relative to it.
 """
 
 from __future__ import annotations
@@ -112,8 +114,9 @@ def publish(request: Request) -> Outcome:
     zone = _timezone(request.timezone, mapping_path)
     mapping = mapping_document(contract, database, zone)
     config = request.config.resolve() if request.config is not None else None
-    base = config.parent if config is not None else out
-    entries = server_entries(contract, os.path.relpath(mapping_path, base))
+    # The fragment and the printed entries read as if server.yaml were in --out; the
+    # merged ones are relative to the server.yaml named, as the server resolves them.
+    entries = server_entries(contract, mapping_path.name)
     proto_path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     if secret is not None:
@@ -131,7 +134,8 @@ def publish(request: Request) -> Outcome:
     notes: tuple[str, ...] = ()
     server_id = None
     if config is not None:
-        notes, server_id = merge_into(config, entries)
+        merged = server_entries(contract, os.path.relpath(mapping_path, config.parent))
+        notes, server_id = merge_into(config, merged)
     return Outcome(
         contract=contract,
         previous=old is not None,
