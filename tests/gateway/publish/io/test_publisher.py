@@ -335,3 +335,38 @@ def test_columns_without_a_protobuf_type_are_named_and_can_be_left_out(
         outcome = publish(Request(database.url, "trips", allowed, tmp_path))
     assert [f.name for f in outcome.contract.fields] == ["id"]
     assert outcome.contract.excluded == ("took", "at")
+
+
+def test_a_composite_primary_key_is_the_get_request_and_the_page_order(tmp_path: Path) -> None:
+    with backend_database("sqlite", tmp_path, None) as database:
+        metadata = MetaData()
+        beds = Table(
+            "beds",
+            metadata,
+            Column("ward", String(8), primary_key=True),
+            Column("bed", Integer, primary_key=True, autoincrement=False),
+            Column("patient", String(20)),
+        )
+        metadata.create_all(database.admin)
+        rows = [{"ward": w, "bed": b, "patient": f"{w}{b}"} for w in ("b", "a") for b in (2, 1)]
+        with database.admin.begin() as conn:
+            conn.execute(beds.insert(), rows)
+        options = Options(SAMPLE, package="beds_sqlite.v1")
+        outcome = publish(Request(database.url, "beds", options, tmp_path))
+        assert [f.name for f in outcome.contract.key] == ["ward", "bed"]
+        with running_adapter(tmp_path / "beds-mapping.yaml") as adapter:
+            module = importlib.import_module("beds_sqlite.v1.beds_pb2")
+            get = adapter_call(outcome.contract.method("Get"))
+            answer = adapter.unary(get, module.GetRequest(ward="b", bed=1).SerializeToString())
+            assert module.Record.FromString(answer).patient == "b1"
+            listed, token = [], ""
+            while True:
+                request = module.ListRequest(page_size=3, page_token=token).SerializeToString()
+                page = module.ListResponse.FromString(
+                    adapter.unary(adapter_call(outcome.contract.method("List")), request)
+                )
+                listed += [(r.ward, r.bed) for r in page.records]
+                token = page.next_page_token
+                if not token:
+                    break
+    assert listed == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
