@@ -39,7 +39,7 @@ from spean.gateway.events import Subscriptions, TopicAccess, TopicId, event_dige
 from spean.gateway.eventstore.store import EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
-from spean.gateway.tokens import new_exchange_id, parse_exchange_id
+from spean.gateway.tokens import is_exchange_id, new_exchange_id
 from spean.v1 import pubsub_pb2 as pb
 
 log = structlog.get_logger("spean.pubsub")
@@ -138,9 +138,7 @@ class PubSubApps:
                     f"topic {topic} is not published in the global configuration; the"
                     f" authority adds it with spean authority add-topic"
                 )
-            event_id = (
-                parse_exchange_id(request.event_id) if request.event_id else new_exchange_id()
-            )
+            event_id = _event_id(request.event_id)
             record = _with(record, event_id=event_id)
             if len(request.payload) > self._max_event_bytes:
                 raise ResourceExhausted(
@@ -255,6 +253,18 @@ class PubSubApps:
         self._record(record, context)
         acked = self._store.acked_position(client, topic)
         return pb.AckResponse(acked_position=acked)
+
+
+def _event_id(text: str) -> str:
+    """The publisher's event id, or a new one when it named none."""
+    if not text:
+        return new_exchange_id()
+    if not is_exchange_id(text):
+        raise InvalidArgument(
+            f"event id {text[:40]!r} must be a lower-case UUID4"
+            " (xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx), or empty to let the server make one"
+        )
+    return text
 
 
 def _with(record: AuditRecord, **changes: Any) -> AuditRecord:

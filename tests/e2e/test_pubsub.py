@@ -103,6 +103,10 @@ def test_publishing_the_same_event_id_again_appends_nothing(world: World) -> Non
     with pytest.raises(grpc.RpcError) as caught:
         publish(moi, 8, event_id="7b0e6f8e-6a40-4b8e-9c2a-1f0e1d2c3b4a")
     assert caught.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(grpc.RpcError) as caught:
+        publish(moi, 8, event_id="not-a-uuid")
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "event id 'not-a-uuid' must be a lower-case UUID4" in caught.value.details()
 
 
 @pytest.mark.parametrize(
