@@ -513,6 +513,8 @@ class SecurityServer:
         """Stop accepting calls, let those in flight finish, then close the rest."""
         for state in self._healths:
             state.draining()
+        if self.pubsub is not None:
+            self.pubsub.apps.close_streams()  # open Subscribe streams would hold the grace
         events = [server.stop(grace) for server in self._servers]
         for event in events:
             event.wait()

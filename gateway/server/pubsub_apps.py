@@ -9,7 +9,8 @@ Guarantees:
   its audit record (kind ``EVENT_PUBLISH``) is durable in the audit log; a
   refused publish is audited too, and answered with its status.
 - `Subscribe` hands out the client's events of one topic in inbox order,
-  starting after the last acknowledged position, and then waits for more.
+  starting after the last acknowledged position, and then waits for more,
+  until the server stops (`close_streams`: UNAVAILABLE, subscribe again).
 - `Ack` returns only after the acknowledgement and its audit record
   (``EVENT_ACK``) are durable; an acknowledged event is never handed out
   again to that client.
@@ -17,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -79,6 +81,12 @@ class PubSubApps:
         self._max_event_bytes = max_event_bytes
         self._max_header_bytes = max_header_bytes
         self._published = published
+        self._closing = threading.Event()
+
+    def close_streams(self) -> None:
+        """End every open Subscribe stream (the server is stopping): UNAVAILABLE, so the
+        application subscribes again, after the last position it acknowledged."""
+        self._closing.set()
 
     def publisher_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         return {
@@ -203,6 +211,11 @@ class PubSubApps:
         event_type = info.event_type if info is not None else ""
         log.info("event.subscribed", client=str(client), topic=str(topic), after=position)
         while context.is_active():
+            if self._closing.is_set():
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the security server is stopping; subscribe again to resume",
+                )
             try:
                 batch = self._store.read_inbox(client, topic, position, _BATCH)
             except SpeanError as exc:

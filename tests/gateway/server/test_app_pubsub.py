@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 import yaml
 
 from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, VEHICLES
 from spean.gateway.errors import ConfigError
-from tests.support.events import Subscriber, consumer_channel, event_federation, publish
+from spean.gateway.metadata import CLIENT
+from spean.v1 import pubsub_pb2 as pb
+from spean.v1 import pubsub_pb2_grpc as pb_grpc
+from tests.support.events import TOPIC, Subscriber, consumer_channel, event_federation, publish
 from tests.support.world import running
 
 
@@ -55,3 +60,33 @@ def test_withdrawing_a_grant_on_reload_stops_delivery_to_that_subscriber(
         _edit(federation.configs[MOI], lambda d: d["pubsub"].update(store="state/other.db"))
         with pytest.raises(ConfigError, match=r"pubsub\.store changed"):
             moi.reload()
+
+
+def test_stopping_ends_open_subscribe_streams_instead_of_waiting_out_the_grace(
+    tmp_path: Path,
+) -> None:
+    federation = event_federation(tmp_path / "federation")
+    with running(federation) as world:
+        channel = grpc.insecure_channel(federation.consumer_addresses[MOH])
+        stream = pb_grpc.SubscriberStub(channel).Subscribe(
+            pb.SubscribeRequest(topic=TOPIC), metadata=((CLIENT, NHIS),), timeout=60
+        )
+        ended: list[grpc.StatusCode] = []
+
+        def read() -> None:
+            try:
+                for _ in stream:
+                    pass
+            except grpc.RpcError as error:
+                ended.append(error.code())  # type: ignore[attr-defined]
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.5)  # the stream is open and waiting for events
+        started = time.monotonic()
+        world.server(MOH).stop(grace=30)
+        federation.servers.pop(MOH)
+        reader.join(10)
+        assert time.monotonic() - started < 15
+        assert ended == [grpc.StatusCode.UNAVAILABLE]
+        channel.close()
