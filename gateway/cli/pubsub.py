@@ -18,7 +18,7 @@ from typing import Any
 
 from spean.gateway.errors import ConfigError
 from spean.gateway.events import TopicId
-from spean.gateway.eventstore.sqlite import open_event_store
+from spean.gateway.eventstore.engines import open_event_store
 from spean.gateway.files.config import load_config
 from spean.gateway.identifiers import SubsystemId
 
@@ -43,7 +43,7 @@ def status_rows(config_path: Path) -> dict[str, list[dict[str, object]]]:
     config = load_config(config_path)
     if config.pubsub is None:
         raise ConfigError(f"{config_path}: has no pubsub section")
-    with open_event_store(config.resolve(Path(config.pubsub.store))) as store:
+    with open_event_store(config.pubsub.store, config.base_dir) as store:
         deliveries: list[dict[str, object]] = []
         for cursor in store.cursors():
             deliveries.append(

@@ -392,8 +392,3 @@ def _inbox_event(row: tuple[Any, ...]) -> InboxEvent:
         bytes(digest),
         int(published),
     )
-
-
-def open_event_store(path: Path) -> EventStore:
-    """The engine for `path` (SQLite today; PostgreSQL and NATS JetStream by URL later)."""
-    return SqliteEventStore(path)

@@ -13,7 +13,6 @@ still finds its log open.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 
@@ -22,7 +21,7 @@ from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import PubSubConfig, ServerConfig
 from spean.gateway.event_admission import DeliveryRules
 from spean.gateway.events import DeliveryPolicy, Subscriptions, TopicAccess, TopicId
-from spean.gateway.eventstore.sqlite import open_event_store
+from spean.gateway.eventstore.engines import open_event_store
 from spean.gateway.eventstore.store import EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
@@ -82,7 +81,7 @@ class PubSubNode:
         pubsub = config.pubsub
         assert pubsub is not None
         self._signer = signer
-        self.store: EventStore = open_event_store(config.resolve(Path(pubsub.store)))
+        self.store: EventStore = open_event_store(pubsub.store, config.base_dir)
         self._access = topic_access(pubsub)
         limits = config.limits
         clients = frozenset(
