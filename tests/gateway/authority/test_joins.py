@@ -76,19 +76,22 @@ def test_one_admission_certifies_both_keys_registers_the_subsystems_and_publishe
 
     conf = published(authority)
     server = conf.server(parse_server(SS1))
-    assert server is not None and server.address == "127.0.0.1:24001"
+    assert server is not None
+    assert server.address == "127.0.0.1:24001"
     tls = pki.parse_certificate_pem(admitted.server_certificate)
     assert pki.thumbprint(tls) == server.tls_certificate_sha256
     signing = pki.parse_certificate_pem(admitted.member_certificate)
     assert conf.signing_key(pki.thumbprint(signing)) is not None
     schools = conf.subsystem(SubsystemId.parse(SCHOOLS))
-    assert schools is not None and schools.servers == (parse_server(SS1),)
+    assert schools is not None
+    assert schools.servers == (parse_server(SS1),)
     assert {m.path for m in schools.methods} == {
         "/vehicles.v1.VehicleRegistry/GetVehicle",
         "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner",
     }
     portal = conf.subsystem(SubsystemId.parse(PORTAL))
-    assert portal is not None and portal.methods == ()
+    assert portal is not None
+    assert portal.methods == ()
     assert admitted.subsystems == (PORTAL, SCHOOLS)
 
 
