@@ -1,56 +1,31 @@
 """`spean authority ...`: run the federation authority from the command line.
 
 Every command opens the authority directory (`--dir`), does one thing through
-`spean.gateway.authority.Authority` and prints what it did. `admit --request`
-takes a whole join request (`spean join`): member, server, subsystems and
-publication in one step, or, where the federation requires approval, a
-pending request that `approve` admits and `reject` drops. Keys are decrypted only
+`spean.gateway.authority.Authority` and prints what it did. The commands for
+join requests (`admit --request`, `set-approval`, `pending`, `approve`,
+`reject`) are in `authority_joins`. Keys are decrypted only
 by the commands that sign (init, admit, publish); `serve` needs no passphrase.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from spean.gateway import pki
-from spean.gateway.authority import (
-    Admitted,
-    Authority,
-    JoinRequest,
-    SubsystemRequest,
-    admit_request,
-    approve,
-    join_request_yaml,
-    parse_join_request,
-    pending,
-    read_join_request,
-    reject,
-    submit,
-)
+from spean.gateway.authority import Authority
+from spean.gateway.cli import authority_joins as joins_cli
+from spean.gateway.cli.durations import parse_duration
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
-from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.errors import ConfigError
 from spean.gateway.files import keyfiles
 
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``1d12h`` or plain seconds."""
-    cleaned = text.strip().lower()
-    parts = _DURATION.findall(cleaned)
-    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
-        raise InvalidArgument(f"duration {text!r} must look like 90s, 30m, 24h, 7d or 1d12h")
-    return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+__all__ = ["parse_duration", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -70,31 +45,7 @@ def register(subparsers: Any) -> None:
     add_passphrase_argument(init)
     init.set_defaults(func=cmd_init)
 
-    admit = commands.add_parser(
-        "admit",
-        help="admit a join request (spean join) in one step, or certify a member or a server",
-        description="With --request: admit the member, its server and its subsystems from"
-        " the join request, publish, and write both certificates; where the federation"
-        " requires approval, the request waits for `spean authority approve`. With KIND:"
-        " certify one member or one server from its CSR.",
-    )
-    admit.add_argument("--dir", type=Path, help="the authority directory")
-    admit.add_argument("--request", type=Path, help="the join request (spean join writes it)")
-    admit.add_argument("--subsystem", help="a subsystem the member publishes, added to the request")
-    admit.add_argument(
-        "--descriptor-set",
-        type=Path,
-        help="the FileDescriptorSet of --subsystem's services (every method is published)",
-    )
-    admit.add_argument(
-        "--out",
-        type=Path,
-        help="folder for signing.crt and tls.crt (default: the one the request names,"
-        " else the request's folder)",
-    )
-    _validity(admit)
-    add_passphrase_argument(admit)
-    admit.set_defaults(func=cmd_admit_request)
+    admit = joins_cli.admit_parser(commands)
     kinds = admit.add_subparsers(dest="admit_kind", metavar="KIND")
     member = kinds.add_parser("member", help="certify a member's signing key")
     _dir(member)
@@ -201,47 +152,13 @@ def register(subparsers: Any) -> None:
     add_passphrase_argument(publish)
     publish.set_defaults(func=cmd_publish)
 
-    approval = commands.add_parser(
-        "set-approval", help="whether join requests wait for an officer's approval"
-    )
-    _dir(approval)
-    approval.add_argument("mode", choices=("required", "not-required"))
-    approval.set_defaults(func=cmd_set_approval)
-
-    waiting = commands.add_parser("pending", help="list the join requests waiting for approval")
-    _dir(waiting)
-    waiting.set_defaults(func=cmd_pending)
-
-    approve_cmd = commands.add_parser(
-        "approve", help="admit a pending join request and publish (an officer's decision)"
-    )
-    _dir(approve_cmd)
-    approve_cmd.add_argument("--server", required=True, help="the request's security server")
-    approve_cmd.add_argument(
-        "--out", type=Path, help="folder for the certificates (default: as the request says)"
-    )
-    _validity(approve_cmd)
-    add_passphrase_argument(approve_cmd)
-    approve_cmd.set_defaults(func=cmd_approve)
-
-    reject_cmd = commands.add_parser("reject", help="drop a pending join request")
-    _dir(reject_cmd)
-    reject_cmd.add_argument("--server", required=True, help="the request's security server")
-    reject_cmd.set_defaults(func=cmd_reject)
+    joins_cli.register_approval(commands)
 
     serve = commands.add_parser("serve", help="serve the published configuration over HTTP")
     _dir(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", required=True, type=int, help="port to listen on (0: any)")
     serve.set_defaults(func=cmd_serve)
-
-
-def _validity(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--validity",
-        default="24h",
-        help="how long the configuration published after admission is valid (default 24h)",
-    )
 
 
 def _dir(parser: argparse.ArgumentParser) -> None:
@@ -401,91 +318,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return 0
-
-
-def cmd_admit_request(args: argparse.Namespace) -> int:
-    ensure_logging()
-    if args.request is None or args.dir is None:
-        raise InvalidArgument(
-            "give --dir and --request FILE (a join request), or a KIND: admit member / server"
-        )
-    request = read_join_request(args.request)
-    if args.descriptor_set is not None and args.subsystem is None:
-        raise InvalidArgument("--descriptor-set needs --subsystem: which subsystem it describes")
-    if args.subsystem is not None:
-        descriptors = _read(args.descriptor_set, "descriptor set") if args.descriptor_set else b""
-        request = request.with_subsystem(SubsystemRequest(args.subsystem, "", descriptors))
-        # Checked as if it had come in the file.
-        request = parse_join_request(join_request_yaml(request), str(args.request))
-    out = args.out or (Path(request.deliver_to) if request.deliver_to else args.request.parent)
-    request = replace(request, deliver_to=str(out.resolve()))
-    authority = Authority.open(args.dir, read_passphrase(args))
-    if authority.requires_approval:
-        path = submit(authority, request)
-        print(f"join request of {request.member} ({request.server}) is pending: {path}")
-        print(
-            f"an officer approves it with: spean authority approve --dir {args.dir}"
-            f" --server {request.server}"
-        )
-        return 0
-    admitted = admit_request(authority, request, parse_duration(args.validity))
-    _deliver_join(request, admitted, out)
-    return 0
-
-
-def cmd_set_approval(args: argparse.Namespace) -> int:
-    ensure_logging()
-    required = args.mode == "required"
-    Authority.open(args.dir).set_approval(required)
-    print(
-        "join requests now wait for an officer (spean authority approve)"
-        if required
-        else "join requests are now admitted at once"
-    )
-    return 0
-
-
-def cmd_pending(args: argparse.Namespace) -> int:
-    ensure_logging()
-    requests = pending(Authority.open(args.dir))
-    if not requests:
-        print("no join request is pending")
-    for request in requests:
-        subsystems = [*request.clients, *(s.id for s in request.subsystems)]
-        print(
-            f"{request.server}  {request.member} ({request.member_name}) at {request.address};"
-            f" subsystems: {', '.join(subsystems) or 'none'}"
-        )
-    return 0
-
-
-def cmd_approve(args: argparse.Namespace) -> int:
-    ensure_logging()
-    authority = Authority.open(args.dir, read_passphrase(args))
-    request, admitted = approve(authority, args.server, parse_duration(args.validity))
-    out = args.out or Path(request.deliver_to)
-    _deliver_join(request, admitted, out)
-    return 0
-
-
-def cmd_reject(args: argparse.Namespace) -> int:
-    ensure_logging()
-    request = reject(Authority.open(args.dir), args.server)
-    print(f"rejected the join request of {request.member} ({request.server}); nothing admitted")
-    return 0
-
-
-def _deliver_join(request: JoinRequest, admitted: Admitted, out: Path) -> None:
-    """Write both certificates into `out` and say what was admitted."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name, pem in (
-        ("signing.crt", admitted.member_certificate),
-        ("tls.crt", admitted.server_certificate),
-    ):
-        keyfiles.write_file_atomically(out / name, pem)
-    subsystems = ", ".join(admitted.subsystems) or "no subsystem"
-    print(
-        f"admitted {request.member} ({request.member_name}) and {request.server}"
-        f" at {request.address}; registered {subsystems}"
-    )
-    print(f"wrote {out / 'signing.crt'} and {out / 'tls.crt'}; published {admitted.published}")

@@ -46,7 +46,7 @@ from google.protobuf.message import Message
 from grpc_reflection.v1alpha import reflection_pb2
 
 from spean.gateway import errors
-from spean.gateway.cli.authority import parse_duration
+from spean.gateway.cli.durations import parse_duration
 from spean.gateway.config import split_address
 from spean.gateway.errors import ConfigError, InvalidArgument, NotFound, SpeanError
 from spean.gateway.files.config import load_config
