@@ -24,6 +24,7 @@ from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 
 from spean.adapters.base import Adapter, MethodKind
 from spean.adapters.loader import MissingDriver, load_adapter
+from spean.adapters.sql import SqlAdapter
 from spean.gateway.cli.findings import Finding
 from spean.gateway.config import ServerConfig
 from spean.gateway.errors import ConfigError, SpeanError
@@ -55,11 +56,24 @@ def check_adapters(config: ServerConfig, conf: GlobalConfiguration | None) -> It
         started = yield from _start(name, adapter)
         if not started:
             continue
-        yield Finding(
-            "adapters", "ok", f"{name}: adapter ready, {len(adapter.methods())} method(s)"
-        )
+        yield _ready(name, adapter)
         if conf is not None:
             yield from _compare(name, adapter, conf)
+
+
+def _ready(name: str, adapter: Adapter) -> Finding:
+    methods = f"{len(adapter.methods())} method(s)"
+    if not isinstance(adapter, SqlAdapter):
+        return Finding("adapters", "ok", f"{name}: adapter ready, {methods}")
+    if not adapter.mapping.read_only:
+        return Finding(
+            "adapters",
+            "warn",
+            f"{name}: adapter ready, {methods}, but its mapping turns read-only off: the"
+            " database would accept writes through it",
+            f"remove database.read_only: false from {adapter.mapping.source}",
+        )
+    return Finding("adapters", "ok", f"{name}: adapter ready, {methods}, database read-only")
 
 
 def _start(name: str, adapter: Adapter) -> Generator[Finding, None, bool]:

@@ -42,7 +42,20 @@ def adapter_findings(config: Path) -> list[Finding]:
 def test_a_ready_adapter_is_ok(federation: Federation) -> None:
     findings = adapter_findings(federation.configs[MPWT])
     assert [f.level for f in findings] == ["ok"]
-    assert "KH/GOV/MPWT/vehicles: adapter ready, 2 method(s)" in findings[0].message
+    assert (
+        findings[0].message
+        == "KH/GOV/MPWT/vehicles: adapter ready, 2 method(s), database read-only"
+    )
+
+
+def test_a_mapping_that_may_write_is_a_warning(federation: Federation, tmp_path: Path) -> None:
+    config, mapping = mpwt_copy(federation, tmp_path)
+    edit(mapping, database={"url": "sqlite:///mpwt-vehicles.db", "read_only": False})
+
+    (finding,) = adapter_findings(config)
+    assert finding.level == "warn"
+    assert "turns read-only off" in finding.message
+    assert finding.fix == f"remove database.read_only: false from {mapping}"
 
 
 def test_a_missing_driver_fails_with_the_pip_line(
