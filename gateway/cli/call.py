@@ -58,6 +58,8 @@ EXIT_RPC_BASE = 64
 """A gRPC error exits with this plus the status code's number (grpcurl's convention)."""
 _REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 _RETRY_PAUSE = 0.5
+# What --wait waits out: a provider still starting, a consumer not refreshed yet.
+_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
 
 
 def register(subparsers: Any) -> None:
@@ -119,9 +121,17 @@ def cmd_call(args: argparse.Namespace) -> int:
                 f"the request is not a {descriptor.input_type.full_name} in JSON: {exc}"
             ) from exc
         while True:
-            code = _invoke(channel, method, descriptor, request, response_type, headers, args)
-            if code is None or time.monotonic() >= deadline:
-                return 0 if code is None else EXIT_RPC_BASE + code.value[0]
+            failure = _invoke(channel, method, descriptor, request, response_type, headers, args)
+            if failure is None:
+                return 0
+            code, details = failure
+            left = deadline - time.monotonic()
+            if code not in _RETRIED or left <= 0:
+                print(f"{code.name}: {details}", file=sys.stderr)
+                return EXIT_RPC_BASE + code.value[0]
+            print(
+                f"{code.name}: {details}; retrying for {left:.0f} s more (--wait)", file=sys.stderr
+            )
             time.sleep(_RETRY_PAUSE)
 
 
@@ -200,8 +210,9 @@ def _invoke(
     response_type: type[Message],
     headers: Sequence[tuple[str, str | bytes]],
     args: argparse.Namespace,
-) -> grpc.StatusCode | None:
-    """Make the call, print its answers; None on success, else the status (printed)."""
+) -> tuple[grpc.StatusCode, str] | None:
+    """Make the call and print its answers and exchange id; None on success, else the
+    status and its message."""
     serialize, deserialize = _serialize, response_type.FromString
     trailing: Sequence[tuple[str, str | bytes]] = ()
     try:
@@ -227,9 +238,7 @@ def _invoke(
     except grpc.RpcError as exc:
         failed: grpc.Call = exc  # type: ignore[assignment]  # a failed call is both
         _print_exchange(failed.trailing_metadata() or ())
-        code = failed.code()
-        print(f"{code.name}: {failed.details() or ''}", file=sys.stderr)
-        return code
+        return failed.code(), failed.details() or ""
     _print_exchange(trailing)
     return None
 
@@ -240,7 +249,7 @@ def _until(deadline: float, attempt: Callable[[], MethodDescriptor]) -> MethodDe
         try:
             return attempt()
         except SpeanError as exc:
-            retry = exc.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
+            retry = exc.code in _RETRIED
             if not retry or time.monotonic() >= deadline:
                 raise
         time.sleep(_RETRY_PAUSE)

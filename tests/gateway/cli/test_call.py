@@ -79,6 +79,16 @@ def test_a_refusal_prints_status_and_message_and_exits_64_plus_the_code(
     assert "exchange-id: " in err
 
 
+def test_wait_does_not_retry_a_refusal(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    method = "/identity.v1.IdentityRegistry/GetCitizen"
+    argv = ["--service", "KH/GOV/MOI/idreg", "--wait", "60s", method, '{"id_number": "1"}']
+    assert call(world, *argv) == EXIT_RPC_BASE + 7
+
+    err = capsys.readouterr().err
+    assert err.count("exchange-id: ") == 1, err
+    assert "retrying" not in err
+
+
 def test_a_request_from_a_file_through_an_endpoint_with_descriptors_given(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -180,4 +190,8 @@ def test_a_member_that_just_joined_is_called_by_name(
         assert call(world, *argv) == 0
     finally:
         server.stop(grace=0)
-    assert json.loads(capsys.readouterr().out)["plate"] == demo_data.SAMPLE_PLATE
+    out, err = capsys.readouterr()
+    assert json.loads(out)["plate"] == demo_data.SAMPLE_PLATE
+    # Each attempt --wait made before the answer says it is retrying.
+    attempts = err.count("exchange-id: ")
+    assert err.count("; retrying for ") == attempts - 1, err
