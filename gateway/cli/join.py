@@ -187,8 +187,9 @@ def cmd_join(args: argparse.Namespace) -> int:
     print(f"configuration anchor sha256 {_grouped(fingerprint)}")
     print("  compare it with the authority by telephone before starting the server")
     print(
-        f"next: publish a service (spean publish-table ... --out {folder}), then the authority"
-        f" runs: spean authority admit --request {request_path}"
+        f"next: publish a service (spean publish-table ... --out {folder} --config"
+        f" {config_path}), then the authority runs: spean authority admit --request"
+        f" {request_path} [--subsystem ID --descriptor-set FILE]"
     )
     return 0
 
