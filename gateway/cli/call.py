@@ -264,6 +264,11 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     config = load_config(args.config)
     if config.consumer is None:
         raise ConfigError(f"{args.config} has no consumer endpoint (consumer: in the file)")
+    if config.consumer.tls is not None and args.ca is None:
+        raise InvalidArgument(
+            f"the consumer endpoint of {args.config} speaks TLS (consumer.tls): give --ca (the"
+            " CA of its certificate) and, for a registered client certificate, --cert and --key"
+        )
     host, port = split_address(config.consumer.listen)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"

@@ -199,3 +199,13 @@ def test_spean_call_speaks_internal_tls_with_the_registered_certificate(
     exchange_id = err.split("exchange-id: ")[1].split()[0]
     record = internal.world.record(MOH, exchange_id)
     assert record.peer_certificate_sha256 == internal.registered.thumbprint
+
+
+def test_spean_call_asks_for_the_ca_of_a_tls_consumer_endpoint(
+    internal: InternalTlsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = internal.world.folder(MOH) / "server.yaml"
+    argv = ["call", "--config", str(config), "--service", "KH/GOV/MPWT/vehicles",
+            "/vehicles.v1.VehicleRegistry/GetVehicle"]  # fmt: skip
+    assert main(argv) == 1
+    assert "speaks TLS (consumer.tls): give --ca" in capsys.readouterr().err

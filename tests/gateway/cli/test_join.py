@@ -201,3 +201,10 @@ def test_a_member_of_another_instance_is_refused(
     )
     assert code == 1
     assert "the authority serves instance 'KH'" in capsys.readouterr().err
+
+
+def test_admit_without_a_request_or_a_kind_says_what_to_give(
+    demo: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["authority", "admit", "--dir", str(demo.root / "authority")]) == 1
+    assert "give --dir and --request FILE" in capsys.readouterr().err
