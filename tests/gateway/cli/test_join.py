@@ -13,9 +13,11 @@ from spean.gateway import pki
 from spean.gateway.authority import Authority
 from spean.gateway.cli import main
 from spean.gateway.cli import member as member_cli
+from spean.gateway.cli.join import fetch_anchor, with_port
 from spean.gateway.config import ServerConfig
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import build_demo
+from spean.gateway.errors import ConfigError
 from spean.gateway.files import keyfiles
 
 MOE = "KH/GOV/MOE"
@@ -208,3 +210,16 @@ def test_admit_without_a_request_or_a_kind_says_what_to_give(
 ) -> None:
     assert main(["authority", "admit", "--dir", str(demo.root / "authority")]) == 1
     assert "give --dir and --request FILE" in capsys.readouterr().err
+
+
+def test_an_address_without_a_port_gets_a_free_one_and_a_given_port_is_kept() -> None:
+    host, port = with_port("127.0.0.1").rsplit(":", 1)
+    assert host == "127.0.0.1"
+    assert 0 < int(port) < 65536
+    assert with_port("127.0.0.1:0") != "127.0.0.1:0"
+    assert with_port("ss1.moeys.gov.kh:9443") == "ss1.moeys.gov.kh:9443"
+
+
+def test_an_authority_that_is_neither_url_folder_nor_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such URL, folder or file"):
+        fetch_anchor(str(tmp_path / "nowhere"), None)
