@@ -223,3 +223,14 @@ def test_an_address_without_a_port_gets_a_free_one_and_a_given_port_is_kept() ->
 def test_an_authority_that_is_neither_url_folder_nor_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such URL, folder or file"):
         fetch_anchor(str(tmp_path / "nowhere"), None)
+
+
+def test_the_doctor_names_the_next_step_for_a_fresh_skeleton(
+    demo: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "moe"
+    assert join(folder, demo.root / "authority") == 0
+    capsys.readouterr()
+
+    assert main(["doctor", "--config", str(folder / "server.yaml"), "--no-peers"]) == 1
+    assert "the provider side lists no service yet: publish one into it" in capsys.readouterr().out
