@@ -9,9 +9,6 @@ runs in bash, in order; a line ending in ``&`` runs in the background until
 the replay ends. Every command must exit 0, and every output line the page
 shows must appear in the command's output (JSON lines compared as JSON). The
 wall time from the ministry's first command to the last answer is printed.
-
-Until `spean publish-table` is on this branch, the replay stops before it
-and is skipped with that reason, after checking the commands before it.
 """
 
 from __future__ import annotations
@@ -105,13 +102,6 @@ def check_shown(step: Step, output: str) -> None:
             assert shown in lines, f"{step.command}: {shown!r} not in\n{output}"
 
 
-def has_publish_table(env: dict[str, str], folder: Path) -> bool:
-    probe = subprocess.run(
-        ["spean", "publish-table", "--help"], cwd=folder, env=env, capture_output=True, check=False
-    )
-    return probe.returncode == 0
-
-
 def test_the_page_is_six_commands_for_the_ministry() -> None:
     _, ministry, sql = page()
     assert len(ministry) <= MAX_COMMANDS, [s.command for s in ministry]
@@ -145,13 +135,6 @@ def test_the_onboarding_page_replays_against_postgresql(
             background.append(_start_and_wait(demo_step, folder, env))
             started = time.perf_counter()
             for step in ministry:
-                if step.command.startswith("spean publish-table") and not has_publish_table(
-                    env, folder
-                ):
-                    pytest.skip(
-                        "spean publish-table is built on the publish-table branch, not merged"
-                        f" yet; the {ministry.index(step)} command(s) before it replayed"
-                    )
                 if step.background:
                     background.append(_start(step.command.removesuffix("&").strip(), folder, env))
                     continue
