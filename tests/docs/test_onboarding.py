@@ -134,7 +134,9 @@ def test_the_onboarding_page_replays_against_postgresql(
         try:
             background.append(_start_and_wait(demo_step, folder, env))
             started = time.perf_counter()
+            times: list[tuple[str, float]] = []
             for step in ministry:
+                begun = time.perf_counter()
                 if step.background:
                     background.append(_start(step.command.removesuffix("&").strip(), folder, env))
                     continue
@@ -150,6 +152,7 @@ def test_the_onboarding_page_replays_against_postgresql(
                 output = result.stdout + result.stderr
                 assert result.returncode == 0, f"$ {step.command}\n{output}"
                 check_shown(step, result.stdout)
+                times.append((" ".join(step.command.split()[:2]), time.perf_counter() - begun))
             wall = time.perf_counter() - started
         finally:
             for process in background:
@@ -161,7 +164,9 @@ def test_the_onboarding_page_replays_against_postgresql(
     with capsys.disabled():
         print(
             f"\ndocs/onboarding.md replayed: {len(ministry)} commands, from spean join to the"
-            f" answer {wall:.1f} s wall time"
+            f" answer {wall:.1f} s wall time ("
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times)
+            + ")"
         )
 
 
