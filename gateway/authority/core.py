@@ -518,6 +518,17 @@ class Authority:
         )
         return int(record.serial, 16)
 
+    @property
+    def requires_approval(self) -> bool:
+        """Whether join requests wait for an officer (`spean authority approve`)."""
+        return self._read_registry().require_approval
+
+    def set_approval(self, required: bool) -> None:
+        """Make join requests wait for an officer's approval, or admit them at once."""
+        with self._registry() as registry:
+            registry.require_approval = required
+        log.info("authority.approval_set", required=required)
+
     def set_auditor_key(self, public_key: bytes) -> None:
         """Register the auditors' raw 32-byte X25519 public key (replacing any before).
 
@@ -577,8 +588,16 @@ class Authority:
         return self.published_path
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> AuthorityHttpServer:
-        """Serve GET /v1/globalconf on a background thread; returns the started server."""
-        return AuthorityHttpServer(self.published_path, host, port)
+        """Serve GET /v1/globalconf and /v1/anchor on a background thread; returns the server."""
+        return AuthorityHttpServer(self.published_path, host, port, anchor=self.anchor_path)
+
+    def registry(self) -> Registry:
+        """A fresh read of the registry (a copy: changing it changes nothing)."""
+        return self._read_registry()
+
+    def check_identifier(self, identifier: MemberId | SubsystemId) -> None:
+        """Refuse an identifier of another instance than this authority's."""
+        self._check_instance(identifier.instance, str(identifier))
 
     # ------------------------------------------------------------ internals
 

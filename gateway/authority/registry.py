@@ -11,6 +11,7 @@ The authority lives in one directory:
     globalconf.signed         the latest published SignedGlobalConfiguration
     published/NNNNNNNN.signed every version ever published (for auditors)
     registry.lock             serialises concurrent `spean authority` commands
+    pending/                  join requests waiting for an officer's approval
 
 Invariants: the registry is changed only inside `update_registry`, which takes
 an exclusive lock on registry.lock, rereads registry.yaml, yields it for the
@@ -42,11 +43,12 @@ REGISTRY_FORMAT = 1
 
 CA_KEY, CA_CERT = "ca.key", "ca.crt"
 SIGNING_KEY, SIGNING_CERT = "signing.key", "signing.crt"
-REGISTRY, GLOBALCONF, PUBLISHED, LOCK = (
+REGISTRY, GLOBALCONF, PUBLISHED, LOCK, PENDING = (
     "registry.yaml",
     "globalconf.signed",
     "published",
     "registry.lock",
+    "pending",
 )
 
 
@@ -99,6 +101,8 @@ class Registry:
     issued: list[Issued] = field(default_factory=list)
     revoked: dict[str, str] = field(default_factory=dict)  # serial hex -> revoked at
     auditor_public_key: str = ""  # base64 of the raw X25519 key bodies are sealed to
+    # Join requests wait for an officer's approval (`spean authority approve`).
+    require_approval: bool = False
 
     def find_member(self, member_id: str) -> Member | None:
         return next((m for m in self.members if m.id == member_id), None)
@@ -196,6 +200,8 @@ def registry_to_yaml(registry: Registry) -> bytes:
     # Written only once set, so that other registries stay as they were.
     if registry.auditor_public_key:
         document["auditor_public_key"] = registry.auditor_public_key
+    if registry.require_approval:
+        document["require_approval"] = True
     header = "# Spean federation authority registry. Change it with `spean authority ...`.\n"
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     return (header + body).encode()
@@ -337,6 +343,10 @@ class _Reader:
             if len(raw) != 32:
                 raise self.fail("auditor_public_key", "must be a base64 raw 32-byte X25519 key")
             registry.auditor_public_key = key
+        approval = doc.get("require_approval", False)
+        if not isinstance(approval, bool):
+            raise self.fail("require_approval", "must be true or false")
+        registry.require_approval = approval
         return registry
 
 

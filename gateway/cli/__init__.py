@@ -30,6 +30,8 @@ EXIT_INTERRUPTED = 130
 _COMMAND_MODULES = (
     "spean.gateway.cli.authority",
     "spean.gateway.cli.member",
+    "spean.gateway.cli.join",
+    "spean.gateway.cli.call",
     "spean.gateway.cli.server",
     "spean.gateway.cli.demo",
     "spean.gateway.cli.audit",

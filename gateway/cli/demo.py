@@ -1,4 +1,12 @@
-"""`spean demo`: build the demo federation, run the hospital's calls, keep serving."""
+"""`spean demo`: build the demo federation, run the hospital's calls, keep serving.
+
+Everything the demo reads ships in the package (the mappings in
+spean/gateway/demo/mappings, the generated descriptors in spean.demo); it
+writes only under --dir, so it runs the same from a wheel as from a checkout.
+Each member's server.yaml there names its endpoints, so other commands (`spean
+call --config DIR/moh/server.yaml`, `spean join --authority DIR/authority`)
+read the ports the demo chose from those files.
+"""
 
 from __future__ import annotations
 
@@ -79,13 +87,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
         for _member, server in federation.servers.items():
             print(f"  {server.origin:<22} {server.audit.size()} records")
+        moh_config = federation.configs[MOH]
         print(
-            "\nCall a service yourself with grpcurl (any gRPC client works the same way):\n"
-            "  grpcurl -plaintext -import-path protos"
-            " -proto spean/demo/vehicles/v1/vehicles.proto \\\n"
-            "    -H 'spean-client: KH/GOV/MOH/nhis' -H 'spean-service: KH/GOV/MPWT/vehicles' \\\n"
-            f'    -d \'{{"plate": "{_sample_plate()}"}}\' {consumer}'
-            " vehicles.v1.VehicleRegistry/GetVehicle"
+            "\nCall a service yourself (the consumer endpoint is read from MoH's server.yaml):\n"
+            f"  spean call --config {moh_config} --service KH/GOV/MPWT/vehicles \\\n"
+            f'    /vehicles.v1.VehicleRegistry/GetVehicle \'{{"plate": "{_sample_plate()}"}}\''
         )
         if args.once:
             return 0

@@ -303,7 +303,10 @@ class SecurityServer:
             self._start_metrics()
         store_url = config.audit.store
         if "://" not in store_url:
-            store_url = str(config.resolve(Path(store_url)))
+            store_path = config.resolve(Path(store_url))
+            # A new server's state folder may not exist yet (spean doctor: a warning).
+            store_path.parent.mkdir(parents=True, exist_ok=True)
+            store_url = str(store_path)
         self._audit = open_store(
             store_url, self.origin, checkpoints=server_checkpoint_policy(config)
         )
