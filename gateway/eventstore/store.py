@@ -149,6 +149,16 @@ class EventStore(ABC):
     def dead_letters(self, topic: TopicId, subscriber: SubsystemId) -> list[DeadLetter]:
         """The events given up for `subscriber` on `topic`, by sequence."""
 
+    def leads_delivery(self) -> bool:
+        """Whether this process is to run the delivery rounds now.
+
+        One process per store delivers, so that two never push the same cursor
+        at once. The SQLite engine serves the processes of one server, which
+        deliver from worker 0 only: always True. A store shared by several
+        servers' processes (PostgreSQL) elects one and answers False elsewhere.
+        """
+        return True
+
     # -- consumer side ------------------------------------------------------------------
 
     @abstractmethod

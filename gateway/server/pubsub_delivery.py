@@ -114,6 +114,8 @@ class DeliveryLoop:
             self._wake.wait(self._poll_s)
 
     def _round(self) -> None:
+        if not self._store.leads_delivery():
+            return  # another process of a shared store delivers
         now = time.time_ns()
         access = self._access()
         heads: dict[object, int] = {}

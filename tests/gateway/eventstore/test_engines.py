@@ -23,7 +23,6 @@ def test_a_relative_path_or_sqlite_url_opens_sqlite_beside_the_config(tmp_path: 
 @pytest.mark.parametrize(
     ("location", "words"),
     [
-        ("postgresql+psycopg://spean@db/events", r"scheme 'postgresql\+psycopg': that engine"),
         ("nats://127.0.0.1:4222", "scheme 'nats': that engine is not part of this version"),
         ("redis://127.0.0.1", "scheme 'redis' is not supported"),
         (":memory:", "does not name a file"),

@@ -12,7 +12,7 @@ import pytest
 from spean.gateway.errors import AlreadyExists, EventStoreError, InvalidArgument, Unauthenticated
 from spean.gateway.events import Cursor, TopicId, event_digest
 from spean.gateway.eventstore.sqlite import SqliteEventStore
-from spean.gateway.eventstore.store import DeadLetter, Delivery
+from spean.gateway.eventstore.store import DeadLetter, Delivery, EventStore
 from spean.gateway.identifiers import MemberId, SubsystemId
 
 TOPIC = TopicId.parse("KH/GOV/MOI/population:citizen-address-changed")
@@ -25,7 +25,7 @@ def event_id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-def publish(store: SqliteEventStore, n: int, payload: bytes = b"") -> int:
+def publish(store: EventStore, n: int, payload: bytes = b"") -> int:
     body = payload or f"event {n}".encode()
     return store.append(TOPIC, event_id(n), body, event_digest(body), 1000 + n, [NHIS]).sequence
 
