@@ -306,7 +306,10 @@ class PubSubConfig(_Model):
     """Publish/subscribe (docs/pubsub.md): the event store, who receives this member's
     topics, and which topics this member's subsystems take."""
 
-    store: str = Field(description="SQLite path (relative to the config file) of the event store")
+    store: str = Field(
+        description="SQLite path (relative to the config file) or PostgreSQL URL of the event"
+        " store (gateway/eventstore/engines.py)"
+    )
     access: list[TopicAccessConfig] = Field(default_factory=list)
     subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
