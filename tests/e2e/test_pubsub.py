@@ -149,7 +149,9 @@ def test_subscribing_to_a_topic_not_subscribed_here_is_not_found(world: World) -
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(tmp_path: Path) -> None:
+def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     federation = event_federation(tmp_path / "federation")
     with running(federation) as world:
         moi = consumer_channel(federation, MOI)
@@ -182,6 +184,20 @@ def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(tmp_path: Pa
     # Each delivery is one exchange in both logs: reconcile matches them.
     bundles = [str(tmp_path / f"{member.replace('/', '_')}.zip") for member in (MOH, MOI)]
     assert main(["audit", "reconcile", *bundles]) == 0
+    # spean audit show judges a delivery's tokens, and says why a publish holds none.
+    delivery = next(
+        r for r in logs[MOI].records if r.kind is Kind.EVENT_DELIVERY and r.status == "OK"
+    )
+    published = next(r for r in logs[MOI].records if r.kind is Kind.EVENT_PUBLISH)
+    anchor = str(federation.root / "authority" / "signing.crt")
+    capsys.readouterr()
+    for record, words in (
+        (delivery, "tokens: verified: event and ack tokens"),
+        (published, "none to check: a record of kind EVENT_PUBLISH"),
+    ):
+        show = ["audit", "show", record.exchange_id, *bundles, "--anchor", anchor]
+        assert main(show) == 0
+        assert words in capsys.readouterr().out
 
 
 def test_a_subscriber_server_offline_catches_up_when_back(world: World) -> None:
