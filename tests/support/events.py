@@ -88,7 +88,6 @@ class Subscriber:
     def __init__(self, address: str, client: str) -> None:
         self.channel = grpc.insecure_channel(address)
         self.client = client
-        self.received: list[pb.Event] = []
 
     def take(self, count: int, timeout: float = 20.0) -> list[pb.Event]:
         """Subscribe, acknowledge `count` events one by one, and return them."""
@@ -116,7 +115,6 @@ class Subscriber:
                     break
         finally:
             stream.cancel()
-        self.received.extend(taken)
         return taken
 
     def close(self) -> None:
