@@ -1,4 +1,4 @@
-"""The audit record: one per exchange and side, and its canonical bytes.
+"""The audit record: one per exchange and side (or publish/subscribe step), canonical bytes.
 
 `AuditRecord` is the Python value of `spean.v1.AuditRecord`
 (protos/spean/v1/audit.proto documents every field). Invariants:
@@ -11,6 +11,11 @@
   for the decoded value. Unknown fields, duplicated or reordered fields and
   unknown enum values are refused with `InvalidArgument`, so one record value
   has one byte form and `from_bytes(b).to_bytes() == b` always holds.
+
+`kind` tells an exchange record (`Kind.EXCHANGE`, the default, encoded as
+nothing) from the records of publish/subscribe (docs/protocol.md, section
+13.6), which also fill `topic`, `event_id`, `sequence` and the event and ack
+tokens.
 
 This module runs on every exchange: the value is a plain frozen dataclass with
 no validation beyond what protobuf does while encoding.
@@ -44,6 +49,24 @@ _SIDE_TO_PB: dict[Side, audit_pb2.AuditRecord.Side] = {
 _SIDE_FROM_PB: dict[int, Side] = {number: side for side, number in _SIDE_TO_PB.items()}
 
 
+class Kind(StrEnum):
+    """What the record is of: an exchange, or a publish/subscribe step (docs/pubsub.md)."""
+
+    EXCHANGE = "EXCHANGE"
+    EVENT_PUBLISH = "EVENT_PUBLISH"
+    EVENT_DELIVERY = "EVENT_DELIVERY"
+    EVENT_ACK = "EVENT_ACK"
+
+
+_KIND_TO_PB: dict[Kind, audit_pb2.AuditRecord.Kind] = {
+    Kind.EXCHANGE: _Pb.EXCHANGE,
+    Kind.EVENT_PUBLISH: _Pb.EVENT_PUBLISH,
+    Kind.EVENT_DELIVERY: _Pb.EVENT_DELIVERY,
+    Kind.EVENT_ACK: _Pb.EVENT_ACK,
+}
+_KIND_FROM_PB: dict[int, Kind] = {number: kind for kind, number in _KIND_TO_PB.items()}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
     """What one security server saw of one exchange (see audit.proto).
@@ -75,6 +98,18 @@ class AuditRecord:
     peer_certificate_sha256: str = ""
     latency_us: int = 0
     witnessed_checkpoint: bytes = b""
+    # Publish/subscribe (protocol.md 13.6); defaults for an exchange, so an
+    # exchange record's bytes are what they were before these fields existed.
+    kind: Kind = Kind.EXCHANGE
+    topic: str = ""
+    event_id: str = ""
+    sequence: int = 0
+    event_token: str = ""
+    ack_token: str = ""
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind is not Kind.EXCHANGE
 
     def to_bytes(self) -> bytes:
         """The canonical bytes of this record.
@@ -108,6 +143,12 @@ class AuditRecord:
                 peer_certificate_sha256=self.peer_certificate_sha256,
                 latency_us=self.latency_us,
                 witnessed_checkpoint=self.witnessed_checkpoint,
+                kind=_KIND_TO_PB[self.kind],
+                topic=self.topic,
+                event_id=self.event_id,
+                sequence=self.sequence,
+                event_token=self.event_token,
+                ack_token=self.ack_token,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(
@@ -126,6 +167,9 @@ class AuditRecord:
         if side is None:
             what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
             raise InvalidArgument(f"audit record side is {what}")
+        kind = _KIND_FROM_PB.get(message.kind)
+        if kind is None:
+            raise InvalidArgument(f"audit record kind is unknown value {message.kind}")
         record = cls(
             exchange_id=message.exchange_id,
             side=side,
@@ -150,6 +194,12 @@ class AuditRecord:
             peer_certificate_sha256=message.peer_certificate_sha256,
             latency_us=message.latency_us,
             witnessed_checkpoint=message.witnessed_checkpoint,
+            kind=kind,
+            topic=message.topic,
+            event_id=message.event_id,
+            sequence=message.sequence,
+            event_token=message.event_token,
+            ack_token=message.ack_token,
         )
         # Re-encoding is the exact test of canonical form: it drops unknown
         # fields and normalises field order, duplicates and varint padding.

@@ -80,6 +80,7 @@ from spean.gateway.audit.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
+from spean.gateway.audit.events import check_event_tokens, checks_event_tokens
 from spean.gateway.audit.merkle import CompactRange, leaf_hashes
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.audit.witness import check_witnessed
@@ -606,7 +607,9 @@ def _check_content(
 def checks_tokens(record: AuditRecord) -> bool:
     """Whether the content pass checks this record's tokens: every record that
     holds one (refusals included), and every exchange that ended OK, which must
-    hold both."""
+    hold both. Event records: `audit.events.checks_event_tokens`."""
+    if record.is_event:
+        return checks_event_tokens(record)
     return record.status == "OK" or bool(record.request_token or record.response_token)
 
 
@@ -634,6 +637,8 @@ REFUSED = "UNAUTHENTICATED"
 
 def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
     """The rules of docs/auditor.md, "What the tokens protect"; returns the tokens verified."""
+    if record.is_event:
+        return check_event_tokens(record, resolve)
     if record.status == "OK" and not (record.request_token and record.response_token):
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
     verified = 0

@@ -33,7 +33,11 @@ from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.audit.bodies import fingerprint as auditor_fingerprint
-from spean.gateway.authority.configuration import published_methods, to_global_configuration
+from spean.gateway.authority.configuration import (
+    described_message,
+    published_methods,
+    to_global_configuration,
+)
 from spean.gateway.authority.http import AuthorityHttpServer
 from spean.gateway.authority.registry import (
     CA_CERT,
@@ -54,6 +58,7 @@ from spean.gateway.authority.registry import (
     write_registry,
 )
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import sign_global_configuration, verify_global_configuration
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_instance, parse_server
@@ -421,6 +426,29 @@ class Authority:
             methods=len(published),
             servers=hosts,
         )
+
+    def add_topic(
+        self,
+        subsystem_id: str | SubsystemId,
+        name: str,
+        event_type: str,
+        file_descriptor_set: bytes = b"",
+    ) -> None:
+        """Register a topic owned by a registered subsystem, with its event type and,
+        optionally, the descriptors that define it (checked to define it)."""
+        subsystem = self._subsystem_id(subsystem_id)
+        topic = TopicId(subsystem, parse_topic_name(name))
+        parse_event_type(event_type)
+        if file_descriptor_set:
+            described_message(file_descriptor_set, event_type, f"topic {topic}")
+        with self._registry() as registry:
+            record = registry.find_subsystem(str(subsystem))
+            if record is None:
+                raise NotFound(f"subsystem {subsystem} is not registered; add it first")
+            if any(existing == name for existing, _, _ in record.topics):
+                raise FailedPrecondition(f"topic {topic} is already registered")
+            record.topics.append((name, event_type, file_descriptor_set))
+        log.info("authority.topic_added", topic=str(topic), event_type=event_type)
 
     def register_subsystem_on_server(
         self, subsystem_id: str | SubsystemId, server_id: str | ServerId

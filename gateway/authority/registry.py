@@ -75,6 +75,8 @@ class Subsystem:
     servers: list[str] = field(default_factory=list)
     methods: list[tuple[str, bool]] = field(default_factory=list)
     file_descriptor_set: bytes = b""
+    # Topics it owns (docs/pubsub.md): name, event type, descriptor set.
+    topics: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -151,6 +153,27 @@ def _server_document(server: Server) -> dict[str, Any]:
     return document
 
 
+def _subsystem_document(subsystem: Subsystem) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": subsystem.id,
+        "name": subsystem.name,
+        "servers": subsystem.servers,
+        "methods": [{"path": p, "server_streaming": st} for p, st in subsystem.methods],
+        "file_descriptor_set": base64.b64encode(subsystem.file_descriptor_set).decode(),
+    }
+    # Written only once a topic is added, so that other registries stay as they were.
+    if subsystem.topics:
+        document["topics"] = [
+            {
+                "name": name,
+                "event_type": event_type,
+                "file_descriptor_set": base64.b64encode(descriptors).decode(),
+            }
+            for name, event_type, descriptors in subsystem.topics
+        ]
+    return document
+
+
 def registry_to_yaml(registry: Registry) -> bytes:
     document = {
         "format": REGISTRY_FORMAT,
@@ -160,16 +183,7 @@ def registry_to_yaml(registry: Registry) -> bytes:
             {"id": m.id, "name": m.name, "signing_certificates": m.signing_certificates}
             for m in registry.members
         ],
-        "subsystems": [
-            {
-                "id": s.id,
-                "name": s.name,
-                "servers": s.servers,
-                "methods": [{"path": p, "server_streaming": st} for p, st in s.methods],
-                "file_descriptor_set": base64.b64encode(s.file_descriptor_set).decode(),
-            }
-            for s in registry.subsystems
-        ],
+        "subsystems": [_subsystem_document(s) for s in registry.subsystems],
         "servers": [_server_document(s) for s in registry.servers],
         "issued": [
             {
@@ -266,6 +280,22 @@ class _Reader:
                 )
             except ValueError as exc:
                 raise self.fail(f"{where}.file_descriptor_set", "must be base64") from exc
+            topics = []
+            for t, topic in enumerate(self.items(item, "topics") if "topics" in item else []):
+                at = f"{where}.topics[{t}]"
+                try:
+                    topic_descriptors = base64.b64decode(
+                        self.text(topic, "file_descriptor_set", at), validate=True
+                    )
+                except ValueError as exc:
+                    raise self.fail(f"{at}.file_descriptor_set", "must be base64") from exc
+                topics.append(
+                    (
+                        self.text(topic, "name", at),
+                        self.text(topic, "event_type", at),
+                        topic_descriptors,
+                    )
+                )
             registry.subsystems.append(
                 Subsystem(
                     id=self.text(item, "id", where),
@@ -273,6 +303,7 @@ class _Reader:
                     servers=self.texts(item, "servers", where),
                     methods=methods,
                     file_descriptor_set=descriptors,
+                    topics=topics,
                 )
             )
         for n, item in enumerate(self.items(doc, "servers")):

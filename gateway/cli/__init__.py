@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "spean.gateway.cli.server",
     "spean.gateway.cli.demo",
     "spean.gateway.cli.audit",
+    "spean.gateway.cli.pubsub",
     "spean.gateway.cli.doctor",
     "spean.gateway.cli.publish",
 )

@@ -98,6 +98,24 @@ def register(subparsers: Any) -> None:
     )
     subsystem.set_defaults(func=cmd_add_subsystem)
 
+    topic = commands.add_parser("add-topic", help="register a topic a subsystem publishes")
+    _dir(topic)
+    topic.add_argument(
+        "--subsystem", required=True, help="owner subsystem, e.g. KH/GOV/MOI/population"
+    )
+    topic.add_argument("--name", required=True, help="topic name, e.g. citizen-address-changed")
+    topic.add_argument(
+        "--event-type",
+        required=True,
+        help="protobuf message, e.g. population.v1.CitizenAddressChanged",
+    )
+    topic.add_argument(
+        "--descriptor-set",
+        type=Path,
+        help="FileDescriptorSet defining the event type (protoc --descriptor_set_out)",
+    )
+    topic.set_defaults(func=cmd_add_topic)
+
     register_cmd = commands.add_parser(
         "register-subsystem", help="record that a security server hosts a subsystem"
     )
@@ -235,6 +253,16 @@ def cmd_add_subsystem(args: argparse.Namespace) -> int:
     )
     hosted = f" on {', '.join(args.server)}" if args.server else ""
     print(f"registered subsystem {args.id}{hosted}; publish to make it known")
+    return 0
+
+
+def cmd_add_topic(args: argparse.Namespace) -> int:
+    ensure_logging()
+    descriptors = _read(args.descriptor_set, "descriptor set") if args.descriptor_set else b""
+    Authority.open(args.dir).add_topic(
+        args.subsystem, args.name, args.event_type, file_descriptor_set=descriptors
+    )
+    print(f"registered topic {args.subsystem}:{args.name}; publish to make it known")
     return 0
 
 

@@ -62,7 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder: Path = args.dir
     _fresh_folder(folder)
     print(f"Building a fresh demo federation in {folder}/ ...")
-    federation = build_demo(folder, mpwt_database_url=args.mpwt_db)
+    federation = build_demo(folder, mpwt_database_url=args.mpwt_db, events=True)
     federation.start_all()
     try:
         conf = federation.servers[MOH].current_configuration()
@@ -83,6 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {result.label:<26}{result.service:<22}{result.status:<19}{result.ms:>7.1f}"
                 f"  {result.exchange_id}\n  {'':<26}{result.detail}"
             )
+        _show_events(federation)
         print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
         for _member, server in federation.servers.items():
             print(f"  {server.origin:<22} {server.audit.size()} records")
@@ -106,6 +107,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         federation.stop_all()
+
+
+def _show_events(federation: Any) -> None:
+    from spean.gateway.demo.events import run_demo_events
+    from spean.gateway.demo.ministries import ADDRESS_TOPIC
+
+    print(f"\nMoI's population register publishes CitizenAddressChanged on {ADDRESS_TOPIC};")
+    print("the subscribers' applications receive each event once, in order, and acknowledge it:")
+    for event in run_demo_events(federation):
+        print(
+            f"  seq {event.sequence:<3} id card {event.id_card_number}"
+            f" moved to {event.province:<11}"
+            f" read by {event.subscriber}, {event.ms:.1f} ms after it was published"
+        )
 
 
 def _sample_plate() -> str:
