@@ -31,8 +31,8 @@ test: dev
 
 # The tests of the pure modules (values in, values out): no server, socket or database.
 PURE := access admission backoff config deadlines digests errors globalconf identifiers lifecycle masking metadata pki tokens trust
-PURE += token_claims token_jws token_signing token_verification
-PURE_AUDIT := bodies chain checkpoint merkle record
+PURE += token_claims token_jws token_signing token_verification event_admission events token_events
+PURE_AUDIT := bodies chain checkpoint events merkle record
 UNIT_TESTS := $(wildcard $(PURE:%=tests/gateway/test_%*.py) $(PURE_AUDIT:%=tests/gateway/audit/test_%*.py))
 unit: dev
 	$(BIN)/pytest -q -m 'not slow' $(UNIT_TESTS) $(if $(T),-k '$(T)') $(PYTEST_ARGS)

@@ -15,7 +15,10 @@ services:
 `load_adapter` reads and checks everything that needs no outside system (the
 mapping file, the descriptors, the field paths) and returns an adapter that is
 not started yet: the security server calls `start()`, which checks the rest
-against the database. Every mistake is a `ConfigError` that names where it is.
+against the database. Every mistake is a `ConfigError` that names where it is;
+a database driver that is not installed is a `MissingDriver` (a `ConfigError`
+whose `fix` is the `pip install` line), raised by `start()` in the server and
+seen the same way by `spean doctor`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from spean.adapters.base import Adapter
 from spean.adapters.grpc_passthrough import GrpcPassthroughAdapter
 from spean.adapters.python_adapter import PythonAdapter
 from spean.adapters.sql import SqlAdapter
+from spean.adapters.sql._engines import MissingDriver
 from spean.gateway.errors import ConfigError
 
-__all__ = ["ADAPTER_TYPES", "load_adapter"]
+__all__ = ["ADAPTER_TYPES", "MissingDriver", "load_adapter"]
 
 ADAPTER_TYPES = ("sql", "grpc", "python")
 """Adapter types the configuration may name: `spean.adapters.sql`, `spean.adapters.grpc_passthrough`

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.events import TopicId, parse_topic_name
 from spean.gateway.identifiers import ServerId, SubsystemId, parse_method, parse_server
 
 PASSPHRASE_ENV = "SPEAN_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
@@ -246,6 +247,83 @@ class ProviderConfig(_Model):
         return self
 
 
+def _topic_name_or_star(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        parse_topic_name(value)
+    except SpeanError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+def _topic(value: str) -> str:
+    try:
+        TopicId.parse(value)
+    except SpeanError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+TopicPattern = Annotated[str, AfterValidator(_topic_name_or_star)]
+Topic = Annotated[str, AfterValidator(_topic)]
+
+
+class TopicAccessConfig(_Model):
+    """Deny by default: a client receives only the topics listed for it (docs/pubsub.md)."""
+
+    client: Subsystem
+    service: Subsystem = Field(description="the topics' owner, a subsystem of this member")
+    topics: list[TopicPattern] = Field(min_length=1)
+
+
+class SubscriptionConfig(_Model):
+    """A subsystem of this member that takes a topic's events."""
+
+    client: Subsystem
+    topic: Topic
+
+
+class DeliveryConfig(_Model):
+    """Retries of a failed delivery: exponential backoff, then the dead-letter state."""
+
+    initial_backoff_ms: int = Field(default=500, ge=1, le=3_600_000)
+    max_backoff_ms: int = Field(default=60_000, ge=1, le=86_400_000)
+    max_attempts: int = Field(default=200, ge=1, le=1_000_000)
+    attempt_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    poll_ms: int = Field(
+        default=200, ge=10, le=60_000, description="how often the delivery loop looks for work"
+    )
+
+    @model_validator(mode="after")
+    def _initial_below_max(self) -> DeliveryConfig:
+        if self.initial_backoff_ms > self.max_backoff_ms:
+            raise ValueError("initial_backoff_ms must not exceed max_backoff_ms")
+        return self
+
+
+class PubSubConfig(_Model):
+    """Publish/subscribe (docs/pubsub.md): the event store, who receives this member's
+    topics, and which topics this member's subsystems take."""
+
+    store: str = Field(
+        description="SQLite path (relative to the config file) or PostgreSQL URL of the event"
+        " store (gateway/eventstore/engines.py)"
+    )
+    access: list[TopicAccessConfig] = Field(default_factory=list)
+    subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> PubSubConfig:
+        seen: set[tuple[str, str]] = set()
+        for index, entry in enumerate(self.subscriptions):
+            if (entry.client, entry.topic) in seen:
+                raise ValueError(f"subscriptions[{index}] is listed twice")
+            seen.add((entry.client, entry.topic))
+        return self
+
+
 class RetentionConfig(_Model):
     """How long records stay in the audit store before `spean audit archive` moves them
     to self-contained archive segments (gateway/audit/archive.py)."""
@@ -324,6 +402,7 @@ class ServerConfig(_Model):
     metrics: MetricsConfig | None = None
     tracing: TracingConfig | None = None
     health: HealthConfig | None = None
+    pubsub: PubSubConfig | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     path: Path = Field(default=Path("."), exclude=True)
 
@@ -343,12 +422,36 @@ class ServerConfig(_Model):
         owner = parse_server(self.server_id).member
         subsystems = [c.subsystem for c in self.consumer.clients] if self.consumer else []
         subsystems += [s.subsystem for s in self.provider.services] if self.provider else []
+        if self.pubsub is not None:
+            subsystems += [rule.service for rule in self.pubsub.access]
+            subsystems += [entry.client for entry in self.pubsub.subscriptions]
         for subsystem in subsystems:
             if SubsystemId.parse(subsystem).member != owner:
                 raise ValueError(
                     f"subsystem {subsystem} does not belong to {owner}, the member that owns"
                     f" security server {self.server_id}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _pubsub_has_its_endpoints(self) -> ServerConfig:
+        pubsub = self.pubsub
+        if pubsub is None:
+            return self
+        clients = {c.subsystem for c in self.consumer.clients} if self.consumer else set()
+        for index, entry in enumerate(pubsub.subscriptions):
+            if entry.client not in clients:
+                raise ValueError(
+                    f"pubsub.subscriptions[{index}].client {entry.client} must be one of"
+                    " consumer.clients: its applications call Subscribe on the consumer endpoint"
+                )
+        if pubsub.subscriptions and self.provider is None:
+            raise ValueError(
+                "pubsub.subscriptions need a provider endpoint: events are delivered to it"
+                " over mutual TLS"
+            )
+        if pubsub.access and self.consumer is None:
+            raise ValueError("pubsub.access needs a consumer endpoint: applications publish there")
         return self
 
     @property

@@ -73,6 +73,12 @@ class FailedPrecondition(SpeanError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class AlreadyExists(SpeanError):
+    """An identifier is taken by something else (an event id reused for other bytes)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class Internal(SpeanError):
     """A bug. The caller sees a generic message; details go to the operator's log."""
 
@@ -87,6 +93,10 @@ class ConfigError(SpeanError):
 
 class AuditError(Unavailable):
     """The audit store failed: the exchange is refused (fail closed)."""
+
+
+class EventStoreError(Unavailable):
+    """The event store failed: the publish or delivery is refused (fail closed)."""
 
 
 STATUS_BY_NAME: dict[str, grpc.StatusCode] = {code.name: code for code in grpc.StatusCode}

@@ -38,6 +38,7 @@ from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
 from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
+from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.identifiers import (
     MemberId,
     ServerId,
@@ -86,14 +87,24 @@ class MemberInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A published topic (docs/pubsub.md): its owner, name, event type and descriptors."""
+
+    id: TopicId
+    event_type: str
+    file_descriptor_set: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SubsystemInfo:
-    """A subsystem, the servers that host it and the methods it publishes."""
+    """A subsystem, the servers that host it and the methods and topics it publishes."""
 
     id: SubsystemId
     name: str
     servers: tuple[ServerId, ...]
     methods: tuple[MethodInfo, ...]
     file_descriptor_set: bytes = field(default=b"", repr=False)
+    topics: tuple[TopicInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +168,7 @@ class GlobalConfiguration:
     _servers_for: dict[SubsystemId, list[ServerInfo]] = field(repr=False)
     _methods: dict[tuple[SubsystemId, str], MethodInfo] = field(repr=False)
     _keys: dict[str, TrustedKey] = field(repr=False)
+    _topics: dict[TopicId, TopicInfo] = field(default_factory=dict, repr=False)
     # Certificates already found to be issued by one of `ca_certificates`.
     # Checking a signature costs ~100 us and every exchange checks its signer's
     # certificate; the answer cannot change while this (immutable) configuration
@@ -188,6 +200,10 @@ class GlobalConfiguration:
     def method(self, subsystem_id: SubsystemId, path: str) -> MethodInfo | None:
         """The method `path` if `subsystem_id` publishes it."""
         return self._methods.get((subsystem_id, path))
+
+    def topic(self, topic_id: TopicId) -> TopicInfo | None:
+        """The topic `topic_id` if its owner publishes it."""
+        return self._topics.get(topic_id)
 
     def is_revoked(self, serial: int) -> bool:
         return serial in self.revoked_serials
@@ -380,6 +396,7 @@ class _Builder:
             for fingerprint in server.tls_fingerprints
         }
         subsystems, servers_for, methods = self.subsystems(members, servers)
+        topics = {topic.id: topic for info in subsystems.values() for topic in info.topics}
         return GlobalConfiguration(
             instance=msg.instance,
             version=msg.version,
@@ -399,6 +416,7 @@ class _Builder:
             _servers_for=servers_for,
             _methods=methods,
             _keys=keys,
+            _topics=topics,
         )
 
     def timestamp(self, name: Literal["issued_at", "expires_at"]) -> dt.datetime:
@@ -591,9 +609,25 @@ class _Builder:
                 servers=tuple(server.id for server in hosts),
                 methods=tuple(published),
                 file_descriptor_set=bytes(entry.file_descriptor_set),
+                topics=self.topics(subsystem_id, entry, where),
             )
             servers_for[subsystem_id] = hosts
         return subsystems, servers_for, methods
+
+    def topics(
+        self, subsystem_id: SubsystemId, entry: config_pb2.Subsystem, where: str
+    ) -> tuple[TopicInfo, ...]:
+        topics: dict[str, TopicInfo] = {}
+        for topic in entry.topics:
+            try:
+                topic_id = TopicId(subsystem_id, parse_topic_name(topic.name))
+                event_type = parse_event_type(topic.event_type)
+            except InvalidArgument as exc:
+                raise self.fail(f"{where}: {exc.message}") from exc
+            if topic.name in topics:
+                raise self.fail(f"{where}: topic {topic.name} is listed twice")
+            topics[topic.name] = TopicInfo(topic_id, event_type, bytes(topic.file_descriptor_set))
+        return tuple(topics.values())
 
     def unique(self, folded: set[str], text: str, kind: str) -> None:
         # Identifiers differing only in case would map to the same DNS name.
@@ -623,6 +657,7 @@ __all__ = [
     "MethodInfo",
     "ServerInfo",
     "SubsystemInfo",
+    "TopicInfo",
     "TrustedKey",
     "sign_global_configuration",
     "verify_global_configuration",

@@ -19,6 +19,9 @@ Invariants
 - Pools are sized, wait at most `pool_timeout` for a free connection, and
   ping a connection before handing it out, so connections the server dropped
   (restart, failover, an administrator's kill) are replaced, not served.
+- A database driver that is not installed is said once, here
+  (`missing_driver`), as the extra to install: the server at start and
+  `spean doctor` report the same words, never a raw ModuleNotFoundError.
 - `classify` decides, once, whether a database exception is the deadline,
   an outage (the caller may retry later) or a failure of the statement.
 - What start-up validation learns from a prepared statement differs too:
@@ -47,15 +50,18 @@ from sqlalchemy.engine import URL
 
 from spean.adapters.sql._convert import ColumnKind
 from spean.adapters.sql._mapping import DatabaseOptions, config_error
+from spean.gateway.errors import ConfigError
 
 __all__ = [
     "Failure",
     "Limit",
+    "MissingDriver",
     "abandon_unbuffered",
     "bounded",
     "check_database",
     "classify",
     "column_kinds",
+    "missing_driver",
     "open_engine",
     "twin_columns",
     "twin_in_error",
@@ -65,6 +71,12 @@ CONNECT_SECONDS = 5
 """How long opening one connection to a database server may take."""
 _PROGRESS_STEPS = 1000
 """SQLite virtual-machine steps between two deadline checks (a few microseconds)."""
+# Engine -> the distribution that brings its driver, and the extra that installs it.
+_DRIVER_EXTRAS = {
+    "postgresql": ("psycopg", "postgres"),
+    "mysql": ("PyMySQL", "mysql"),
+    "mariadb": ("PyMySQL", "mysql"),
+}
 _PG_CANCELED = "57014"  # query_canceled: statement_timeout fired
 _MYSQL_TIMEOUTS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time
 
@@ -114,6 +126,11 @@ def open_engine(options: DatabaseOptions, source: Path) -> Engine:
         )
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_SECONDS}
     url = options.url
+    try:
+        # SQLAlchemy imports the driver here; connecting waits for the first checkout.
+        url.get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise missing_driver(options.engine, source, exc) from exc
     if options.engine == "postgresql":
         settings = ["-c application_name=spean"]
         if options.read_only:
@@ -132,6 +149,29 @@ def open_engine(options: DatabaseOptions, source: Path) -> Engine:
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+
+
+class MissingDriver(ConfigError):
+    """A database driver that cannot be imported; `fix` is the command that installs it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def missing_driver(engine: str, source: Path, exc: ImportError) -> MissingDriver:
+    """The error for a driver that cannot be imported: which one, and the command that installs it.
+
+    Both the server (through `open_engine`) and `spean doctor` see this one.
+    """
+    distribution, extra = _DRIVER_EXTRAS.get(engine, (exc.name or "its driver", ""))
+    fix = f"pip install 'spean[{extra}]'" if extra else f"pip install {distribution}"
+    message = config_error(
+        source,
+        "database",
+        f"the {engine} driver ({distribution}) is not installed ({exc}); install it with: {fix}",
+    ).message
+    return MissingDriver(message, fix)
 
 
 def check_database(conn: Connection, options: DatabaseOptions, source: Path) -> str:

@@ -76,6 +76,7 @@ from spean.v1 import audit_pb2
 _Pb = audit_pb2.AuditRecord
 _CONSUMER = _Pb.CONSUMER
 _PROVIDER = _Pb.PROVIDER
+_EVENT_DELIVERY = _Pb.EVENT_DELIVERY
 _blake2b = hashlib.blake2b
 _ENTRY = struct.Struct(">Q?16s")
 """Index entry of one provider record: record index, counts as missing at the
@@ -534,6 +535,8 @@ def _index_provider(
         counts = (
             message.status != "UNAUTHENTICATED"  # may not be the consumer at all
             and members(message.client) == consumer_member
+            # An event delivery no subscriber server answered left no record there.
+            and not (message.kind == _EVENT_DELIVERY and not message.peer_certificate_sha256)
         )
         index[message.exchange_id] = pack(k, counts, _fingerprint(message))
     return index

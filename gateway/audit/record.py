@@ -1,4 +1,4 @@
-"""The audit record: one per exchange and side, and its canonical bytes.
+"""The audit record: one per exchange and side (or publish/subscribe step), canonical bytes.
 
 `AuditRecord` is the Python value of `spean.v1.AuditRecord`
 (protos/spean/v1/audit.proto documents every field). Invariants:
@@ -11,6 +11,11 @@
   for the decoded value. Unknown fields, duplicated or reordered fields and
   unknown enum values are refused with `InvalidArgument`, so one record value
   has one byte form and `from_bytes(b).to_bytes() == b` always holds.
+
+`kind` tells an exchange record (`Kind.EXCHANGE`, the default, encoded as
+nothing) from the records of publish/subscribe (docs/protocol.md, section
+13.6), which also fill `topic`, `event_id`, `sequence` and the event and ack
+tokens.
 
 This module runs on every exchange: the value is a plain frozen dataclass with
 no validation beyond what protobuf does while encoding.
@@ -46,6 +51,24 @@ _SIDE_TO_PB: dict[Side, audit_pb2.AuditRecord.Side] = {
 _SIDE_FROM_PB: dict[int, Side] = {number: side for side, number in _SIDE_TO_PB.items()}
 
 
+class Kind(StrEnum):
+    """What the record is of: an exchange, or a publish/subscribe step (docs/pubsub.md)."""
+
+    EXCHANGE = "EXCHANGE"
+    EVENT_PUBLISH = "EVENT_PUBLISH"
+    EVENT_DELIVERY = "EVENT_DELIVERY"
+    EVENT_ACK = "EVENT_ACK"
+
+
+_KIND_TO_PB: dict[Kind, audit_pb2.AuditRecord.Kind] = {
+    Kind.EXCHANGE: _Pb.EXCHANGE,
+    Kind.EVENT_PUBLISH: _Pb.EVENT_PUBLISH,
+    Kind.EVENT_DELIVERY: _Pb.EVENT_DELIVERY,
+    Kind.EVENT_ACK: _Pb.EVENT_ACK,
+}
+_KIND_FROM_PB: dict[int, Kind] = {number: kind for kind, number in _KIND_TO_PB.items()}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
     """What one security server saw of one exchange (see audit.proto).
@@ -77,6 +100,18 @@ class AuditRecord:
     peer_certificate_sha256: str = ""
     latency_us: int = 0
     witnessed_checkpoint: bytes = b""
+    # Publish/subscribe (protocol.md 13.6); defaults for an exchange, so an
+    # exchange record's bytes are what they were before these fields existed.
+    kind: Kind = Kind.EXCHANGE
+    topic: str = ""
+    event_id: str = ""
+    sequence: int = 0
+    event_token: str = ""
+    ack_token: str = ""
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind is not Kind.EXCHANGE
 
     def to_bytes(self) -> bytes:
         """The canonical bytes of this record.
@@ -110,6 +145,12 @@ class AuditRecord:
                 peer_certificate_sha256=self.peer_certificate_sha256,
                 latency_us=self.latency_us,
                 witnessed_checkpoint=self.witnessed_checkpoint,
+                kind=_KIND_TO_PB[self.kind],
+                topic=self.topic,
+                event_id=self.event_id,
+                sequence=self.sequence,
+                event_token=self.event_token,
+                ack_token=self.ack_token,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(
@@ -149,12 +190,18 @@ class AuditRecord:
             peer_certificate_sha256=message.peer_certificate_sha256,
             latency_us=message.latency_us,
             witnessed_checkpoint=message.witnessed_checkpoint,
+            kind=_KIND_FROM_PB[message.kind],
+            topic=message.topic,
+            event_id=message.event_id,
+            sequence=message.sequence,
+            event_token=message.event_token,
+            ack_token=message.ack_token,
         )
 
 
 def decode_canonical(data: bytes) -> audit_pb2.AuditRecord:
     """The protobuf message of canonical record bytes, checked as `AuditRecord.from_bytes`
-    checks them (a known side, no unknown field, canonical form) without building the
+    checks them (a known side and kind, no unknown field, canonical form) without building the
     value: for readers that look at a few fields of every record (the verifier's
     content pass). `InvalidArgument` names what is wrong."""
     try:
@@ -164,6 +211,8 @@ def decode_canonical(data: bytes) -> audit_pb2.AuditRecord:
     if message.side not in _SIDE_FROM_PB:
         what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
         raise InvalidArgument(f"audit record side is {what}")
+    if message.kind not in _KIND_FROM_PB:
+        raise InvalidArgument(f"audit record kind is unknown value {message.kind}")
     # Re-encoding is the exact test of canonical form: it normalises field order,
     # duplicates and varint padding. A decoded message without unknown fields
     # holds exactly the record's values (audit.proto has no field with

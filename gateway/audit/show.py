@@ -209,6 +209,12 @@ def _inclusion(
 
 def _tokens(record: AuditRecord, resolve: KeyResolver, trusted: str) -> Verdict:
     """The record's tokens judged by verify's rules (`verify.token_outcome`): one rule."""
+    if record.is_event and not checks_tokens(record):
+        return Verdict(
+            True,
+            f"none to check: a record of kind {record.kind.value} that is not an OK delivery"
+            " holds no peer's signature (docs/protocol.md, section 13.6)",
+        )
     if not checks_tokens(record):
         return Verdict(
             True,
@@ -217,6 +223,8 @@ def _tokens(record: AuditRecord, resolve: KeyResolver, trusted: str) -> Verdict:
     outcome = token_outcome(record, resolve)
     if isinstance(outcome, str):
         return Verdict(False, f"NOT verified: {outcome}")
+    if record.is_event:  # an event delivery that ended OK: its event and ack tokens
+        return Verdict(True, f"verified: event and ack tokens against {trusted}")
     held = sum(1 for token in (record.request_token, record.response_token) if token)
     if outcome == held:
         tokens = "request and response tokens" if held == 2 else "token"

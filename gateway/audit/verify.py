@@ -677,9 +677,12 @@ class _Content:
                     problem = witnessed[note] = _check_witness(note, self._conf)
                 if problem:
                     problems.add(index, Check.WITNESS, f"record {index}: {problem}")
-            if outcome is None or not checks_tokens(message):
+            if outcome is None:
                 continue
-            result = outcome(k, AuditRecord.from_message(message))
+            record = AuditRecord.from_message(message)
+            if not checks_tokens(record):
+                continue
+            result = outcome(k, record)
             if isinstance(result, str):
                 problems.add(
                     index, Check.TOKEN, f"record {index} (exchange {message.exchange_id}): {result}"

@@ -11,6 +11,9 @@ count. Where the protocol records a token that did not bind as the very
 reason of a refusal, the rules say so (docs/auditor.md, "What the tokens
 protect").
 
+Publish/subscribe records (docs/protocol.md, section 13.6) are judged by
+their own rules (`audit.events`: the event and ack tokens).
+
 Values in, an outcome out: `token_outcome` is what the in-process pass and the
 token workers of `verify_parallel` both call, so the report is the same
 whichever computed it.
@@ -18,19 +21,21 @@ whichever computed it.
 
 from __future__ import annotations
 
+from spean.gateway.audit.events import check_event_tokens, checks_event_tokens
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.tokens import KeyResolver, verify_request, verify_response
 from spean.gateway.trust import key_resolver
-from spean.v1 import audit_pb2
 
 
-def checks_tokens(record: AuditRecord | audit_pb2.AuditRecord) -> bool:
+def checks_tokens(record: AuditRecord) -> bool:
     """Whether the content pass checks this record's tokens: every record that
     holds one (refusals included), and every exchange that ended OK, which must
-    hold both."""
+    hold both. Event records: `audit.events.checks_event_tokens`."""
+    if record.is_event:
+        return checks_event_tokens(record)
     return record.status == "OK" or bool(record.request_token or record.response_token)
 
 
@@ -58,6 +63,8 @@ REFUSED = "UNAUTHENTICATED"
 
 def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
     """The rules of docs/auditor.md, "What the tokens protect"; returns the tokens verified."""
+    if record.is_event:
+        return check_event_tokens(record, resolve)
     if record.status == "OK" and not (record.request_token and record.response_token):
         raise Unauthenticated("an exchange that ended OK must hold both tokens")
     verified = 0

@@ -11,6 +11,7 @@ Theory of operation. The authority lives in one directory:
     globalconf.signed         the latest published SignedGlobalConfiguration
     published/NNNNNNNN.signed every version ever published (for auditors)
     registry.lock             serialises concurrent `spean authority` commands
+    pending/                  join requests waiting for an officer's approval
 
 Each change takes an exclusive lock on registry.lock, rereads registry.yaml,
 applies the change and writes it back atomically, so two commands run at the
@@ -34,8 +35,9 @@ into the member's directory; admission writes nothing there.
 Modules: `registry` (the directory layout, registry.yaml, locking), `core`
 (the `Authority`: admission, revocation, publication), `configuration`
 (registry to GlobalConfiguration, pure), `http` (serving the signed
-configuration) and `members` (the member side). Import from this package;
-the submodules' own names may change.
+configuration and its anchor), `members` (the member side) and `joins` (a
+join request: admission in one step, or pending until an officer approves).
+Import from this package; the submodules' own names may change.
 """
 
 from __future__ import annotations
@@ -45,7 +47,21 @@ from spean.gateway.authority.core import (
     MAX_PUBLISH_VALIDITY,
     Authority,
 )
-from spean.gateway.authority.http import GLOBALCONF_PATH, AuthorityHttpServer
+from spean.gateway.authority.http import ANCHOR_PATH, GLOBALCONF_PATH, AuthorityHttpServer
+from spean.gateway.authority.joins import (
+    JOIN_REQUEST,
+    Admitted,
+    JoinRequest,
+    SubsystemRequest,
+    admit_request,
+    approve,
+    join_request_yaml,
+    parse_join_request,
+    pending,
+    read_join_request,
+    reject,
+    submit,
+)
 from spean.gateway.authority.members import (
     MEMBER_CSR,
     MEMBER_KEY,
@@ -60,6 +76,7 @@ from spean.gateway.authority.registry import (
     CA_KEY,
     GLOBALCONF,
     LOCK,
+    PENDING,
     PUBLISHED,
     REGISTRY,
     REGISTRY_FORMAT,
@@ -68,15 +85,18 @@ from spean.gateway.authority.registry import (
 )
 
 __all__ = [
+    "ANCHOR_PATH",
     "CA_CERT",
     "CA_KEY",
     "DEFAULT_PUBLISH_VALIDITY",
     "GLOBALCONF",
     "GLOBALCONF_PATH",
+    "JOIN_REQUEST",
     "LOCK",
     "MAX_PUBLISH_VALIDITY",
     "MEMBER_CSR",
     "MEMBER_KEY",
+    "PENDING",
     "PUBLISHED",
     "REGISTRY",
     "REGISTRY_FORMAT",
@@ -84,9 +104,20 @@ __all__ = [
     "SERVER_KEY",
     "SIGNING_CERT",
     "SIGNING_KEY",
+    "Admitted",
     "Authority",
     "AuthorityHttpServer",
+    "JoinRequest",
     "KeyFiles",
+    "SubsystemRequest",
+    "admit_request",
+    "approve",
     "init_member",
     "init_server",
+    "join_request_yaml",
+    "parse_join_request",
+    "pending",
+    "read_join_request",
+    "reject",
+    "submit",
 ]

@@ -66,6 +66,8 @@ def to_global_configuration(
         )
         for path, streaming in subsystem.methods:
             entry.methods.add(path=path, server_streaming=streaming)
+        for name, event_type, descriptors in subsystem.topics:
+            entry.topics.add(name=name, event_type=event_type, file_descriptor_set=descriptors)
     return msg
 
 
@@ -115,6 +117,23 @@ def _described_methods(data: bytes, subsystem: SubsystemId) -> dict[str, bool]:
     if not found:
         raise InvalidArgument(f"subsystem {subsystem}: the descriptor set defines no service")
     return found
+
+
+def described_message(data: bytes, full_name: str, where: str) -> None:
+    """Refuse a topic whose descriptor set does not define its event type."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    try:
+        fds.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidArgument(
+            f"{where}: the descriptor set is not a serialized google.protobuf.FileDescriptorSet"
+            " (protoc --descriptor_set_out)"
+        ) from exc
+    for file in fds.file:
+        prefix = f"{file.package}." if file.package else ""
+        if any(f"{prefix}{message.name}" == full_name for message in file.message_type):
+            return
+    raise InvalidArgument(f"{where}: the descriptor set does not define message {full_name}")
 
 
 def _pem_to_der(pem: str) -> bytes:

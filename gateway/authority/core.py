@@ -33,7 +33,11 @@ from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.audit.bodies import fingerprint as auditor_fingerprint
-from spean.gateway.authority.configuration import published_methods, to_global_configuration
+from spean.gateway.authority.configuration import (
+    described_message,
+    published_methods,
+    to_global_configuration,
+)
 from spean.gateway.authority.http import AuthorityHttpServer
 from spean.gateway.authority.registry import (
     CA_CERT,
@@ -54,6 +58,7 @@ from spean.gateway.authority.registry import (
     write_registry,
 )
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.files import keyfiles
 from spean.gateway.globalconf import sign_global_configuration, verify_global_configuration
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_instance, parse_server
@@ -422,6 +427,29 @@ class Authority:
             servers=hosts,
         )
 
+    def add_topic(
+        self,
+        subsystem_id: str | SubsystemId,
+        name: str,
+        event_type: str,
+        file_descriptor_set: bytes = b"",
+    ) -> None:
+        """Register a topic owned by a registered subsystem, with its event type and,
+        optionally, the descriptors that define it (checked to define it)."""
+        subsystem = self._subsystem_id(subsystem_id)
+        topic = TopicId(subsystem, parse_topic_name(name))
+        parse_event_type(event_type)
+        if file_descriptor_set:
+            described_message(file_descriptor_set, event_type, f"topic {topic}")
+        with self._registry() as registry:
+            record = registry.find_subsystem(str(subsystem))
+            if record is None:
+                raise NotFound(f"subsystem {subsystem} is not registered; add it first")
+            if any(existing == name for existing, _, _ in record.topics):
+                raise FailedPrecondition(f"topic {topic} is already registered")
+            record.topics.append((name, event_type, file_descriptor_set))
+        log.info("authority.topic_added", topic=str(topic), event_type=event_type)
+
     def register_subsystem_on_server(
         self, subsystem_id: str | SubsystemId, server_id: str | ServerId
     ) -> None:
@@ -490,6 +518,17 @@ class Authority:
         )
         return int(record.serial, 16)
 
+    @property
+    def requires_approval(self) -> bool:
+        """Whether join requests wait for an officer (`spean authority approve`)."""
+        return self._read_registry().require_approval
+
+    def set_approval(self, required: bool) -> None:
+        """Make join requests wait for an officer's approval, or admit them at once."""
+        with self._registry() as registry:
+            registry.require_approval = required
+        log.info("authority.approval_set", required=required)
+
     def set_auditor_key(self, public_key: bytes) -> None:
         """Register the auditors' raw 32-byte X25519 public key (replacing any before).
 
@@ -549,8 +588,16 @@ class Authority:
         return self.published_path
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> AuthorityHttpServer:
-        """Serve GET /v1/globalconf on a background thread; returns the started server."""
-        return AuthorityHttpServer(self.published_path, host, port)
+        """Serve GET /v1/globalconf and /v1/anchor on a background thread; returns the server."""
+        return AuthorityHttpServer(self.published_path, host, port, anchor=self.anchor_path)
+
+    def registry(self) -> Registry:
+        """A fresh read of the registry (a copy: changing it changes nothing)."""
+        return self._read_registry()
+
+    def check_identifier(self, identifier: MemberId | SubsystemId) -> None:
+        """Refuse an identifier of another instance than this authority's."""
+        self._check_instance(identifier.instance, str(identifier))
 
     # ------------------------------------------------------------ internals
 

@@ -1,5 +1,10 @@
 """The authority's HTTP endpoint: GET /v1/globalconf serves the latest signed configuration.
 
+GET /v1/anchor serves the configuration anchor (signing.crt, PEM), so that
+`spean join` can fetch it; a new member must still compare its SHA-256 with
+the authority out of band (by telephone) before trusting it, since anyone on
+the path could answer with another certificate.
+
 The server holds no state: it rereads globalconf.signed for every request, so
 a publication is served at once, without a restart, and `serve` needs no key
 or passphrase. Any other path is a 404 (a query string is ignored); nothing
@@ -24,13 +29,14 @@ from spean.gateway.errors import FailedPrecondition
 log = structlog.get_logger()
 
 GLOBALCONF_PATH = "/v1/globalconf"
+ANCHOR_PATH = "/v1/anchor"
 
 
 class AuthorityHttpServer:
     """Serves the latest published configuration; rereads the file for every request."""
 
-    def __init__(self, published: Path, host: str, port: int) -> None:
-        handler = _handler_for(published)
+    def __init__(self, published: Path, host: str, port: int, anchor: Path | None = None) -> None:
+        handler = _handler_for(published, anchor)
         server_class = _IPv6Server if ":" in host else _IPv4Server
         try:
             self._httpd = server_class((host, port), handler)
@@ -72,13 +78,17 @@ class _IPv6Server(_IPv4Server):
     address_family = socket.AF_INET6
 
 
-def _handler_for(published: Path) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler_for(published: Path, anchor: Path | None) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "spean-authority"
         sys_version = ""
 
         def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != GLOBALCONF_PATH:
+            path = self.path.split("?", 1)[0]
+            if path == ANCHOR_PATH and anchor is not None:
+                self._send_file(anchor, "application/x-pem-file", "no configuration anchor")
+                return
+            if path != GLOBALCONF_PATH:
                 self._send(404, b"not found; the global configuration is at /v1/globalconf\n")
                 return
             try:
@@ -91,6 +101,18 @@ def _handler_for(published: Path) -> type[http.server.BaseHTTPRequestHandler]:
                 self._send(503, b"the published configuration cannot be read\n")
                 return
             self._send(200, data, "application/octet-stream")
+
+        def _send_file(self, source: Path, content_type: str, missing: str) -> None:
+            try:
+                data = source.read_bytes()
+            except FileNotFoundError:
+                self._send(404, f"{missing}\n".encode())
+                return
+            except OSError as exc:
+                log.error("authority.read_failed", path=str(source), error=exc.strerror)
+                self._send(503, b"the file cannot be read\n")
+                return
+            self._send(200, data, content_type)
 
         def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
             self.send_response(status)

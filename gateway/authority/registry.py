@@ -11,6 +11,7 @@ The authority lives in one directory:
     globalconf.signed         the latest published SignedGlobalConfiguration
     published/NNNNNNNN.signed every version ever published (for auditors)
     registry.lock             serialises concurrent `spean authority` commands
+    pending/                  join requests waiting for an officer's approval
 
 Invariants: the registry is changed only inside `update_registry`, which takes
 an exclusive lock on registry.lock, rereads registry.yaml, yields it for the
@@ -42,11 +43,12 @@ REGISTRY_FORMAT = 1
 
 CA_KEY, CA_CERT = "ca.key", "ca.crt"
 SIGNING_KEY, SIGNING_CERT = "signing.key", "signing.crt"
-REGISTRY, GLOBALCONF, PUBLISHED, LOCK = (
+REGISTRY, GLOBALCONF, PUBLISHED, LOCK, PENDING = (
     "registry.yaml",
     "globalconf.signed",
     "published",
     "registry.lock",
+    "pending",
 )
 
 
@@ -73,6 +75,8 @@ class Subsystem:
     servers: list[str] = field(default_factory=list)
     methods: list[tuple[str, bool]] = field(default_factory=list)
     file_descriptor_set: bytes = b""
+    # Topics it owns (docs/pubsub.md): name, event type, descriptor set.
+    topics: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -97,6 +101,8 @@ class Registry:
     issued: list[Issued] = field(default_factory=list)
     revoked: dict[str, str] = field(default_factory=dict)  # serial hex -> revoked at
     auditor_public_key: str = ""  # base64 of the raw X25519 key bodies are sealed to
+    # Join requests wait for an officer's approval (`spean authority approve`).
+    require_approval: bool = False
 
     def find_member(self, member_id: str) -> Member | None:
         return next((m for m in self.members if m.id == member_id), None)
@@ -147,6 +153,27 @@ def _server_document(server: Server) -> dict[str, Any]:
     return document
 
 
+def _subsystem_document(subsystem: Subsystem) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": subsystem.id,
+        "name": subsystem.name,
+        "servers": subsystem.servers,
+        "methods": [{"path": p, "server_streaming": st} for p, st in subsystem.methods],
+        "file_descriptor_set": base64.b64encode(subsystem.file_descriptor_set).decode(),
+    }
+    # Written only once a topic is added, so that other registries stay as they were.
+    if subsystem.topics:
+        document["topics"] = [
+            {
+                "name": name,
+                "event_type": event_type,
+                "file_descriptor_set": base64.b64encode(descriptors).decode(),
+            }
+            for name, event_type, descriptors in subsystem.topics
+        ]
+    return document
+
+
 def registry_to_yaml(registry: Registry) -> bytes:
     document = {
         "format": REGISTRY_FORMAT,
@@ -156,16 +183,7 @@ def registry_to_yaml(registry: Registry) -> bytes:
             {"id": m.id, "name": m.name, "signing_certificates": m.signing_certificates}
             for m in registry.members
         ],
-        "subsystems": [
-            {
-                "id": s.id,
-                "name": s.name,
-                "servers": s.servers,
-                "methods": [{"path": p, "server_streaming": st} for p, st in s.methods],
-                "file_descriptor_set": base64.b64encode(s.file_descriptor_set).decode(),
-            }
-            for s in registry.subsystems
-        ],
+        "subsystems": [_subsystem_document(s) for s in registry.subsystems],
         "servers": [_server_document(s) for s in registry.servers],
         "issued": [
             {
@@ -182,6 +200,8 @@ def registry_to_yaml(registry: Registry) -> bytes:
     # Written only once set, so that other registries stay as they were.
     if registry.auditor_public_key:
         document["auditor_public_key"] = registry.auditor_public_key
+    if registry.require_approval:
+        document["require_approval"] = True
     header = "# Spean federation authority registry. Change it with `spean authority ...`.\n"
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     return (header + body).encode()
@@ -260,6 +280,22 @@ class _Reader:
                 )
             except ValueError as exc:
                 raise self.fail(f"{where}.file_descriptor_set", "must be base64") from exc
+            topics = []
+            for t, topic in enumerate(self.items(item, "topics") if "topics" in item else []):
+                at = f"{where}.topics[{t}]"
+                try:
+                    topic_descriptors = base64.b64decode(
+                        self.text(topic, "file_descriptor_set", at), validate=True
+                    )
+                except ValueError as exc:
+                    raise self.fail(f"{at}.file_descriptor_set", "must be base64") from exc
+                topics.append(
+                    (
+                        self.text(topic, "name", at),
+                        self.text(topic, "event_type", at),
+                        topic_descriptors,
+                    )
+                )
             registry.subsystems.append(
                 Subsystem(
                     id=self.text(item, "id", where),
@@ -267,6 +303,7 @@ class _Reader:
                     servers=self.texts(item, "servers", where),
                     methods=methods,
                     file_descriptor_set=descriptors,
+                    topics=topics,
                 )
             )
         for n, item in enumerate(self.items(doc, "servers")):
@@ -306,6 +343,10 @@ class _Reader:
             if len(raw) != 32:
                 raise self.fail("auditor_public_key", "must be a base64 raw 32-byte X25519 key")
             registry.auditor_public_key = key
+        approval = doc.get("require_approval", False)
+        if not isinstance(approval, bool):
+            raise self.fail("require_approval", "must be true or false")
+        registry.require_approval = approval
         return registry
 
 

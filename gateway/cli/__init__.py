@@ -30,10 +30,14 @@ EXIT_INTERRUPTED = 130
 _COMMAND_MODULES = (
     "spean.gateway.cli.authority",
     "spean.gateway.cli.member",
+    "spean.gateway.cli.join",
+    "spean.gateway.cli.call",
     "spean.gateway.cli.server",
     "spean.gateway.cli.demo",
     "spean.gateway.cli.audit",
+    "spean.gateway.cli.pubsub",
     "spean.gateway.cli.doctor",
+    "spean.gateway.cli.publish",
 )
 
 

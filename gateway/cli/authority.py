@@ -1,39 +1,31 @@
 """`spean authority ...`: run the federation authority from the command line.
 
 Every command opens the authority directory (`--dir`), does one thing through
-`spean.gateway.authority.Authority` and prints what it did. Keys are decrypted only
+`spean.gateway.authority.Authority` and prints what it did. The commands for
+join requests (`admit --request`, `set-approval`, `pending`, `approve`,
+`reject`) are in `authority_joins`. Keys are decrypted only
 by the commands that sign (init, admit, publish); `serve` needs no passphrase.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 import threading
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from spean.gateway import pki
 from spean.gateway.authority import Authority
+from spean.gateway.cli import authority_joins as joins_cli
+from spean.gateway.cli.durations import parse_duration
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
-from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.errors import ConfigError
 from spean.gateway.files import keyfiles
 
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``1d12h`` or plain seconds."""
-    cleaned = text.strip().lower()
-    parts = _DURATION.findall(cleaned)
-    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
-        raise InvalidArgument(f"duration {text!r} must look like 90s, 30m, 24h, 7d or 1d12h")
-    return timedelta(seconds=sum(int(n) * _UNIT_SECONDS[u] for n, u in parts))
+__all__ = ["parse_duration", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -45,11 +37,16 @@ def register(subparsers: Any) -> None:
     )
     _dir(init)
     init.add_argument("--instance", required=True, help="federation instance code, e.g. KH")
+    init.add_argument(
+        "--require-approval",
+        action="store_true",
+        help="join requests wait for an officer (spean authority approve)",
+    )
     add_passphrase_argument(init)
     init.set_defaults(func=cmd_init)
 
-    admit = commands.add_parser("admit", help="certify a member or a security server")
-    kinds = admit.add_subparsers(dest="admit_kind", metavar="KIND", required=True)
+    admit = joins_cli.admit_parser(commands)
+    kinds = admit.add_subparsers(dest="admit_kind", metavar="KIND")
     member = kinds.add_parser("member", help="certify a member's signing key")
     _dir(member)
     member.add_argument("--id", required=True, help="member identifier, e.g. KH/GOV/MOH")
@@ -100,6 +97,24 @@ def register(subparsers: Any) -> None:
         help="FileDescriptorSet of the published services (protoc --descriptor_set_out)",
     )
     subsystem.set_defaults(func=cmd_add_subsystem)
+
+    topic = commands.add_parser("add-topic", help="register a topic a subsystem publishes")
+    _dir(topic)
+    topic.add_argument(
+        "--subsystem", required=True, help="owner subsystem, e.g. KH/GOV/MOI/population"
+    )
+    topic.add_argument("--name", required=True, help="topic name, e.g. citizen-address-changed")
+    topic.add_argument(
+        "--event-type",
+        required=True,
+        help="protobuf message, e.g. population.v1.CitizenAddressChanged",
+    )
+    topic.add_argument(
+        "--descriptor-set",
+        type=Path,
+        help="FileDescriptorSet defining the event type (protoc --descriptor_set_out)",
+    )
+    topic.set_defaults(func=cmd_add_topic)
 
     register_cmd = commands.add_parser(
         "register-subsystem", help="record that a security server hosts a subsystem"
@@ -155,6 +170,8 @@ def register(subparsers: Any) -> None:
     add_passphrase_argument(publish)
     publish.set_defaults(func=cmd_publish)
 
+    joins_cli.register_approval(commands)
+
     serve = commands.add_parser("serve", help="serve the published configuration over HTTP")
     _dir(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -196,6 +213,8 @@ def _deliver(pem: bytes, out: Path | None) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     ensure_logging()
     authority = Authority.init(args.dir, args.instance, read_passphrase(args))
+    if args.require_approval:
+        authority.set_approval(True)
     print(f"created the {args.instance} federation authority in {args.dir}")
     print(
         f"configuration anchor: {authority.anchor_path}"
@@ -234,6 +253,16 @@ def cmd_add_subsystem(args: argparse.Namespace) -> int:
     )
     hosted = f" on {', '.join(args.server)}" if args.server else ""
     print(f"registered subsystem {args.id}{hosted}; publish to make it known")
+    return 0
+
+
+def cmd_add_topic(args: argparse.Namespace) -> int:
+    ensure_logging()
+    descriptors = _read(args.descriptor_set, "descriptor set") if args.descriptor_set else b""
+    Authority.open(args.dir).add_topic(
+        args.subsystem, args.name, args.event_type, file_descriptor_set=descriptors
+    )
+    print(f"registered topic {args.subsystem}:{args.name}; publish to make it known")
     return 0
 
 

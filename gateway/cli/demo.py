@@ -1,4 +1,12 @@
-"""`spean demo`: build the demo federation, run the hospital's calls, keep serving."""
+"""`spean demo`: build the demo federation, run the hospital's calls, keep serving.
+
+Everything the demo reads ships in the package (the mappings in
+spean/gateway/demo/mappings, the generated descriptors in spean.demo); it
+writes only under --dir, so it runs the same from a wheel as from a checkout.
+Each member's server.yaml there names its endpoints, so other commands (`spean
+call --config DIR/moh/server.yaml`, `spean join --authority DIR/authority`)
+read the ports the demo chose from those files.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder: Path = args.dir
     _fresh_folder(folder)
     print(f"Building a fresh demo federation in {folder}/ ...")
-    federation = build_demo(folder, mpwt_database_url=args.mpwt_db)
+    federation = build_demo(folder, mpwt_database_url=args.mpwt_db, events=True)
     federation.start_all()
     try:
         conf = federation.servers[MOH].current_configuration()
@@ -75,16 +83,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {result.label:<26}{result.service:<22}{result.status:<19}{result.ms:>7.1f}"
                 f"  {result.exchange_id}\n  {'':<26}{result.detail}"
             )
+        _show_events(federation)
         print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
         for _member, server in federation.servers.items():
             print(f"  {server.origin:<22} {server.audit.size()} records")
+        moh_config = federation.configs[MOH]
         print(
-            "\nCall a service yourself with grpcurl (any gRPC client works the same way):\n"
-            "  grpcurl -plaintext -import-path protos"
-            " -proto spean/demo/vehicles/v1/vehicles.proto \\\n"
-            "    -H 'spean-client: KH/GOV/MOH/nhis' -H 'spean-service: KH/GOV/MPWT/vehicles' \\\n"
-            f'    -d \'{{"plate": "{_sample_plate()}"}}\' {consumer}'
-            " vehicles.v1.VehicleRegistry/GetVehicle"
+            "\nCall a service yourself (the consumer endpoint is read from MoH's server.yaml):\n"
+            f"  spean call --config {moh_config} --service KH/GOV/MPWT/vehicles \\\n"
+            f'    /vehicles.v1.VehicleRegistry/GetVehicle \'{{"plate": "{_sample_plate()}"}}\''
         )
         if args.once:
             return 0
@@ -100,6 +107,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         federation.stop_all()
+
+
+def _show_events(federation: Any) -> None:
+    from spean.gateway.demo.events import run_demo_events
+    from spean.gateway.demo.ministries import ADDRESS_TOPIC
+
+    print(f"\nMoI's population register publishes CitizenAddressChanged on {ADDRESS_TOPIC};")
+    print("the subscribers' applications receive each event once, in order, and acknowledge it:")
+    for event in run_demo_events(federation):
+        print(
+            f"  seq {event.sequence:<3} id card {event.id_card_number}"
+            f" moved to {event.province:<11}"
+            f" read by {event.subscriber}, {event.ms:.1f} ms after it was published"
+        )
 
 
 def _sample_plate() -> str:

@@ -2,14 +2,16 @@
 
 Each check reads what the server itself would read (its YAML file, its keys
 and certificates, the global configuration source and cache, its audit
-store) and looks at the peers it would dial, then reports findings: ``ok``,
+store), prepares its adapters as the server does at start
+(`doctor_adapters`) and looks at the peers it would dial, then reports findings: ``ok``,
 ``warn`` (works now, will not for long, or degrades) or ``fail`` (the server
 cannot work, or part of it cannot). Every warning and failure carries a fix an
 operator can act on.
 
 Invariants: the doctor never changes anything a running server depends on.
 It fetches the global configuration into a private temporary folder, reads
-SQLite audit stores read-only, and opens only TLS handshakes to peers (no
+SQLite audit stores read-only, opens adapters' databases read-only and
+closes them again, and opens only TLS handshakes to peers (no
 call is made, so nothing is logged on their side). It runs beside a live
 server.
 """
@@ -25,15 +27,18 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import yaml
 from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.audit.backends.urls import is_postgres, redact_url, sqlite_path
 from spean.gateway.audit.chain import GENESIS, ChainError, ChainHead, verify_chain
+from spean.gateway.cli.doctor_adapters import check_adapters
+from spean.gateway.cli.findings import Finding, failed, render
 from spean.gateway.config import ServerConfig, split_address
 from spean.gateway.errors import ConfigError, SpeanError, Unavailable
 from spean.gateway.files import keyfiles
@@ -42,20 +47,10 @@ from spean.gateway.globalconf import GlobalConfiguration, verify_global_configur
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 
-Level = Literal["ok", "warn", "fail"]
+__all__ = ["Finding", "diagnose", "failed", "probe_peer", "register", "render"]
 
 CERTIFICATE_WARN_DAYS = 30  # renew before this many days are left
 PEER_TIMEOUT = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One result: which area, how bad, what was seen, and what to do about it."""
-
-    check: str
-    level: Level
-    message: str
-    fix: str = ""
 
 
 def diagnose(
@@ -70,14 +65,7 @@ def diagnose(
     try:
         config = load_config(config_path)
     except SpeanError as exc:
-        return [
-            Finding(
-                "config",
-                "fail",
-                exc.message,
-                "correct the file (format: docs/operator.md), then run spean doctor again",
-            )
-        ]
+        return [Finding("config", "fail", exc.message, _config_fix(config_path))]
     findings = [Finding("config", "ok", f"{config.path}: valid, server {config.server_id}")]
     findings += _check_keys(config, moment)
     conf, conf_findings = _check_globalconf(config, moment)
@@ -85,29 +73,29 @@ def diagnose(
     if conf is not None:
         findings += _check_registration(config, conf, moment)
     findings += _check_audit(config)
+    findings += check_adapters(config, conf)
     if peers and conf is not None:
         findings += _check_peers(config, conf, peer_timeout)
     return findings
 
 
-def failed(findings: list[Finding]) -> bool:
-    return any(f.level == "fail" for f in findings)
-
-
-def render(findings: list[Finding]) -> str:
-    """Findings as aligned text lines; each problem followed by its fix."""
-    lines = []
-    for f in findings:
-        lines.append(f"{f.level.upper():<4}  {f.check:<12} {f.message}")
-        if f.fix and f.level != "ok":
-            lines.append(f"{'':<4}  {'':<12} fix: {f.fix}")
-    problems = sum(f.level == "fail" for f in findings)
-    warnings = sum(f.level == "warn" for f in findings)
-    lines.append(f"{problems} problem(s), {warnings} warning(s)")
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------ keys
+
+
+def _config_fix(path: Path) -> str:
+    """The fix for a configuration that does not load; a skeleton gets its next step."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        document = None
+    provider = document.get("provider") if isinstance(document, dict) else None
+    if isinstance(provider, dict) and provider.get("services") == []:
+        return (
+            "the provider side lists no service yet: publish one into it"
+            f" (spean publish-table ... --config {path}) or add a services entry"
+            " (docs/adapters.md)"
+        )
+    return "correct the file (format: docs/operator.md), then run spean doctor again"
 
 
 def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
@@ -391,13 +379,12 @@ def _check_audit(config: ServerConfig) -> Iterator[Finding]:
         yield Finding("audit", "fail", exc.message, "fix audit.store in the configuration")
         return
     if not path.exists():
-        parent_ok = path.parent.is_dir()
+        # The server creates the file and its folder at start (server/app.py).
         yield Finding(
             "audit",
-            "warn" if parent_ok else "fail",
-            f"audit store {path} does not exist yet"
-            + ("; the server creates it at start" if parent_ok else " and its folder is missing"),
-            "" if parent_ok else f"mkdir -p {path.parent}",
+            "warn",
+            f"audit store {path} does not exist yet; the server creates it at start",
+            "nothing to do unless you expected an existing log here: then point audit.store at it",
         )
         return
     try:

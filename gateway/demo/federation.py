@@ -56,6 +56,17 @@ class ServicePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """A topic a subsystem of the member owns (docs/pubsub.md) and who may receive it."""
+
+    subsystem: str
+    name: str
+    event_type: str
+    file_descriptor_set: bytes = b""
+    grants: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MemberPlan:
     """A member, its one security server, what it publishes and which clients it has."""
 
@@ -70,6 +81,11 @@ class MemberPlan:
     # state folder (state/<code>/) and file server-<code>.yaml, and is keyed
     # "<member>/<code>" in Federation.configs.
     extra_servers: Sequence[str] = ()
+    # Publish/subscribe: topics this member owns, and (client, SUBSYSTEM:NAME) the
+    # topics its clients take; either gives its server a pubsub section.
+    topics: Sequence[TopicPlan] = ()
+    subscriptions: Sequence[tuple[str, str]] = ()
+    delivery: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,6 +185,13 @@ def build_federation(
             descriptors = published[name].file_descriptor_set if name in published else b""
             authority.add_subsystem(subsystem, methods=methods, file_descriptor_set=descriptors)
             authority.register_subsystem_on_server(subsystem, server_id)
+        for topic in plan.topics:
+            authority.add_topic(
+                topic.subsystem,
+                topic.name,
+                topic.event_type,
+                file_descriptor_set=topic.file_descriptor_set,
+            )
         for service in plan.services:
             for extra in service.files:
                 shutil.copyfile(extra, folder / extra.name)
@@ -212,6 +235,8 @@ def _add_extra_server(
     document["keys"]["tls_certificate"] = f"keys/{code}/tls.crt"
     document["global_configuration"]["cache"] = f"state/{code}/globalconf.signed"
     document["audit"]["store"] = f"state/{code}/audit.db"
+    if "pubsub" in document:
+        document["pubsub"]["store"] = f"state/{code}/events.db"
     config_path = folder / f"server-{code}.yaml"
     config_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     federation.configs[f"{plan.member}/{code}"] = config_path
@@ -245,6 +270,8 @@ def _server_document(
             "listen": consumer_address,
             "clients": [{"subsystem": client} for client in plan.clients],
         }
+    if plan.topics or plan.subscriptions:
+        document["pubsub"] = _pubsub_section(plan)
     if plan.services:
         document["provider"] = {
             "listen": provider_address,
@@ -259,3 +286,18 @@ def _server_document(
             ],
         }
     return document
+
+
+def _pubsub_section(plan: MemberPlan) -> dict[str, Any]:
+    section: dict[str, Any] = {"store": "state/events.db"}
+    section["access"] = [
+        {"client": client, "service": topic.subsystem, "topics": [topic.name]}
+        for topic in plan.topics
+        for client in topic.grants
+    ]
+    section["subscriptions"] = [
+        {"client": client, "topic": topic} for client, topic in plan.subscriptions
+    ]
+    if plan.delivery:
+        section["delivery"] = dict(plan.delivery)
+    return section

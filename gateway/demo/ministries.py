@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -24,7 +24,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from spean.gateway.demo import data as demo_data
-from spean.gateway.demo.federation import Federation, MemberPlan, ServicePlan, build_federation
+from spean.gateway.demo.federation import (
+    Federation,
+    MemberPlan,
+    ServicePlan,
+    TopicPlan,
+    build_federation,
+)
 from spean.gateway.errors import Unavailable
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
 from spean.gateway.server.reflection import file_descriptor_set
@@ -35,6 +41,9 @@ MOH = "KH/GOV/MOH"
 IDREG = "KH/GOV/MOI/idreg"
 VEHICLES = "KH/GOV/MPWT/vehicles"
 NHIS = "KH/GOV/MOH/nhis"
+POPULATION = "KH/GOV/MOI/population"
+ADDRESS_CHANGED = "citizen-address-changed"
+ADDRESS_TOPIC = f"{POPULATION}:{ADDRESS_CHANGED}"
 
 VERIFY_CITIZEN = "/identity.v1.IdentityRegistry/VerifyCitizen"
 GET_CITIZEN = "/identity.v1.IdentityRegistry/GetCitizen"
@@ -43,8 +52,43 @@ LIST_VEHICLES = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
 MONTHLY_REPORT = "/health.v1.FacilityStats/GetMonthlyReport"
 
 
-def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
-    """The three demo ministries, their services, descriptors and access rights."""
+def demo_plans(mpwt_database_url: str | None = None, *, events: bool = False) -> list[MemberPlan]:
+    """The three demo ministries, their services, descriptors and access rights.
+
+    With `events`, MoI's population register also publishes the topic
+    `ADDRESS_TOPIC` (CitizenAddressChanged), granted to MoH's hospital
+    application and MPWT's vehicle registry, which both subscribe to it.
+    """
+    plans = _exchange_plans(mpwt_database_url)
+    return with_events(plans) if events else plans
+
+
+def with_events(plans: list[MemberPlan]) -> list[MemberPlan]:
+    """`plans` where MoI publishes CitizenAddressChanged and MoH and MPWT subscribe."""
+    from spean.demo.population.v1 import events_pb2
+
+    topic = TopicPlan(
+        subsystem=POPULATION,
+        name=ADDRESS_CHANGED,
+        event_type="population.v1.CitizenAddressChanged",
+        file_descriptor_set=file_descriptor_set(events_pb2.DESCRIPTOR),
+        grants=[NHIS, VEHICLES],
+    )
+    changed = []
+    for plan in plans:
+        if plan.member == MOI:
+            plan = replace(plan, clients=[*plan.clients, POPULATION], topics=[topic])
+        elif plan.member == MPWT:
+            plan = replace(
+                plan, clients=[*plan.clients, VEHICLES], subscriptions=[(VEHICLES, ADDRESS_TOPIC)]
+            )
+        elif plan.member == MOH:
+            plan = replace(plan, subscriptions=[(NHIS, ADDRESS_TOPIC)])
+        changed.append(plan)
+    return changed
+
+
+def _exchange_plans(mpwt_database_url: str | None) -> list[MemberPlan]:
     from spean.demo.health.v1 import health_pb2
     from spean.demo.identity.v1 import identity_pb2
     from spean.demo.vehicles.v1 import vehicles_pb2
@@ -124,13 +168,16 @@ def _prepare_mpwt(folder: Path, database_url: str | None) -> None:
     mapping.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
-def build_demo(root: Path, mpwt_database_url: str | None = None) -> Federation:
+def build_demo(
+    root: Path, mpwt_database_url: str | None = None, *, events: bool = False
+) -> Federation:
     """A fresh demo federation under `root` (which must not hold an older one).
 
     `mpwt_database_url` (PostgreSQL or MariaDB) puts MPWT's vehicle registry
-    on that server instead of a SQLite file.
+    on that server instead of a SQLite file; `events` adds publish/subscribe
+    (`demo_plans`).
     """
-    return build_federation(root, demo_plans(mpwt_database_url))
+    return build_federation(root, demo_plans(mpwt_database_url, events=events))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from spean.gateway.config import (
     is_loopback,
     split_address,
 )
-from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.errors import ConfigError, NotFound, SpeanError
 from spean.gateway.files import keyfiles
 from spean.gateway.files.config import load_config, read_passphrase
 from spean.gateway.globalconf import GlobalConfiguration
@@ -51,6 +51,7 @@ from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 from spean.gateway.server.metrics import ServerMetrics
 from spean.gateway.server.prepare import masking_policy
 from spean.gateway.server.provider import ProviderEndpoint
+from spean.gateway.server.pubsub import PubSubNode
 from spean.gateway.server.replay_guard import ReplayCache, shared_store_for
 from spean.gateway.tokens import TokenSigner
 
@@ -216,6 +217,13 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
         changed.append("consumer.tls")
     if old.provider and new.provider and old.provider.services != new.provider.services:
         changed.append("provider.services")
+    # pubsub.access may change on reload; the store, subscriptions and delivery may not.
+    if (old.pubsub is None) != (new.pubsub is None):
+        changed.append("pubsub")
+    elif old.pubsub is not None and new.pubsub is not None:
+        for name in ("store", "subscriptions", "delivery"):
+            if getattr(old.pubsub, name) != getattr(new.pubsub, name):
+                changed.append(f"pubsub.{name}")
     return changed
 
 
@@ -225,6 +233,7 @@ class SecurityServer:
     def __init__(self, config: ServerConfig, worker: str = "w0") -> None:
         self.config = config
         self.origin = f"{config.server_id}#{worker}"
+        self.worker = worker
         self.consumer_port: int | None = None
         self.provider_port: int | None = None
         self._servers: list[grpc.Server] = []
@@ -245,6 +254,8 @@ class SecurityServer:
         # One health state per endpoint (consumer, provider, plaintext health port).
         self._healths: list[health.ServerHealth] = []
         self.health_port: int | None = None
+        # Publish/subscribe (docs/pubsub.md), when the configuration has a pubsub section.
+        self.pubsub: PubSubNode | None = None
 
     @property
     def globalconf(self) -> GlobalConfigurationClient:
@@ -292,16 +303,33 @@ class SecurityServer:
             self._start_metrics()
         store_url = config.audit.store
         if "://" not in store_url:
-            store_url = str(config.resolve(Path(store_url)))
+            store_path = config.resolve(Path(store_url))
+            # A new server's state folder may not exist yet (spean doctor: a warning).
+            store_path.parent.mkdir(parents=True, exist_ok=True)
+            store_url = str(store_path)
         self._audit = open_store(
             store_url, self.origin, checkpoints=server_checkpoint_policy(config)
         )
+        if config.pubsub is not None:
+            self.pubsub = PubSubNode(
+                config,
+                origin=self.origin,
+                # One delivery loop per server: worker 0's (w0, or INSTANCE-w0).
+                delivers=self.worker == "w0" or self.worker.endswith("-w0"),
+                configuration=self.current_configuration,
+                signer=signer,
+                identity=identity,
+                audit=self.audit,
+                check_client=self._check_client,
+            )
         if config.provider is not None:
             self._start_provider(signer, identity)
         if config.consumer is not None:
             self._start_consumer(signer, identity)
         if config.health is not None:
             self._start_health_port()
+        if self.pubsub is not None:
+            self.pubsub.start()
         for state in self._healths:
             state.serving()
         log.info(
@@ -403,6 +431,8 @@ class SecurityServer:
         server.add_registered_method_handlers(
             health.SERVICE_NAME, provider_health.method_handlers()
         )
+        if self.pubsub is not None:
+            self.pubsub.add_provider_services(server)
         server.start()
         self._servers.append(server)
 
@@ -466,6 +496,8 @@ class SecurityServer:
                 self._provider.reconfigure(signer=signer, policy=policy, masking=masking)
             if self._provider_tls is not None:
                 self._provider_tls.use_pairs([(identity.private_key_pem, identity.certificate_pem)])
+            if self.pubsub is not None:
+                self.pubsub.reconfigure(new, signer, identity)
             self.config = new
         try:
             self.globalconf.refresh()
@@ -484,12 +516,16 @@ class SecurityServer:
         """Stop accepting calls, let those in flight finish, then close the rest."""
         for state in self._healths:
             state.draining()
+        if self.pubsub is not None:
+            self.pubsub.apps.close_streams()  # open Subscribe streams would hold the grace
         events = [server.stop(grace) for server in self._servers]
         for event in events:
             event.wait()
         self._servers.clear()
         if self._channels is not None:
             self._channels.close()
+        if self.pubsub is not None:
+            self.pubsub.stop()
         for adapter in self._adapters:
             adapter.stop()
         self._adapters.clear()
@@ -587,3 +623,11 @@ class SecurityServer:
         )
         for name, handlers in reflect.method_handlers().items():
             server.add_registered_method_handlers(name, handlers)
+        if self.pubsub is not None:
+            self.pubsub.add_consumer_services(server)
+
+    def _check_client(self, client: SubsystemId, context: grpc.ServicerContext) -> str:
+        """Publish/subscribe identify the application as the consumer endpoint does."""
+        if self._consumer is None:
+            raise NotFound("this security server has no consumer endpoint for applications")
+        return self._consumer.check_client(client, context)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15spean/v1/config.proto\x12\x08spean.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n\x13GlobalConfiguration\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61_certificates\x18\x05 \x03(\x0c\x12!\n\x07members\x18\x06 \x03(\x0b\x32\x10.spean.v1.Member\x12\'\n\nsubsystems\x18\x07 \x03(\x0b\x32\x13.spean.v1.Subsystem\x12)\n\x07servers\x18\x08 \x03(\x0b\x32\x18.spean.v1.SecurityServer\x12\x17\n\x0frevoked_serials\x18\t \x03(\t\x12\x1a\n\x12\x61uditor_public_key\x18\n \x01(\x0c\"@\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x14signing_certificates\x18\x03 \x03(\x0c\"v\n\tSubsystem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x07methods\x18\x04 \x03(\x0b\x32\x10.spean.v1.Method\x12\x1b\n\x13\x66ile_descriptor_set\x18\x05 \x01(\x0c\"0\n\x06Method\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\"\x8b\x01\n\x0eSecurityServer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\x12#\n\x1b\x61\x64\x64itional_tls_certificates\x18\x05 \x03(\x0c\"o\n\x19SignedGlobalConfiguration\x12\x15\n\rconfiguration\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x15\n\rsigner_sha256\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15spean/v1/config.proto\x12\x08spean.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n\x13GlobalConfiguration\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61_certificates\x18\x05 \x03(\x0c\x12!\n\x07members\x18\x06 \x03(\x0b\x32\x10.spean.v1.Member\x12\'\n\nsubsystems\x18\x07 \x03(\x0b\x32\x13.spean.v1.Subsystem\x12)\n\x07servers\x18\x08 \x03(\x0b\x32\x18.spean.v1.SecurityServer\x12\x17\n\x0frevoked_serials\x18\t \x03(\t\x12\x1a\n\x12\x61uditor_public_key\x18\n \x01(\x0c\"@\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x14signing_certificates\x18\x03 \x03(\x0c\"\x97\x01\n\tSubsystem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x07methods\x18\x04 \x03(\x0b\x32\x10.spean.v1.Method\x12\x1b\n\x13\x66ile_descriptor_set\x18\x05 \x01(\x0c\x12\x1f\n\x06topics\x18\x06 \x03(\x0b\x32\x0f.spean.v1.Topic\"F\n\x05Topic\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\"0\n\x06Method\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\"\x8b\x01\n\x0eSecurityServer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\x12#\n\x1b\x61\x64\x64itional_tls_certificates\x18\x05 \x03(\x0c\"o\n\x19SignedGlobalConfiguration\x12\x15\n\rconfiguration\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x15\n\rsigner_sha256\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GLOBALCONFIGURATION']._serialized_end=417
   _globals['_MEMBER']._serialized_start=419
   _globals['_MEMBER']._serialized_end=483
-  _globals['_SUBSYSTEM']._serialized_start=485
-  _globals['_SUBSYSTEM']._serialized_end=603
-  _globals['_METHOD']._serialized_start=605
-  _globals['_METHOD']._serialized_end=653
-  _globals['_SECURITYSERVER']._serialized_start=656
-  _globals['_SECURITYSERVER']._serialized_end=795
-  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_start=797
-  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_end=908
+  _globals['_SUBSYSTEM']._serialized_start=486
+  _globals['_SUBSYSTEM']._serialized_end=637
+  _globals['_TOPIC']._serialized_start=639
+  _globals['_TOPIC']._serialized_end=709
+  _globals['_METHOD']._serialized_start=711
+  _globals['_METHOD']._serialized_end=759
+  _globals['_SECURITYSERVER']._serialized_start=762
+  _globals['_SECURITYSERVER']._serialized_end=901
+  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_start=903
+  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_end=1014
 # @@protoc_insertion_point(module_scope)

@@ -44,18 +44,30 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Subsystem(_message.Message):
-    __slots__ = ("id", "name", "servers", "methods", "file_descriptor_set")
+    __slots__ = ("id", "name", "servers", "methods", "file_descriptor_set", "topics")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     servers: _containers.RepeatedScalarFieldContainer[str]
     methods: _containers.RepeatedCompositeFieldContainer[Method]
     file_descriptor_set: bytes
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., servers: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., file_descriptor_set: _Optional[bytes] = ...) -> None: ...
+    topics: _containers.RepeatedCompositeFieldContainer[Topic]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., servers: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., file_descriptor_set: _Optional[bytes] = ..., topics: _Optional[_Iterable[_Union[Topic, _Mapping]]] = ...) -> None: ...
+
+class Topic(_message.Message):
+    __slots__ = ("name", "event_type", "file_descriptor_set")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    event_type: str
+    file_descriptor_set: bytes
+    def __init__(self, name: _Optional[str] = ..., event_type: _Optional[str] = ..., file_descriptor_set: _Optional[bytes] = ...) -> None: ...
 
 class Method(_message.Message):
     __slots__ = ("path", "server_streaming")

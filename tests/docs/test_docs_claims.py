@@ -78,6 +78,15 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+def _needs_subcommand(parser: argparse.ArgumentParser) -> bool:
+    """Whether `parser` does nothing without a subcommand (`spean authority admit` does:
+    with --request; `spean authority` does not)."""
+    return any(
+        isinstance(action, argparse._SubParsersAction) and action.required
+        for action in parser._actions
+    )
+
+
 def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {flag: action for action in parser._actions for flag in action.option_strings}
 
@@ -107,7 +116,7 @@ def _check_command(command: str) -> str | None:
             flags |= _flags(parser)
         elif children and word != "...":
             return f"no command {word!r} (known: {', '.join(sorted(children))})"
-    if _subparsers(parser):
+    if _needs_subcommand(parser):
         return f"incomplete: a subcommand of {parser.prog!r} is missing"
     return None
 

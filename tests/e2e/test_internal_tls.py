@@ -18,8 +18,10 @@ served only with nhis's certificate:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -29,6 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from spean.gateway import pki
+from spean.gateway.cli import main
+from spean.gateway.demo.data import SAMPLE_PLATE
 from spean.gateway.demo.federation import build_federation
 from spean.gateway.demo.ministries import MOH, MPWT, NHIS, demo_plans
 from spean.gateway.files import keyfiles
@@ -174,3 +178,34 @@ def test_plaintext_is_not_spoken_on_the_tls_port(internal: InternalTlsWorld) -> 
     assert answer.code is grpc.StatusCode.UNAVAILABLE, answer.details
     assert answer.exchange_id == ""
     assert len(internal.world.records(MOH)) == held
+
+
+def test_spean_call_speaks_internal_tls_with_the_registered_certificate(
+    internal: InternalTlsWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ca.crt").write_bytes(internal.ca_pem)
+    (tmp_path / "nhis.crt").write_bytes(internal.registered.cert_pem)
+    (tmp_path / "nhis.key").write_bytes(internal.registered.key_pem)
+    argv = ["call", "--endpoint", internal.address, "--client", NHIS,
+            "--service", "KH/GOV/MPWT/vehicles", "--ca", str(tmp_path / "ca.crt"),
+            "--cert", str(tmp_path / "nhis.crt"), "--key", str(tmp_path / "nhis.key"),
+            "/vehicles.v1.VehicleRegistry/GetVehicle", json.dumps({"plate": SAMPLE_PLATE}),
+    ]  # fmt: skip
+
+    assert main(argv) == 0
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["plate"] == SAMPLE_PLATE
+    exchange_id = err.split("exchange-id: ")[1].split()[0]
+    record = internal.world.record(MOH, exchange_id)
+    assert record.peer_certificate_sha256 == internal.registered.thumbprint
+
+
+def test_spean_call_asks_for_the_ca_of_a_tls_consumer_endpoint(
+    internal: InternalTlsWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = internal.world.folder(MOH) / "server.yaml"
+    argv = ["call", "--config", str(config), "--service", "KH/GOV/MPWT/vehicles",
+            "/vehicles.v1.VehicleRegistry/GetVehicle"]  # fmt: skip
+    assert main(argv) == 1
+    assert "speaks TLS (consumer.tls): give --ca" in capsys.readouterr().err

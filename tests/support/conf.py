@@ -140,6 +140,17 @@ class PureFederation:
         msg.revoked_serials.extend(pki.serial_hex(cert.serial_number) for cert in certificates)
         return self._signed(msg)
 
+    def with_topics(self, *names: str) -> GlobalConfiguration:
+        """The next version of the configuration, where vehicles owns topics `names`."""
+        msg = config_pb2.GlobalConfiguration()
+        msg.CopyFrom(self._msg)
+        msg.version += 1
+        for subsystem in msg.subsystems:
+            if subsystem.id == str(VEHICLES):
+                for name in names:
+                    subsystem.topics.add(name=name, event_type="vehicles.v1.OwnershipTransferred")
+        return self._signed(msg)
+
     def signer(self, member: MemberId) -> TokenSigner:
         return self.parties[member].signer
 

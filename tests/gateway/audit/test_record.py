@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spean.gateway.audit.record import AuditRecord, Side, iso_ns
+from spean.gateway.audit.record import AuditRecord, Kind, Side, iso_ns
 from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
@@ -44,6 +44,12 @@ def full_record() -> AuditRecord:
         peer_certificate_sha256="ab" * 32,
         latency_us=-1,  # int64: a clock step can make it negative; it must still encode
         witnessed_checkpoint=b"KH/GOV/MPWT/ss1#worker-3\n42\nroot\n",
+        kind=Kind.EVENT_DELIVERY,
+        topic="ownership-transferred",
+        event_id="5c1f4b7e-2d3a-4f6b-8e9d-0a1b2c3d4e5f",
+        sequence=2**64 - 1,
+        event_token="eyJhbGciOiJFUzI1NiJ9.eyJldnQiOiJ4In0.c2ln",
+        ack_token="eyJhbGciOiJFZERTQSJ9.eyJzZXEiOjF9.c2ln",
     )
 
 
@@ -187,3 +193,16 @@ def test_times_keep_every_nanosecond_in_iso_8601_utc() -> None:
     assert iso_ns(5) == "1970-01-01T00:00:00.000000005Z"
     # A forged manifest or record time is named, not raised on.
     assert iso_ns(10**30) == "not a time"
+
+
+def test_every_kind_round_trips_and_an_unknown_kind_is_refused() -> None:
+    for kind in Kind:
+        record = dataclasses.replace(full_record(), kind=kind)
+        assert AuditRecord.from_bytes(record.to_bytes()).kind is kind
+    assert not AuditRecord(
+        exchange_id="x", side=Side.CONSUMER, origin="o", received_at_ns=1, status="OK"
+    ).is_event
+    message = audit_pb2.AuditRecord.FromString(full_record().to_bytes())
+    message.kind = 9  # type: ignore[assignment]
+    with pytest.raises(InvalidArgument, match="kind is unknown value 9"):
+        AuditRecord.from_bytes(message.SerializeToString(deterministic=True))

@@ -35,7 +35,7 @@ def test_demo_runs_every_call_and_reports_it(tmp_path: Path) -> None:
     assert statuses["GetMonthlyReport"] == "OK"
     assert "match=True" in out
     assert "PERMISSION_DENIED" in out  # GetCitizen is not granted to the hospital
-    assert "grpcurl -plaintext" in out
+    assert f"spean call --config {folder / 'moh' / 'server.yaml'}" in out
     assert (folder / "authority" / "globalconf.signed").exists()
     assert (folder / "moh" / "state" / "audit.db").exists()
 
