@@ -45,13 +45,21 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
-from spean.gateway.audit.bundle import Bundle, export_range, read_bundle, write_bundle
+from spean.gateway.audit.bundle import (
+    Bundle,
+    BundleSource,
+    export_range,
+    read_bundle,
+    source_of,
+    write_bundle,
+)
 from spean.gateway.audit.checkpoint import CheckpointError, SignedCheckpoint, parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, CompactRangeState
 from spean.gateway.audit.record import AuditRecord
 from spean.gateway.audit.store import ArchiveCut, AuditStore
-from spean.gateway.audit.verify import Check, Problem, Report, verify_structure
+from spean.gateway.audit.verify import verify_structure
 from spean.gateway.audit.verify_parallel import verify_bundle
+from spean.gateway.audit.verify_report import Check, Problem, Report
 from spean.gateway.errors import AuditError, ConfigError, InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import origin_server
@@ -218,7 +226,7 @@ class SequenceReport:
 
 
 def verify_sequence(
-    bundles: Sequence[Bundle],
+    bundles: Sequence[Bundle | BundleSource],
     *,
     anchor: x509.Certificate | None = None,
     check_tokens: bool = True,
@@ -226,63 +234,83 @@ def verify_sequence(
     jobs: int | None = None,
 ) -> SequenceReport:
     """Verify each bundle (`verify_bundle`, with `jobs` as there) and that they chain
-    into one log."""
+    into one log; bundle files (`BundleSource`) are streamed, one at a time."""
     reports = tuple(
         verify_bundle(
             b, anchor=anchor, check_tokens=check_tokens, auditor_key=auditor_key, jobs=jobs
         )
         for b in bundles
     )
-    return SequenceReport(reports, check_sequence(bundles))
+    sources = [b if isinstance(b, BundleSource) else source_of(b) for b in bundles]
+    return SequenceReport(reports, _check_links([_ends(s) for s in sources]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """What the link to the next bundle needs of one bundle."""
+
+    frame: Bundle
+    stop: int
+    last_chain: bytes
+    state_after: CompactRangeState
+
+
+def _ends(source: BundleSource) -> _Ends:
+    """One streaming pass: the bundle's stop, last stored chain hash and end tree state."""
+    frame = source.frame
+    tree = CompactRange.from_state(frame.start_state)
+    for data in source.records():
+        tree.append_record(data)
+    last_chain = frame.start_chain
+    for stored in source.chains():
+        last_chain = stored
+    return _Ends(frame, frame.start + tree.size - frame.start_state.size, last_chain, tree.state())
 
 
 def check_sequence(bundles: Sequence[Bundle]) -> tuple[Problem, ...]:
     """The links between consecutive bundles of one log (pure); see the module docstring."""
+    return _check_links([_ends(source_of(b)) for b in bundles])
+
+
+def _check_links(ends: Sequence[_Ends]) -> tuple[Problem, ...]:
     problems: list[Problem] = []
 
     def add(index: int | None, reason: str) -> None:
         problems.append(Problem(index, Check.SEQUENCE, reason))
 
-    if not bundles:
+    if not ends:
         return ()
-    origin = bundles[0].origin
-    for position, bundle in enumerate(bundles[1:], start=1):
-        previous = bundles[position - 1]
-        where = f"bundle {position + 1} (records [{bundle.start}, {bundle.stop}))"
-        if bundle.origin != origin:
-            add(None, f"{where} is of log {bundle.origin!r}, not {origin!r}")
+    origin = ends[0].frame.origin
+    for position, bundle in enumerate(ends[1:], start=1):
+        previous = ends[position - 1]
+        start = bundle.frame.start
+        where = f"bundle {position + 1} (records [{start}, {bundle.stop}))"
+        if bundle.frame.origin != origin:
+            add(None, f"{where} is of log {bundle.frame.origin!r}, not {origin!r}")
             continue
-        if bundle.start != previous.stop:
-            what = "missing" if bundle.start > previous.stop else "given twice"
-            low, high = sorted((previous.stop, bundle.start))
+        if start != previous.stop:
+            what = "missing" if start > previous.stop else "given twice"
+            low, high = sorted((previous.stop, start))
             add(
                 min(low, high),
                 f"{where} follows one ending at {previous.stop}: "
                 f"records [{low}, {high}) are {what}",
             )
             continue
-        last_chain = previous.chains[-1] if previous.chains else previous.start_chain
-        if bundle.start_chain != last_chain:
+        if bundle.frame.start_chain != previous.last_chain:
             add(
-                bundle.start,
+                start,
                 f"{where} starts from a chain hash that is not the last one of "
                 "the bundle before it",
             )
-        if bundle.start_state != _state_after(previous):
+        if bundle.frame.start_state != previous.state_after:
             add(
-                bundle.start,
+                start,
                 f"{where} starts from a tree state that the records of the "
                 "bundle before it do not produce",
             )
-    problems.extend(_checkpoint_links(bundles))
+    problems.extend(_checkpoint_links([e.frame for e in ends]))
     return tuple(sorted(problems, key=lambda p: -1 if p.index is None else p.index))
-
-
-def _state_after(bundle: Bundle) -> CompactRangeState:
-    tree = CompactRange.from_state(bundle.start_state)
-    for data in bundle.records:
-        tree.append_record(data)
-    return tree.state()
 
 
 def _checkpoint_links(bundles: Sequence[Bundle]) -> list[Problem]:

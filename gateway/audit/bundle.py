@@ -32,6 +32,12 @@ not provable yet and are left for the next export. Records already moved to
 archive segments (gateway/audit/archive.py) are not in the store: an export
 then starts at the archive cut, from the chain hash and tree state kept there.
 The same format serves as an archive segment.
+
+Reading: `open_bundle` reads the small members at once and streams the
+records, chain hashes and bodies at each pass (`BundleSource`), a chunk of
+the member at a time, so that verify and reconcile run in bounded memory
+whatever the log's size; `read_bundle` reads a bundle whole, for the tools
+that need its records at hand (show, replay, archive).
 """
 
 from __future__ import annotations
@@ -44,10 +50,10 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from spean.gateway.audit.chain import GENESIS
 from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
@@ -252,14 +258,46 @@ def encode_bundle(bundle: Bundle) -> bytes:
 
 _SMALL_MEMBERS = ("manifest.json", "checkpoints.txt", "globalconf.bin", "anchor.pem")
 _REQUIRED = (*_SMALL_MEMBERS, "records.bin", "chains.bin")
+_CHUNK = 1 << 18
+"""Bytes read from a ZIP member at a time (256 KiB): large reads keep the inflating and the
+CRC in C; a record is cut out of the chunk with one slice."""
+_ZIP_ERRORS = (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error)
 
 
-def read_bundle(path: Path) -> Bundle:
-    """Read a bundle file; `BundleError` names what is missing or malformed.
+@dataclass(frozen=True, slots=True)
+class BundleSource:
+    """A bundle whose records, chain hashes and sealed bodies are read when iterated.
 
-    The records, chain hashes and bodies are read from their ZIP members
-    incrementally, one record at a time: reading holds the records once (not
-    also the member's bytes)."""
+    `frame` is the bundle with `records`, `chains` and `bodies` left empty (and
+    its `declared_records` the manifest's count, when read from a file);
+    `records()`, `chains()` and `bodies()` each start a new pass, in index order,
+    holding one chunk of the member and one item at a time, so that a bundle of
+    any size is checked in bounded memory. Passes are independent: the verifier
+    walks `records()` and `chains()` side by side."""
+
+    name: str
+    frame: Bundle
+    records: Callable[[], Iterator[bytes]]
+    chains: Callable[[], Iterator[bytes]]
+    bodies: Callable[[], Iterator[tuple[int, bytes]]]
+
+
+def source_of(bundle: Bundle, name: str = "bundle") -> BundleSource:
+    """A bundle already in memory, as a `BundleSource`."""
+    frame = replace(bundle, records=(), chains=(), bodies=())
+    return BundleSource(
+        name,
+        frame,
+        lambda: iter(bundle.records),
+        lambda: iter(bundle.chains),
+        lambda: iter(bundle.bodies),
+    )
+
+
+def open_bundle(path: Path) -> BundleSource:
+    """The bundle file at `path` as a `BundleSource`: its small members read now (the
+    frame), its records, chain hashes and bodies streamed at each pass.
+    `BundleError` names what is missing or malformed, now or during a pass."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -267,45 +305,55 @@ def read_bundle(path: Path) -> Bundle:
                 if name not in names:
                     raise BundleError(f"{path}: audit bundle lacks {name}")
             files = {name: archive.read(name) for name in _SMALL_MEMBERS}
-            manifest = _manifest(files["manifest.json"], path)
-            with archive.open("records.bin") as member:
-                records = _read_records(member, path)
-            with archive.open("chains.bin") as member:
-                chains = _read_chains(member, path)
-            bodies: tuple[tuple[int, bytes], ...] = ()
-            if "bodies.bin" in names:
-                with archive.open("bodies.bin") as member:
-                    bodies = _read_bodies(member, path)
-    except (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
+    except _ZIP_ERRORS as exc:
         raise BundleError(f"{path} is not a readable audit bundle: {exc}") from exc
+    frame = _frame(files, path)
+    has_bodies = "bodies.bin" in names
+    return BundleSource(
+        str(path),
+        frame,
+        lambda: _stream_records(path),
+        lambda: _stream_chains(path),
+        lambda: _stream_bodies(path) if has_bodies else iter(()),
+    )
+
+
+def read_bundle(path: Path) -> Bundle:
+    """Read a bundle file whole; `BundleError` names what is missing or malformed.
+
+    For tools that need random access to the records (show, replay, archive);
+    verify and reconcile stream them (`open_bundle`)."""
+    source = open_bundle(path)
+    return replace(
+        source.frame,
+        records=tuple(source.records()),
+        chains=tuple(source.chains()),
+        bodies=tuple(source.bodies()),
+    )
+
+
+def _frame(files: dict[str, bytes], path: Path) -> Bundle:
+    manifest = _manifest(files["manifest.json"], path)
     notes = files["checkpoints.txt"].split(NOTE_SEPARATOR)
     if notes[-1] != b"":
         raise BundleError(f"{path}: checkpoints.txt does not end with a separator line")
     try:
-        start_chain = base64.b64decode(str(manifest["start_chain"]), validate=True)
-        start_state = CompactRangeState.from_dict(manifest["start_state"])
-        origin = str(manifest["origin"])
-        start = _int(manifest["start"])
-        log_size = _int(manifest["log_size"])
-        exported = _int(manifest["exported_at_ns"])
-        declared = _int(manifest["records"])
+        return Bundle(
+            origin=str(manifest["origin"]),
+            start=_int(manifest["start"]),
+            records=(),
+            chains=(),
+            start_chain=base64.b64decode(str(manifest["start_chain"]), validate=True),
+            start_state=CompactRangeState.from_dict(manifest["start_state"]),
+            checkpoints=tuple(notes[:-1]),
+            globalconf=files["globalconf.bin"],
+            anchor_pem=files["anchor.pem"],
+            log_size=_int(manifest["log_size"]),
+            exported_at_ns=_int(manifest["exported_at_ns"]),
+            declared_records=_int(manifest["records"]),
+        )
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
         raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
-    return Bundle(
-        origin=origin,
-        start=start,
-        records=records,
-        chains=chains,
-        start_chain=start_chain,
-        start_state=start_state,
-        checkpoints=tuple(notes[:-1]),
-        globalconf=files["globalconf.bin"],
-        anchor_pem=files["anchor.pem"],
-        log_size=log_size,
-        exported_at_ns=exported,
-        bodies=bodies,
-        declared_records=declared,
-    )
 
 
 def _manifest(data: bytes, path: Path) -> dict[str, Any]:
@@ -320,43 +368,69 @@ def _manifest(data: bytes, path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_records(member: IO[bytes], path: Path) -> tuple[bytes, ...]:
-    records: list[bytes] = []
-    while header := member.read(_LENGTH.size):
-        if len(header) < _LENGTH.size:
-            raise BundleError(f"{path}: records.bin ends inside a length prefix")
-        (length,) = _LENGTH.unpack(header)
-        data = member.read(length)
-        if len(data) < length:
-            raise BundleError(f"{path}: records.bin ends inside record {len(records)}")
-        records.append(data)
-    return tuple(records)
+def _stream_records(path: Path) -> Iterator[bytes]:
+    """The records of records.bin, cut from chunks of `_CHUNK` bytes (one chunk and one record
+    held at a time)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("records.bin") as stream:
+            read = stream.read
+            unpack_from = _LENGTH.unpack_from
+            buffer = b""
+            offset = 0
+            count = 0
+            while True:
+                block = read(_CHUNK)
+                buffer = buffer[offset:] + block if offset else buffer + block
+                offset = 0
+                end = len(buffer)
+                while offset + 4 <= end:
+                    (length,) = unpack_from(buffer, offset)
+                    stop = offset + 4 + length
+                    if stop > end:
+                        break
+                    yield buffer[offset + 4 : stop]
+                    offset = stop
+                    count += 1
+                if not block:
+                    break
+            if offset < len(buffer):
+                where = "a length prefix" if len(buffer) - offset < 4 else f"record {count}"
+                raise BundleError(f"{path}: records.bin ends inside {where}")
+    except _ZIP_ERRORS as exc:
+        raise BundleError(f"{path}: cannot read records.bin: {exc}") from exc
 
 
-def _read_chains(member: IO[bytes], path: Path) -> tuple[bytes, ...]:
-    chains: list[bytes] = []
-    while block := member.read(HASH_SIZE * 4096):
-        if len(block) % HASH_SIZE:
-            # ZIP members read in full blocks until the end; a short block is the last.
-            rest = member.read()
-            if (len(block) + len(rest)) % HASH_SIZE:
+def _stream_chains(path: Path) -> Iterator[bytes]:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("chains.bin") as stream:
+            rest = b""
+            while block := stream.read(_CHUNK):
+                block = rest + block
+                whole = len(block) - len(block) % HASH_SIZE
+                for i in range(0, whole, HASH_SIZE):
+                    yield block[i : i + HASH_SIZE]
+                rest = block[whole:]
+            if rest:
                 raise BundleError(f"{path}: chains.bin is not a whole number of 32-byte hashes")
-            block += rest
-        chains.extend(block[i : i + HASH_SIZE] for i in range(0, len(block), HASH_SIZE))
-    return tuple(chains)
+    except _ZIP_ERRORS as exc:
+        raise BundleError(f"{path}: cannot read chains.bin: {exc}") from exc
 
 
-def _read_bodies(member: IO[bytes], path: Path) -> tuple[tuple[int, bytes], ...]:
-    bodies: list[tuple[int, bytes]] = []
-    while header := member.read(_BODY.size):
-        if len(header) < _BODY.size:
-            raise BundleError(f"{path}: bodies.bin ends inside an entry header")
-        index, length = _BODY.unpack(header)
-        sealed = member.read(length)
-        if len(sealed) < length:
-            raise BundleError(f"{path}: bodies.bin ends inside the bodies of record {index}")
-        bodies.append((index, sealed))
-    return tuple(bodies)
+def _stream_bodies(path: Path) -> Iterator[tuple[int, bytes]]:
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("bodies.bin") as stream:
+            while header := stream.read(_BODY.size):
+                if len(header) < _BODY.size:
+                    raise BundleError(f"{path}: bodies.bin ends inside an entry header")
+                index, length = _BODY.unpack(header)
+                sealed = stream.read(length)
+                if len(sealed) < length:
+                    raise BundleError(
+                        f"{path}: bodies.bin ends inside the bodies of record {index}"
+                    )
+                yield index, sealed
+    except _ZIP_ERRORS as exc:
+        raise BundleError(f"{path}: cannot read bodies.bin: {exc}") from exc
 
 
 def checkpoint_sizes(bundle: Bundle) -> list[int]:
@@ -376,89 +450,13 @@ def _int(value: object) -> int:
     return value
 
 
-# -- streaming readers (for tools that read a bundle's records once, in order) -------------
-
-
 def read_bundle_frame(path: Path) -> tuple[Bundle, int]:
-    """A bundle without its records, chains and bodies (left empty), and the number of
-    records its manifest announces; `iter_bundle_records` streams the records.
-
-    Reads only the small members, so memory does not grow with the log.
-    `BundleError` names what is missing or malformed."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            for name in ("manifest.json", "records.bin", "checkpoints.txt"):
-                if name not in names:
-                    raise BundleError(f"{path}: audit bundle lacks {name}")
-            manifest_bytes = archive.read("manifest.json")
-            notes_bytes = archive.read("checkpoints.txt")
-            globalconf = archive.read("globalconf.bin") if "globalconf.bin" in names else b""
-            anchor_pem = archive.read("anchor.pem") if "anchor.pem" in names else b""
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise BundleError(f"{path} is not a readable audit bundle: {exc}") from exc
-    try:
-        manifest: dict[str, Any] = json.loads(manifest_bytes)
-    except ValueError as exc:
-        raise BundleError(f"{path}: manifest.json is not JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise BundleError(f"{path}: format {found!r} is not {FORMAT}")
-    notes = notes_bytes.split(NOTE_SEPARATOR)
-    if notes[-1] != b"":
-        raise BundleError(f"{path}: checkpoints.txt does not end with a separator line")
-    try:
-        frame = Bundle(
-            origin=str(manifest["origin"]),
-            start=_int(manifest["start"]),
-            records=(),
-            chains=(),
-            start_chain=base64.b64decode(str(manifest["start_chain"]), validate=True),
-            start_state=CompactRangeState.from_dict(manifest["start_state"]),
-            checkpoints=tuple(notes[:-1]),
-            globalconf=globalconf,
-            anchor_pem=anchor_pem,
-            log_size=_int(manifest["log_size"]),
-            exported_at_ns=_int(manifest["exported_at_ns"]),
-        )
-        count = _int(manifest["records"])
-    except (KeyError, TypeError, ValueError, binascii.Error, InvalidArgument) as exc:
-        raise BundleError(f"{path}: manifest.json is malformed: {exc}") from exc
-    return frame, count
+    """A bundle without its records, chains and bodies, and the number of records its
+    manifest announces (`open_bundle(path).frame`)."""
+    frame = open_bundle(path).frame
+    return frame, frame.declared_records or 0
 
 
 def iter_bundle_records(path: Path) -> Iterator[bytes]:
-    """The records of the bundle at `path`, in index order, read from the ZIP file as
-    a stream (a chunk of 1 MiB and one record in memory at a time); `BundleError`
-    when records.bin is missing or ends inside a record."""
-    chunk = 1 << 20
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("records.bin") as stream:
-            read = stream.read
-            unpack_from = _LENGTH.unpack_from
-            buffer = b""
-            offset = 0
-            count = 0
-            while True:
-                block = read(chunk)
-                if offset:
-                    buffer = buffer[offset:] + block
-                    offset = 0
-                else:
-                    buffer += block
-                end = len(buffer)
-                while offset + 4 <= end:
-                    (length,) = unpack_from(buffer, offset)
-                    stop = offset + 4 + length
-                    if stop > end:
-                        break
-                    yield buffer[offset + 4 : stop]
-                    offset = stop
-                    count += 1
-                if not block:
-                    break
-            if offset < len(buffer):
-                where = "a length prefix" if len(buffer) - offset < 4 else f"record {count}"
-                raise BundleError(f"{path}: records.bin ends inside {where}")
-    except (OSError, zipfile.BadZipFile, KeyError, EOFError, zlib.error) as exc:
-        raise BundleError(f"{path}: cannot read records.bin: {exc}") from exc
+    """The records of the bundle at `path`, in index order, streamed."""
+    return open_bundle(path).records()

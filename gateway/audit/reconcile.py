@@ -67,6 +67,7 @@ from google.protobuf.message import DecodeError
 from spean.gateway.audit.bundle import Bundle, iter_bundle_records, read_bundle_frame
 from spean.gateway.audit.checkpoint import CheckpointError, parse_checkpoint
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
+from spean.gateway.audit.progress import Progress, counted
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.errors import InvalidArgument, SpeanError
 from spean.gateway.identifiers import SubsystemId, origin_server
@@ -83,9 +84,6 @@ consumer if unmatched, fingerprint of the compared fields."""
 
 PARTIES = ("client", "service", "method", "user", "purpose")
 """Fields besides status and digests that both sides record for one exchange."""
-
-Progress = Callable[[int], None]
-"""Called with a number of records just read (for a progress bar)."""
 
 
 class Kind(StrEnum):
@@ -266,10 +264,9 @@ def _survey(log: _Log, members: _Members, progress: Progress | None) -> _Survey:
             own.setdefault(signed.size, signed.root)
     sizes = sorted(own)
     tree = CompactRange.from_state(frame.start_state)
-    pending = 0
     position = 0
     index = frame.start - 1
-    for data in log.records():
+    for data in counted(log.records(), progress):
         index += 1
         tree.append(leaf_hash(data))
         while position < len(sizes) and sizes[position] == tree.size:
@@ -286,10 +283,6 @@ def _survey(log: _Log, members: _Members, progress: Progress | None) -> _Survey:
                         size - 1,
                     )
                 )
-        pending += 1
-        if pending == 4096 and progress is not None:
-            progress(pending)
-            pending = 0
         message = _decode(data)
         if message is None:
             found.findings.append(
@@ -316,8 +309,6 @@ def _survey(log: _Log, members: _Members, progress: Progress | None) -> _Survey:
         else:
             found.provider_records += 1
             found.calls_from[members(message.client)] += 1
-    if progress is not None and pending:
-        progress(pending)
     found.records = index + 1 - frame.start
     stop = index + 1
     for size in sizes[position:]:
@@ -529,9 +520,8 @@ def _index_provider(
     tree = CompactRange.from_state(frame.start_state)
     index: dict[str, bytes] = {}
     pack = _ENTRY.pack
-    pending = 0
     k = frame.start - 1
-    for data in provider.records():
+    for data in counted(provider.records(), progress):
         k += 1
         tree.append(leaf_hash(data))
         if position < len(sizes) and sizes[position] == tree.size:
@@ -539,10 +529,6 @@ def _index_provider(
             for note in open_sizes[sizes[position]]:
                 verdicts[note] = _verdict(frame.origin, tree.size, witnesses[note][2], root)
             position += 1
-        pending += 1
-        if pending == 4096 and progress is not None:
-            progress(pending)
-            pending = 0
         message = _decode(data)
         if message is None or message.side != _PROVIDER:
             continue
@@ -553,8 +539,6 @@ def _index_provider(
             and not (message.kind == _EVENT_DELIVERY and not message.peer_certificate_sha256)
         )
         index[message.exchange_id] = pack(k, counts, _fingerprint(message))
-    if progress is not None and pending:
-        progress(pending)
     return index
 
 
@@ -573,14 +557,9 @@ def _reconcile(first: _Log, second: _Log, progress: Progress | None) -> Reconcil
     unpack = _ENTRY.unpack
     matched = witnessed = 0
     to_describe: dict[int, tuple[str, _Compared]] = {}
-    pending = 0
     k = consumer.frame.start - 1
-    for data in consumer.records():
+    for data in counted(consumer.records(), progress):
         k += 1
-        pending += 1
-        if pending == 4096 and progress is not None:
-            progress(pending)
-            pending = 0
         message = _decode(data)
         if message is None or message.side != _CONSUMER:
             continue
@@ -613,8 +592,6 @@ def _reconcile(first: _Log, second: _Log, progress: Progress | None) -> Reconcil
         at, _, fingerprint = unpack(entry)
         if fingerprint != _fingerprint(message):
             to_describe[at] = (exchange_id, _compared(k, message))
-    if progress is not None and pending:
-        progress(pending)
     missing = {unpack(e)[0]: i for i, e in index.items() if unpack(e)[1]}
     del index
     if to_describe or missing:

@@ -23,6 +23,7 @@ no validation beyond what protobuf does while encoding.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,6 +34,7 @@ from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
 _Pb = audit_pb2.AuditRecord
+NS_PER_SECOND = 1_000_000_000
 
 
 class Side(StrEnum):
@@ -159,20 +161,14 @@ class AuditRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> AuditRecord:
         """Decode canonical record bytes; `InvalidArgument` names what is wrong."""
-        try:
-            message = _Pb.FromString(data)
-        except DecodeError as exc:
-            raise InvalidArgument(f"audit record bytes are not a valid AuditRecord: {exc}") from exc
-        side = _SIDE_FROM_PB.get(message.side)
-        if side is None:
-            what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
-            raise InvalidArgument(f"audit record side is {what}")
-        kind = _KIND_FROM_PB.get(message.kind)
-        if kind is None:
-            raise InvalidArgument(f"audit record kind is unknown value {message.kind}")
-        record = cls(
+        return cls.from_message(decode_canonical(data))
+
+    @classmethod
+    def from_message(cls, message: audit_pb2.AuditRecord) -> AuditRecord:
+        """The value of a message `decode_canonical` returned."""
+        return cls(
             exchange_id=message.exchange_id,
-            side=side,
+            side=_SIDE_FROM_PB[message.side],
             origin=message.origin,
             client=message.client,
             service=message.service,
@@ -194,25 +190,55 @@ class AuditRecord:
             peer_certificate_sha256=message.peer_certificate_sha256,
             latency_us=message.latency_us,
             witnessed_checkpoint=message.witnessed_checkpoint,
-            kind=kind,
+            kind=_KIND_FROM_PB[message.kind],
             topic=message.topic,
             event_id=message.event_id,
             sequence=message.sequence,
             event_token=message.event_token,
             ack_token=message.ack_token,
         )
-        # Re-encoding is the exact test of canonical form: it drops unknown
-        # fields and normalises field order, duplicates and varint padding.
-        if record.to_bytes() != data:
-            fields = UnknownFieldSet(message)
-            unknown = sorted({fields[i].field_number for i in range(len(fields))})
-            if unknown:
-                raise InvalidArgument(
-                    f"audit record has unknown field numbers {unknown} (written by a newer "
-                    "version, or not an AuditRecord)"
-                )
+
+
+def decode_canonical(data: bytes) -> audit_pb2.AuditRecord:
+    """The protobuf message of canonical record bytes, checked as `AuditRecord.from_bytes`
+    checks them (a known side and kind, no unknown field, canonical form) without building the
+    value: for readers that look at a few fields of every record (the verifier's
+    content pass). `InvalidArgument` names what is wrong."""
+    try:
+        message = _Pb.FromString(data)
+    except DecodeError as exc:
+        raise InvalidArgument(f"audit record bytes are not a valid AuditRecord: {exc}") from exc
+    if message.side not in _SIDE_FROM_PB:
+        what = "unspecified" if message.side == 0 else f"unknown value {message.side}"
+        raise InvalidArgument(f"audit record side is {what}")
+    if message.kind not in _KIND_FROM_PB:
+        raise InvalidArgument(f"audit record kind is unknown value {message.kind}")
+    # Re-encoding is the exact test of canonical form: it normalises field order,
+    # duplicates and varint padding. A decoded message without unknown fields
+    # holds exactly the record's values (audit.proto has no field with
+    # presence), so it re-encodes as `AuditRecord.to_bytes()` would.
+    fields = UnknownFieldSet(message)
+    if len(fields) or message.SerializeToString(deterministic=True) != data:
+        unknown = sorted({fields[i].field_number for i in range(len(fields))})
+        if unknown:
             raise InvalidArgument(
-                "audit record bytes are not canonical (fields out of order, repeated or "
-                "padded); a stored record must be kept exactly as written"
+                f"audit record has unknown field numbers {unknown} (written by a newer "
+                "version, or not an AuditRecord)"
             )
-        return record
+        raise InvalidArgument(
+            "audit record bytes are not canonical (fields out of order, repeated or "
+            "padded); a stored record must be kept exactly as written"
+        )
+    return message
+
+
+def iso_ns(ns: int) -> str:
+    """A record's Unix-nanosecond time as ISO 8601 UTC, every digit kept
+    (2026-12-03T11:38:25.534741123Z); "not a time" for a value no calendar date
+    holds (a forged or damaged field is reported, never raised on)."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return "not a time"
+    return f"{moment.isoformat(timespec='seconds')}.{fraction:09d}Z"

@@ -25,7 +25,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from spean.gateway.audit.bodies import Bodies, check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.progress import counted
+from spean.gateway.audit.record import AuditRecord, iso_ns
 from spean.gateway.digests import ResponseDigest
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration
@@ -80,7 +80,7 @@ class Exchange:
         record = self.record
         return {
             "index": self.index,
-            "received_at": iso(record.received_at_ns),
+            "received_at": iso_ns(record.received_at_ns),
             "exchange_id": record.exchange_id,
             "side": record.side.value,
             "client": record.client,
@@ -99,12 +99,6 @@ class Exchange:
 NO_BODIES = "no bodies kept"
 
 
-def iso(ns: int) -> str:
-    """A Unix-ns time as ISO 8601 UTC with microseconds."""
-    moment = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def build_timeline(
     bundle: Bundle,
     auditor_key: X25519PrivateKey | None,
@@ -119,9 +113,7 @@ def build_timeline(
     """
     sealed = dict(bundle.bodies)
     exchanges: list[Exchange] = []
-    for offset, data in enumerate(bundle.records):
-        if progress is not None and offset and offset % _PROGRESS_STEP == 0:
-            progress(_PROGRESS_STEP)
+    for offset, data in enumerate(counted(bundle.records, progress)):
         index = bundle.start + offset
         try:
             record = AuditRecord.from_bytes(data)
@@ -143,13 +135,8 @@ def build_timeline(
             continue
         problem = check_bodies(record, bodies)
         exchanges.append(Exchange(index, record, None if problem else bodies, problem))
-    if progress is not None and bundle.records:
-        progress((len(bundle.records) - 1) % _PROGRESS_STEP + 1)  # the last step's records
     exchanges.sort(key=lambda e: (e.record.received_at_ns, e.index))
     return exchanges
-
-
-_PROGRESS_STEP = 1000
 
 
 # -- replaying ------------------------------------------------------------------------------

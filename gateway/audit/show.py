@@ -8,7 +8,7 @@ whole log (that is `spean audit verify`):
   (RFC 9162) at the size of the first checkpoint of the bundle that covers
   it, and that checkpoint is signed by the member owning the log, with a
   signing certificate of the bundle's global configuration;
-- tokens: judged by `spean audit verify`'s own rules (`verify.token_outcome`,
+- tokens: judged by `spean audit verify`'s own rules (`verify_tokens.token_outcome`,
   docs/auditor.md "What the tokens protect"): the tokens the record holds
   verify against the bundle's global configuration and bind the record's
   fields; an exchange that ended OK must hold both; a refusal holds what the
@@ -16,12 +16,14 @@ whole log (that is `spean audit verify`):
 
 The global configuration is verified against the auditor's anchor, or the
 bundled one (and then the result says it is not independently trusted).
+However many records of the exchange a bundle holds, its checkpoint
+signatures are verified once and its tree is built once, incrementally, up
+to the largest checkpoint size one of them needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -35,28 +37,15 @@ from spean.gateway.audit.checkpoint import (
 )
 from spean.gateway.audit.merkle import CompactRange, leaf_hash
 from spean.gateway.audit.reconcile import find_exchange
-from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.verify import (
-    bundle_resolver,
-    checks_tokens,
-    load_configuration,
-    token_outcome,
-)
+from spean.gateway.audit.record import AuditRecord, Side, iso_ns
+from spean.gateway.audit.verify import load_configuration
+from spean.gateway.audit.verify_tokens import bundle_resolver, checks_tokens, token_outcome
 from spean.gateway.errors import SpeanError
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import origin_server
 from spean.gateway.tokens import (
     KeyResolver,
 )
-
-NS_PER_SECOND = 1_000_000_000
-
-
-def iso_ns(ns: int) -> str:
-    """A Unix-nanosecond time as ISO 8601 UTC, every digit kept: 2026-12-03T11:38:25.534741123Z."""
-    seconds, fraction = divmod(ns, NS_PER_SECOND)
-    moment = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-    return f"{moment.isoformat(timespec='seconds')}.{fraction:09d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +109,45 @@ def show_exchange(
         return [ShownRecord(index, record, unverified, unverified) for index, record in found]
     trusted = f"global configuration version {conf.version}, anchor {source}"
     checkpoints = _signed_checkpoints(bundle, conf)
+    roots = _roots(bundle, checkpoints, [index for index, _ in found])
     resolve = bundle_resolver(conf)
     return [
         ShownRecord(
             index,
             record,
-            _inclusion(bundle, index, checkpoints, trusted),
+            _inclusion(bundle, index, checkpoints, roots, trusted),
             _tokens(record, resolve, trusted),
         )
         for index, record in found
     ]
+
+
+def _covering(
+    bundle: Bundle, index: int, checkpoints: list[SignedCheckpoint]
+) -> SignedCheckpoint | None:
+    """The first signed checkpoint whose tree holds record `index`."""
+    return next((c for c in checkpoints if index < c.size <= bundle.stop), None)
+
+
+def _roots(
+    bundle: Bundle, checkpoints: list[SignedCheckpoint] | str, indexes: list[int]
+) -> dict[int, bytes]:
+    """The records' Merkle root at each size that covers one of `indexes`, from one
+    incremental pass over the records (not one tree per record shown)."""
+    if isinstance(checkpoints, str) or bundle.start_state.size != bundle.start:
+        return {}
+    sizes = sorted(
+        {c.size for c in (_covering(bundle, i, checkpoints) for i in indexes) if c is not None}
+    )
+    roots: dict[int, bytes] = {}
+    tree = CompactRange.from_state(bundle.start_state)
+    for size in sizes:
+        tree.extend(
+            leaf_hash(data)
+            for data in bundle.records[tree.size - bundle.start : size - bundle.start]
+        )
+        roots[size] = tree.root()
+    return roots
 
 
 def _signed_checkpoints(bundle: Bundle, conf: GlobalConfiguration) -> list[SignedCheckpoint] | str:
@@ -155,7 +173,11 @@ def _signed_checkpoints(bundle: Bundle, conf: GlobalConfiguration) -> list[Signe
 
 
 def _inclusion(
-    bundle: Bundle, index: int, checkpoints: list[SignedCheckpoint] | str, trusted: str
+    bundle: Bundle,
+    index: int,
+    checkpoints: list[SignedCheckpoint] | str,
+    roots: dict[int, bytes],
+    trusted: str,
 ) -> Verdict:
     if isinstance(checkpoints, str):
         return Verdict(False, f"inclusion not verified: {checkpoints}")
@@ -165,17 +187,14 @@ def _inclusion(
             f"inclusion not verified: the bundle starts at record {bundle.start}, but its"
             f" tree state is of size {bundle.start_state.size}",
         )
-    covering = [c for c in checkpoints if index < c.size <= bundle.stop]
-    if not covering:
+    checkpoint = _covering(bundle, index, checkpoints)
+    if checkpoint is None:
         return Verdict(
             False,
             f"inclusion not verified: no signed checkpoint in the bundle covers record {index}"
             " (it comes after the last one)",
         )
-    checkpoint = covering[0]
-    tree = CompactRange.from_state(bundle.start_state)
-    tree.extend(leaf_hash(record) for record in bundle.records[: checkpoint.size - bundle.start])
-    if tree.root() != checkpoint.root:
+    if roots[checkpoint.size] != checkpoint.root:
         return Verdict(
             False,
             f"NOT included: the bundle's records up to size {checkpoint.size} do not hash to"

@@ -37,34 +37,52 @@ proofs (gateway/audit/merkle.py) serve where leaves are absent: reconcile.
 
 The report lists every problem found, each with the record index (log
 numbering) and what is wrong; `first` is the lowest index.
+
+One pass. The records are read once, in order, `CHUNK` at a time, from a
+`BundleSource` (a bundle in memory, or `bundle.open_bundle`'s stream of a
+file): each chunk's structure (4) is checked as it is read, beside the stored
+chain hashes read from their own stream, and its content (5) a few chunks
+later, once its token outcomes are in. Memory is bounded by the chunks in
+flight and the largest record, plus the compact range (O(log n) hashes), the
+checkpoints, the distinct witnessed checkpoints and the problems found,
+whatever the number of records; the manifest's numbers are checked after the
+pass, against the records counted. Sealed bodies are checked after it too,
+from their own stream (in index order, as exported), with a second pass over
+the records only when the auditor's key is given.
+
 Token checks are optional (`check_tokens`); they cost a signature
 verification each and dominate the run time. `verify_bundle` takes them from
-a `TokenPass`: by default `in_process`, which verifies each record's
-tokens as the content pass reaches it; `spean.gateway.audit.verify_parallel`
-supplies one that verifies them in worker processes. Either way a token pass
-only gives each record's outcome (tokens verified, or why they do not
-verify) and the content pass merges the outcomes in record order, in the
-same loop that decodes the records and checks their origin and witnessed
-checkpoint, so the report is the same, problem for problem and in the same
-order, whatever computed the outcomes. The structure check is a single hash
-chain, and fast: it always runs here.
+a `TokenPass` (the rules are `verify_tokens.py`): by default `in_process`,
+which verifies each record's tokens as the content pass reaches it;
+`spean.gateway.audit.verify_parallel` supplies one that verifies each chunk
+in worker processes as soon as it is read, ahead of the content pass. Either
+way a token pass only gives each record's outcome (tokens verified, or why
+they do not verify) and the content pass merges the outcomes in record order,
+in the same loop that decodes the records and checks their origin and
+witnessed checkpoint, so the report is the same, problem for problem and in
+the same order, whatever computed the outcomes. Problems are listed check by
+check at each index (configuration, checkpoints, manifest, structure,
+content, bodies), the same order however the pass was cut into chunks.
 
-A bundle already read and an anchor in, a `Report` out: this module reads
-no file, starts no process, opens no connection and keeps no state between
-calls (an import-linter contract checks the processes and connections). It
-is not in the pure-rules contract only because `bundle` and `witness`, whose
-values and checks it uses, also hold the I/O around them (reading and
-writing bundle files, logging).
+A bundle and an anchor in, a `Report` out: this module opens no file itself
+(a `BundleSource` from a file reads it through `bundle`), starts no process,
+opens no connection and keeps no state between calls (an import-linter
+contract checks the processes and connections). It is not in the pure-rules
+contract only because `bundle` and `witness`, whose values and checks it
+uses, also hold the I/O around them (reading and writing bundle files,
+logging).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -72,118 +90,59 @@ from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
 from spean.gateway.audit.bodies import check_bodies, open_for
-from spean.gateway.audit.bundle import Bundle
-from spean.gateway.audit.chain import chain_hash
+from spean.gateway.audit.bundle import Bundle, BundleSource, source_of
 from spean.gateway.audit.checkpoint import (
     CheckpointError,
     SignedCheckpoint,
     parse_checkpoint,
     verify_checkpoint,
 )
-from spean.gateway.audit.events import check_event_tokens, checks_event_tokens
-from spean.gateway.audit.merkle import CompactRange, leaf_hashes
-from spean.gateway.audit.record import AuditRecord, Side
+from spean.gateway.audit.merkle import HASH_SIZE, CompactRange, leaf_hashes
+from spean.gateway.audit.record import AuditRecord, decode_canonical, iso_ns
+
+# Check, Problem and Report are part of this module's surface (callers and tests
+# import them from here); they live in verify_report.
+from spean.gateway.audit.verify_report import Check as Check
+from spean.gateway.audit.verify_report import Problem as Problem
+from spean.gateway.audit.verify_report import Problems, problem_order
+from spean.gateway.audit.verify_report import Report as Report
+from spean.gateway.audit.verify_tokens import (
+    bundle_resolver,
+    checks_tokens,
+    token_outcome,
+)
 from spean.gateway.audit.witness import check_witnessed
 from spean.gateway.errors import InvalidArgument, SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration, verify_signature
-from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
-from spean.gateway.tokens import (
-    KeyResolver,
-    verify_request,
-    verify_response,
-)
-from spean.gateway.trust import key_resolver
+from spean.gateway.identifiers import MemberId, origin_server
 from spean.v1 import config_pb2
-
-
-class Check(StrEnum):
-    """Which check a problem comes from."""
-
-    GLOBALCONF = "globalconf"
-    CHECKPOINT = "checkpoint"
-    CHAIN = "chain"
-    TREE = "tree"
-    TRUNCATED = "truncated"
-    UNCOVERED = "uncovered"
-    RECORD = "record"
-    TOKEN = "token"  # noqa: S105 (a check name, not a secret)
-    WITNESS = "witness"
-    BODIES = "bodies"
-    SEQUENCE = "sequence"  # archive segments and a live export that do not chain
-    MANIFEST = "manifest"  # a number of manifest.json the bundle's content contradicts
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing that does not hold; `index` is a record index, None if none applies."""
-
-    index: int | None
-    check: Check
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"index": self.index, "check": self.check.value, "reason": self.reason}
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """What `verify_bundle` established."""
-
-    origin: str
-    start: int
-    records: int
-    checkpoints: int
-    tokens_verified: int
-    anchor: str
-    problems: tuple[Problem, ...] = field(default=())
-    bodies: int = 0
-    bodies_verified: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def first(self) -> Problem | None:
-        indexed = [p for p in self.problems if p.index is not None]
-        if indexed:
-            return min(indexed, key=lambda p: p.index or 0)
-        return self.problems[0] if self.problems else None
-
-    def to_dict(self) -> dict[str, object]:
-        first = self.first
-        return {
-            "ok": self.ok,
-            "origin": self.origin,
-            "start": self.start,
-            "records": self.records,
-            "checkpoints": self.checkpoints,
-            "tokens_verified": self.tokens_verified,
-            "bodies": self.bodies,
-            "bodies_verified": self.bodies_verified,
-            "anchor": self.anchor,
-            "first_problem": None if first is None else first.to_dict(),
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
 
 Progress = Callable[[int], None]
 
+CHUNK = 2000
+"""Records read, checked and handed to the token pass at a time: what bounds the
+verifier's memory (a few chunks in flight), large enough that the hand-over to
+token workers is negligible."""
+
 TokenCheck = Callable[[int, AuditRecord], int | str]
-"""The token outcome of the record at position `k` of the bundle (a record
-`checks_tokens` selects): how many tokens verified, or why they do not."""
-
-TokenPass = Callable[[Bundle, GlobalConfiguration, bytes], AbstractContextManager[TokenCheck]]
-"""Makes the `TokenCheck` of one bundle, given its verified configuration and
-that configuration's signed bytes, for the duration of the content pass."""
+"""The token outcome of the record at position `k` of a submitted chunk (a
+record `checks_tokens` selects): how many tokens verified, or why they do not."""
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[Problem] = []
+@dataclass(frozen=True, slots=True)
+class TokenFeed:
+    """What a token pass takes chunks with: `submit(records)` starts the token
+    checks of one chunk and gives its `TokenCheck`; the content pass asks it
+    only after `lookahead` more chunks were submitted (or the records ended), so
+    that workers verify ahead while this process reads and hashes."""
 
-    def add(self, index: int | None, check: Check, reason: str) -> None:
-        self.items.append(Problem(index, check, reason))
+    submit: Callable[[Sequence[bytes]], TokenCheck]
+    lookahead: int = 0
+
+
+TokenPass = Callable[[GlobalConfiguration, bytes], AbstractContextManager[TokenFeed]]
+"""Makes the `TokenFeed` of one bundle, given its verified configuration and
+that configuration's signed bytes, for the duration of the pass."""
 
 
 def load_configuration(
@@ -221,7 +180,7 @@ def parse_configuration(data: bytes) -> GlobalConfiguration:
 
 
 def verify_bundle(
-    bundle: Bundle,
+    bundle: Bundle | BundleSource,
     *,
     anchor: x509.Certificate | None = None,
     check_tokens: bool = True,
@@ -232,74 +191,129 @@ def verify_bundle(
 ) -> Report:
     """Verify everything a bundle claims; see the module docstring for the checks.
 
-    With `auditor_key`, sealed bodies are decrypted and checked against their
-    records' digests; without it they are only counted. `tokens` computes the
-    token outcomes (default `in_process`); the report does not depend on it.
-    `now_ns` (default: the clock) is when the verification runs: an export
-    cannot claim to be later."""
-    problems = _Problems()
-    checkpoints_ok = 0
+    `bundle` in memory, or a `BundleSource` (`bundle.open_bundle`) streamed in
+    one pass, chunk by chunk: memory is bounded by a few chunks of records plus
+    the checkpoints, the distinct witnessed checkpoints and the problems found,
+    whatever the number of records. With `auditor_key`, sealed bodies are
+    decrypted and checked against their records' digests (a second pass over
+    the records, only then); without it they are only counted. `tokens`
+    computes the token outcomes (default `in_process`); the report does not
+    depend on it. `now_ns` (default: the clock) is when the verification runs:
+    an export cannot claim to be later."""
+    source = bundle if isinstance(bundle, BundleSource) else source_of(bundle)
+    frame = source.frame
+    head = Problems()
     verified = 0
     anchor_source = "none"
     conf: GlobalConfiguration | None = None
     conf_bytes = b""
     try:
-        conf, conf_bytes, anchor_source = _load_configuration(bundle, anchor)
+        conf, conf_bytes, anchor_source = _load_configuration(frame, anchor)
     except SpeanError as exc:
-        problems.add(None, Check.GLOBALCONF, exc.message)
+        head.add(None, Check.GLOBALCONF, exc.message)
     member_certs: tuple[x509.Certificate, ...] = ()
     member: MemberId | None = None
     try:
-        member = origin_server(bundle.origin).member
+        member = origin_server(frame.origin).member
     except SpeanError as exc:
-        problems.add(None, Check.CHECKPOINT, f"origin {bundle.origin!r}: {exc.message}")
+        head.add(None, Check.CHECKPOINT, f"origin {frame.origin!r}: {exc.message}")
     if conf is not None and member is not None:
         info = conf.member(member)
         if info is None:
-            problems.add(None, Check.GLOBALCONF, f"member {member} is not in the configuration")
+            head.add(None, Check.GLOBALCONF, f"member {member} is not in the configuration")
         else:
             member_certs = info.signing_certificates
-    signed = _check_checkpoints(bundle, member, member_certs, conf is not None, problems)
-    _check_manifest(bundle, signed, problems, time.time_ns() if now_ns is None else now_ns)
-    checkpoints_ok = _check_structure(bundle, signed, problems, progress)
-    if conf is not None:
-        if check_tokens:
-            with (tokens or in_process)(bundle, conf, conf_bytes) as check:
-                verified = _check_content(bundle, conf, check, problems, progress)
-        else:
-            verified = _check_content(bundle, conf, None, problems, progress)
-    bodies_ok = _check_bodies(bundle, auditor_key, problems)
+    signed = _check_checkpoints(frame, member, member_certs, conf is not None, head)
+    structure = _Structure(frame, signed, source.chains())
+    content = None if conf is None else _Content(frame, conf)
+    if conf is not None and content is not None and check_tokens:
+        with (tokens or in_process)(conf, conf_bytes) as feed:
+            _one_pass(source, structure, content, feed, progress)
+        verified = content.tokens_verified
+    else:
+        _one_pass(source, structure, content, None, progress)
+    structure.finish()
+    manifest = Problems()
+    _check_manifest(
+        frame, structure.records, signed, manifest, time.time_ns() if now_ns is None else now_ns
+    )
+    bodies = Problems()
+    bodies_seen, bodies_ok = _check_bodies(source, structure.records, auditor_key, bodies)
+    # Stable sort by index: at one index, problems keep the checks' order.
+    problems = [
+        *head.items,
+        *manifest.items,
+        *structure.problems.items,
+        *(content.problems.items if content is not None else ()),
+        *bodies.items,
+    ]
     return Report(
-        origin=bundle.origin,
-        start=bundle.start,
-        records=len(bundle.records),
-        checkpoints=checkpoints_ok,
+        origin=frame.origin,
+        start=frame.start,
+        records=structure.records,
+        checkpoints=structure.verified,
         tokens_verified=verified,
         anchor=anchor_source,
-        problems=tuple(sorted(problems.items, key=_order)),
-        bodies=len(bundle.bodies),
+        problems=tuple(sorted(problems, key=problem_order)),
+        bodies=bodies_seen,
         bodies_verified=bodies_ok,
     )
 
 
-def _check_manifest(
-    bundle: Bundle, checkpoints: list[SignedCheckpoint], problems: _Problems, now_ns: int
+def _one_pass(
+    source: BundleSource,
+    structure: _Structure,
+    content: _Content | None,
+    feed: TokenFeed | None,
+    progress: Progress | None,
 ) -> None:
-    """The manifest's numbers against what the bundle holds and its signed checkpoints."""
-    if bundle.declared_records is not None and bundle.declared_records != len(bundle.records):
+    """Read the records once, a chunk at a time: the structure of each chunk at
+    once, its content (with its token outcomes) `feed.lookahead` chunks later.
+    `progress` counts each record twice, once per check (2 x records in all)."""
+    advance = progress or (lambda n: None)
+    records = source.records()
+    pending: deque[tuple[list[bytes], TokenCheck | None]] = deque()
+    lookahead = 0 if feed is None else feed.lookahead
+
+    def settle() -> None:
+        chunk, outcome = pending.popleft()
+        if content is not None:
+            content.feed(chunk, outcome)
+        advance(len(chunk))
+
+    while chunk := list(itertools.islice(records, CHUNK)):
+        structure.feed(chunk)
+        advance(len(chunk))
+        pending.append((chunk, None if feed is None else feed.submit(chunk)))
+        while len(pending) > lookahead:
+            settle()
+    while pending:
+        settle()
+
+
+def _check_manifest(
+    bundle: Bundle,
+    records: int,
+    checkpoints: list[SignedCheckpoint],
+    problems: Problems,
+    now_ns: int,
+) -> None:
+    """The manifest's numbers against the `records` read and the signed checkpoints."""
+    stop = bundle.start + records
+    if bundle.declared_records is not None and bundle.declared_records != records:
         problems.add(
             None,
             Check.MANIFEST,
             f"manifest.json says records {bundle.declared_records}, but records.bin holds "
-            f"{len(bundle.records)} records",
+            f"{records} records",
         )
     largest = max(checkpoints, key=lambda c: c.size, default=None)
-    if bundle.log_size < bundle.stop:
+    if bundle.log_size < stop:
         problems.add(
             None,
             Check.MANIFEST,
             f"manifest.json says log_size {bundle.log_size}, but the bundle holds records up "
-            f"to index {bundle.stop - 1}",
+            f"to index {stop - 1}",
         )
     elif largest is not None and bundle.log_size < largest.size:
         problems.add(
@@ -314,44 +328,49 @@ def _check_manifest(
             None,
             Check.MANIFEST,
             f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
-            f"({_iso(bundle.exported_at_ns)}), before the checkpoint at size {latest.size} "
-            f"was signed ({_iso(latest.checkpoint.time_ns)})",
+            f"({iso_ns(bundle.exported_at_ns)}), before the checkpoint at size {latest.size} "
+            f"was signed ({iso_ns(latest.checkpoint.time_ns)})",
         )
     if bundle.exported_at_ns > now_ns:
         problems.add(
             None,
             Check.MANIFEST,
             f"manifest.json says exported_at_ns {bundle.exported_at_ns} "
-            f"({_iso(bundle.exported_at_ns)}), which is in the future",
+            f"({iso_ns(bundle.exported_at_ns)}), which is in the future",
         )
 
 
-def _iso(ns: int) -> str:
-    try:
-        return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="seconds")
-    except (OverflowError, ValueError, OSError):
-        return "not a time"
-
-
-def _check_bodies(bundle: Bundle, key: X25519PrivateKey | None, problems: _Problems) -> int:
-    """Each sealed body belongs to a record of the bundle and, with `key`, matches its digests."""
-    verified = 0
-    seen: set[int] = set()
-    for index, sealed in bundle.bodies:
-        if not bundle.start <= index < bundle.stop or index in seen:
-            problems.add(
-                index,
-                Check.BODIES,
-                f"sealed bodies for record {index}, which is not in the bundle"
-                if index not in seen
-                else f"record {index} has sealed bodies twice",
-            )
+def _check_bodies(
+    source: BundleSource, records: int, key: X25519PrivateKey | None, problems: Problems
+) -> tuple[int, int]:
+    """Each sealed body belongs to a record of the bundle and, with `key`, matches its
+    digests: (entries, entries verified). Entries come in index order (as exported),
+    so one pass over bodies.bin and, with `key`, one over the records, side by side."""
+    start = source.frame.start
+    stop = start + records
+    entries = verified = 0
+    previous = -1
+    matching = enumerate(source.records(), start) if key is not None else None
+    for index, sealed in source.bodies():
+        entries += 1
+        if not start <= index < stop or index <= previous:
+            if not start <= index < stop:
+                reason = f"sealed bodies for record {index}, which is not in the bundle"
+            elif index == previous:
+                reason = f"record {index} has sealed bodies twice"
+            else:
+                reason = (
+                    f"sealed bodies for record {index} come after those of record {previous}: "
+                    "bodies.bin is not in index order"
+                )
+            problems.add(index, Check.BODIES, reason)
             continue
-        seen.add(index)
-        if key is None:
+        previous = index
+        if matching is None or key is None:
             continue
+        data = next(data for at, data in matching if at == index)
         try:
-            record = AuditRecord.from_bytes(bundle.records[index - bundle.start])
+            record = AuditRecord.from_bytes(data)
             problem = check_bodies(record, open_for(record, sealed, key))
         except InvalidArgument as exc:
             problem = exc.message
@@ -359,23 +378,23 @@ def _check_bodies(bundle: Bundle, key: X25519PrivateKey | None, problems: _Probl
             problems.add(index, Check.BODIES, f"record {index}: {problem}")
         else:
             verified += 1
-    return verified
+    return entries, verified
 
 
 def verify_structure(
-    bundle: Bundle, certificates: tuple[x509.Certificate, ...]
+    bundle: Bundle | BundleSource, certificates: tuple[x509.Certificate, ...]
 ) -> tuple[int, tuple[Problem, ...]]:
     """Checks 2 and 3 alone (checkpoints, chain, tree) against the writer's
-    member certificates: (checkpoints reproduced, problems)."""
-    problems = _Problems()
-    member = origin_server(bundle.origin).member
-    signed = _check_checkpoints(bundle, member, certificates, True, problems)
-    verified = _check_structure(bundle, signed, problems, None)
-    return verified, tuple(sorted(problems.items, key=_order))
-
-
-def _order(problem: Problem) -> tuple[int, int]:
-    return (-1 if problem.index is None else problem.index, 0)
+    member certificates, in one streaming pass: (checkpoints reproduced, problems)."""
+    source = bundle if isinstance(bundle, BundleSource) else source_of(bundle)
+    head = Problems()
+    member = origin_server(source.frame.origin).member
+    signed = _check_checkpoints(source.frame, member, certificates, True, head)
+    structure = _Structure(source.frame, signed, source.chains())
+    _one_pass(source, structure, None, None, None)
+    structure.finish()
+    problems = [*head.items, *structure.problems.items]
+    return structure.verified, tuple(sorted(problems, key=problem_order))
 
 
 def _check_checkpoints(
@@ -383,7 +402,7 @@ def _check_checkpoints(
     member: MemberId | None,
     certificates: tuple[x509.Certificate, ...],
     have_conf: bool,
-    problems: _Problems,
+    problems: Problems,
 ) -> list[SignedCheckpoint]:
     """Parse and authenticate the checkpoints; return the good ones by size."""
     good: list[SignedCheckpoint] = []
@@ -449,277 +468,227 @@ def _check_checkpoints(
     return good
 
 
-def _check_structure(
-    bundle: Bundle,
-    checkpoints: list[SignedCheckpoint],
-    problems: _Problems,
-    progress: Progress | None,
-) -> int:
-    """Chain and tree; return how many checkpoints the records reproduce."""
-    start, stop = bundle.start, bundle.stop
-    if bundle.start_state.size != start:
-        problems.add(
-            start,
-            Check.TREE,
-            f"the bundle starts at index {start} but its tree state is at size "
-            f"{bundle.start_state.size}",
-        )
-        return 0
-    if len(bundle.chains) != len(bundle.records):
-        problems.add(
-            None,
-            Check.CHAIN,
-            f"the bundle holds {len(bundle.records)} records but {len(bundle.chains)} chain hashes",
-        )
-    tree = CompactRange.from_state(bundle.start_state)
-    chains = bundle.chains
-    records = bundle.records
-    previous = bundle.start_chain
-    verified = 0
-    last_verified = start
-    boundaries = [c for c in checkpoints if start <= c.size <= stop]
-    truncated = False
-    for c in checkpoints:
-        if c.size > stop:
-            truncated = True
-            problems.add(
-                stop,
-                Check.TRUNCATED,
-                f"checkpoint at size {c.size} covers records [{stop}, {c.size}) that are not "
-                "in the bundle: the log was truncated",
+class _Structure:
+    """Chain and tree over the records fed, chunk by chunk, in index order; holds
+    the stored chain hashes' iterator, the compact range (O(log n) hashes) and
+    the checkpoints, never the records."""
+
+    def __init__(
+        self, bundle: Bundle, checkpoints: list[SignedCheckpoint], chains: Iterator[bytes]
+    ) -> None:
+        self.problems = Problems()
+        self.records = 0
+        self.verified = 0
+        self._start = bundle.start
+        self._checkpoints = checkpoints
+        self._chains = chains
+        self._previous = bundle.start_chain
+        self._tree = CompactRange.from_state(bundle.start_state)
+        self._last_verified = bundle.start
+        # The first record the chain flags since the last checkpoint that held:
+        # where a root mismatch is reported, as the most precise place known.
+        self._suspect: int | None = None
+        self._due = {c.size: c for c in checkpoints if c.size >= bundle.start}
+        self._sizes = sorted(self._due)
+        self._next = 0
+        self._short = 0
+        self._enabled = bundle.start_state.size == bundle.start
+        if not self._enabled:
+            self.problems.add(
+                bundle.start,
+                Check.TREE,
+                f"the bundle starts at index {bundle.start} but its tree state is at size "
+                f"{bundle.start_state.size}",
             )
-            break
-    position = start
-    # The first record the chain flags since the last checkpoint that held:
-    # where a root mismatch is reported, as the most precise place known.
-    suspect: int | None = None
-    by_size = {c.size: c for c in boundaries}
-    for target in sorted({*by_size, stop}):
-        segment = records[position - start : target - start]
-        leaves = leaf_hashes(segment)
-        offset = position - start
+        else:
+            self._check_due(bundle.start)
+
+    def feed(self, chunk: Sequence[bytes]) -> None:
+        """The next records, in order."""
+        position = self._start + self.records
+        self.records += len(chunk)
+        if not self._enabled:
+            return
+        end = position + len(chunk)
+        leaves = leaf_hashes(chunk)
+        offset = 0
+        sizes = self._sizes
+        while offset < len(leaves):
+            # Up to the next checkpoint size inside the chunk, or the chunk's end.
+            cut = len(leaves)
+            if self._next < len(sizes) and sizes[self._next] < end:
+                cut = sizes[self._next] - position
+            self._chain(leaves[offset:cut], position + offset)
+            self._tree.extend(leaves[offset:cut])
+            offset = cut
+            self._check_due(position + cut)
+
+    def _chain(self, leaves: list[bytes], first: int) -> None:
+        stored_block = b"".join(itertools.islice(self._chains, len(leaves)))
+        sha = hashlib.sha256
+        previous = self._previous
+        computed_hashes: list[bytes] = []
+        append = computed_hashes.append
+        for leaf in leaves:
+            previous = sha(previous + leaf).digest()
+            append(previous)
+        # The usual case, an unbroken chain, in one comparison; the record by
+        # record walk below only where it breaks.
+        if b"".join(computed_hashes) == stored_block:
+            self._previous = previous
+            return
+        chains = iter(
+            [stored_block[i : i + HASH_SIZE] for i in range(0, len(stored_block), HASH_SIZE)]
+        )
+        previous = self._previous
         for k, leaf in enumerate(leaves):
-            computed = chain_hash(previous, leaf)
-            stored = chains[offset + k] if offset + k < len(chains) else b""
-            if computed != stored:
-                if suspect is None:
-                    suspect = position + k
-                problems.add(
-                    position + k,
-                    Check.CHAIN,
-                    f"record {position + k} does not follow record {position + k - 1} in "
-                    "the hash chain: it was altered, inserted, removed or moved",
-                )
-                previous = stored if stored else computed  # resynchronise on the stored chain
+            computed = sha(previous + leaf).digest()
+            stored = next(chains, b"")
+            if computed == stored:
+                previous = computed
+                continue
+            index = first + k
+            if self._suspect is None:
+                self._suspect = index
+            self.problems.add(
+                index,
+                Check.CHAIN,
+                f"record {index} does not follow record {index - 1} in "
+                "the hash chain: it was altered, inserted, removed or moved",
+            )
+            if stored:
+                previous = stored  # resynchronise on the stored chain
             else:
                 previous = computed
-        tree.extend(leaves)
-        position = target
-        if progress is not None:
-            progress(len(segment))
-        due = by_size.get(target)
-        if due is not None:
-            root = tree.root()
-            if root == due.root:
-                verified += 1
-                last_verified = target
-                suspect = None
-            else:
-                problems.add(
-                    last_verified if suspect is None else suspect,
-                    Check.TREE,
-                    f"checkpoint at size {due.size} signs root {due.root.hex()[:16]}..., but the "
-                    f"records give {root.hex()[:16]}...: records in [{last_verified}, {due.size}) "
-                    "were altered, removed, inserted or reordered, or the checkpoint is forked",
-                )
-    covered = max((c.size for c in boundaries), default=start)
-    if stop > covered and not truncated:  # truncation already names the tail
-        problems.add(
-            covered,
-            Check.UNCOVERED,
-            f"records [{covered}, {stop}) are after the last signed checkpoint: nothing proves "
-            "them (appended after the log was checkpointed, or forged)",
+                self._short += 1  # chains.bin ended before records.bin
+        self._previous = previous
+
+    def _check_due(self, size: int) -> None:
+        """The root at `size`, against the checkpoint of that size if there is one."""
+        sizes = self._sizes
+        if self._next >= len(sizes) or sizes[self._next] != size:
+            return
+        self._next += 1
+        due = self._due[size]
+        root = self._tree.root()
+        if root == due.root:
+            self.verified += 1
+            self._last_verified = size
+            self._suspect = None
+            return
+        self.problems.add(
+            self._last_verified if self._suspect is None else self._suspect,
+            Check.TREE,
+            f"checkpoint at size {due.size} signs root {due.root.hex()[:16]}..., but the "
+            f"records give {root.hex()[:16]}...: records in [{self._last_verified}, "
+            f"{due.size}) were altered, removed, inserted or reordered, or the checkpoint "
+            "is forked",
         )
-    return verified
+
+    def finish(self) -> None:
+        """After the last record: the chain hashes left over, truncation, the tail."""
+        if not self._enabled:
+            return
+        start, stop = self._start, self._start + self.records
+        ahead: list[Problem] = []
+        stored = self.records - self._short + sum(1 for _ in self._chains)
+        if stored != self.records:
+            ahead.append(
+                Problem(
+                    None,
+                    Check.CHAIN,
+                    f"the bundle holds {self.records} records but {stored} chain hashes",
+                )
+            )
+        truncated = False
+        for c in self._checkpoints:
+            if c.size > stop:
+                truncated = True
+                ahead.append(
+                    Problem(
+                        stop,
+                        Check.TRUNCATED,
+                        f"checkpoint at size {c.size} covers records [{stop}, {c.size}) that are "
+                        "not in the bundle: the log was truncated",
+                    )
+                )
+                break
+        self.problems.items[:0] = ahead
+        covered = max((c.size for c in self._checkpoints if start <= c.size <= stop), default=start)
+        if stop > covered and not truncated:  # truncation already names the tail
+            self.problems.add(
+                covered,
+                Check.UNCOVERED,
+                f"records [{covered}, {stop}) are after the last signed checkpoint: nothing "
+                "proves them (appended after the log was checkpointed, or forged)",
+            )
 
 
 @contextmanager
-def in_process(
-    bundle: Bundle, conf: GlobalConfiguration, conf_bytes: bytes
-) -> Iterator[TokenCheck]:
-    """The `TokenPass` that verifies each record's tokens here, when asked."""
+def in_process(conf: GlobalConfiguration, conf_bytes: bytes) -> Iterator[TokenFeed]:
+    """The `TokenPass` that verifies each record's tokens here, when the content
+    pass asks."""
     resolve = bundle_resolver(conf)
-    yield lambda k, record: token_outcome(record, resolve)
+
+    def check(k: int, record: AuditRecord) -> int | str:
+        return token_outcome(record, resolve)
+
+    yield TokenFeed(lambda chunk: check)
 
 
-def _check_content(
-    bundle: Bundle,
-    conf: GlobalConfiguration,
-    outcome: TokenCheck | None,
-    problems: _Problems,
-    progress: Progress | None,
-) -> int:
-    """The content pass in record order: decode every record, check its origin
-    and witnessed checkpoint, and merge each record's token outcome (None:
-    tokens not checked). Returns the tokens verified."""
-    verified = 0
-    step = 0
-    witnessed: dict[bytes, str] = {}  # note -> why it does not verify ("": it does)
-    for k, data in enumerate(bundle.records):
-        index = bundle.start + k
-        step += 1
-        if progress is not None and step == 1000:
-            progress(step)
-            step = 0
-        try:
-            record = AuditRecord.from_bytes(data)
-        except InvalidArgument as exc:
-            problems.add(index, Check.RECORD, f"record {index} cannot be read: {exc.message}")
-            continue
-        if record.origin != bundle.origin:
-            problems.add(
-                index, Check.RECORD, f"record {index} names writer {record.origin!r}, not this log"
-            )
-        if record.witnessed_checkpoint:
-            # A provider attaches the same checkpoint to every answer until it
-            # signs the next: each distinct note is verified once.
-            problem = witnessed.get(record.witnessed_checkpoint)
-            if problem is None:
-                problem = witnessed[record.witnessed_checkpoint] = _check_witness(
-                    record.witnessed_checkpoint, conf
+class _Content:
+    """The content pass, chunk by chunk in record order: decode every record, check
+    its origin and witnessed checkpoint, and merge each record's token outcome.
+    Holds the distinct witnessed checkpoints' verdicts, never the records."""
+
+    def __init__(self, bundle: Bundle, conf: GlobalConfiguration) -> None:
+        self.problems = Problems()
+        self.tokens_verified = 0
+        self._origin = bundle.origin
+        self._conf = conf
+        self._index = bundle.start
+        self._witnessed: dict[bytes, str] = {}  # note -> why it does not verify ("": it does)
+
+    def feed(self, chunk: Sequence[bytes], outcome: TokenCheck | None) -> None:
+        """The next chunk, with its token outcomes (None: tokens not checked)."""
+        problems = self.problems
+        witnessed = self._witnessed
+        first = self._index
+        self._index += len(chunk)
+        for k, data in enumerate(chunk):
+            index = first + k
+            try:
+                message = decode_canonical(data)
+            except InvalidArgument as exc:
+                problems.add(index, Check.RECORD, f"record {index} cannot be read: {exc.message}")
+                continue
+            if message.origin != self._origin:
+                problems.add(
+                    index,
+                    Check.RECORD,
+                    f"record {index} names writer {message.origin!r}, not this log",
                 )
-            if problem:
-                problems.add(index, Check.WITNESS, f"record {index}: {problem}")
-        if outcome is None or not checks_tokens(record):
-            continue
-        result = outcome(k, record)
-        if isinstance(result, str):
-            problems.add(
-                index, Check.TOKEN, f"record {index} (exchange {record.exchange_id}): {result}"
-            )
-        else:
-            verified += result
-    if progress is not None and step:
-        progress(step)
-    return verified
-
-
-def checks_tokens(record: AuditRecord) -> bool:
-    """Whether the content pass checks this record's tokens: every record that
-    holds one (refusals included), and every exchange that ended OK, which must
-    hold both. Event records: `audit.events.checks_event_tokens`."""
-    if record.is_event:
-        return checks_event_tokens(record)
-    return record.status == "OK" or bool(record.request_token or record.response_token)
-
-
-def bundle_resolver(conf: GlobalConfiguration) -> KeyResolver:
-    """The one key resolver (`trust.key_resolver`), without the validity period:
-    a bundle is judged long after its certificates may have expired, and each
-    token's period was checked when the token was accepted."""
-    return key_resolver(conf, check_validity=False)
-
-
-def token_outcome(record: AuditRecord, resolve: KeyResolver) -> int | str:
-    """Tokens verified for a record (`checks_tokens`), or the reason they do not verify."""
-    try:
-        return _check_tokens(record, resolve)
-    except SpeanError as exc:
-        return exc.message
-
-
-# A consumer refuses an answer whose response token does not verify or does not
-# bind the answer with UNAUTHENTICATED, and keeps the token for the record
-# (protocol.md 3.5); a provider refuses a request token made for another method
-# or body (steps 7 and 8 of protocol.md 4.2) with UNAUTHENTICATED too.
-REFUSED = "UNAUTHENTICATED"
-
-
-def _check_tokens(record: AuditRecord, resolve: KeyResolver) -> int:
-    """The rules of docs/auditor.md, "What the tokens protect"; returns the tokens verified."""
-    if record.is_event:
-        return check_event_tokens(record, resolve)
-    if record.status == "OK" and not (record.request_token and record.response_token):
-        raise Unauthenticated("an exchange that ended OK must hold both tokens")
-    verified = 0
-    if record.request_token:
-        verified += _check_request_token(record, resolve)
-    if record.response_token:
-        verified += _check_response_token(record, resolve)
-    return verified
-
-
-def _check_request_token(record: AuditRecord, resolve: KeyResolver) -> int:
-    provider = record.side == Side.PROVIDER
-    # An unsigned refusal (steps 1 to 5): a token refused at step 3 or 4 left
-    # the caller unknown (no client, service, user or purpose noted); it
-    # proves nothing and is not checked.
-    if (
-        provider
-        and not record.response_token
-        and not (record.client or record.service or record.user or record.purpose)
-    ):
-        return 0
-    now = (record.forwarded_at_ns or record.received_at_ns) // 1_000_000_000
-    request = verify_request(record.request_token, resolve, now=now)
-    if request.exchange_id != record.exchange_id:
-        raise Unauthenticated(
-            f"request token is for exchange {request.exchange_id}, the record says "
-            f"{record.exchange_id}"
-        )
-    _same("request token", "client", str(request.client), record.client)
-    _same("request token", "service", str(request.audience), record.service)
-    _same("request token", "user", request.user, record.user)
-    _same("request token", "purpose", request.purpose, record.purpose)
-    if provider and (not record.response_token or record.status == REFUSED):
-        # The provider may have refused the call precisely because the token
-        # names another method or body (steps 7, 8), or before reaching them.
-        return 1
-    _same("request token", "method", request.method, record.method)
-    if request.request_sha256 != record.request_sha256:
-        raise Unauthenticated(
-            "request token's digest (claim 'req') is not the record's request_sha256"
-        )
-    return 1
-
-
-def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
-    consumer = record.side == Side.CONSUMER
-    try:
-        response = verify_response(
-            record.response_token,
-            resolve,
-            now=(record.answered_at_ns or record.received_at_ns) // 1_000_000_000,
-            expected_exchange_id=record.exchange_id,
-            expected_provider=SubsystemId.parse(record.service),
-            expected_client=SubsystemId.parse(record.client),
-        )
-        status = response.status
-        if consumer and record.status == "INTERNAL" and status == "UNKNOWN":
-            status = "INTERNAL"  # the consumer never passes UNKNOWN on (protocol.md 3.5)
-        _same("response token", "status", status, record.status)
-        if response.response_sha256 != record.response_sha256:
-            raise Unauthenticated(
-                "response token's digest (claim 'res') is not the record's response_sha256"
-            )
-        if response.response_messages != record.response_messages:
-            raise Unauthenticated(
-                f"response token counts {response.response_messages} messages (claim 'cnt'), "
-                f"the record says {record.response_messages}"
-            )
-    except SpeanError:
-        if consumer and record.status == REFUSED:
-            # The consumer refused this answer because of its token: recorded as received.
-            return 0
-        raise
-    return 1
-
-
-def _same(token: str, field_name: str, signed: str, recorded: str) -> None:
-    if signed != recorded:
-        raise Unauthenticated(
-            f"{token} signs {field_name} {signed!r}, the record says {recorded!r}"
-        )
+            note = message.witnessed_checkpoint
+            if note:
+                # A provider attaches the same checkpoint to every answer until it
+                # signs the next: each distinct note is verified once.
+                problem = witnessed.get(note)
+                if problem is None:
+                    problem = witnessed[note] = _check_witness(note, self._conf)
+                if problem:
+                    problems.add(index, Check.WITNESS, f"record {index}: {problem}")
+            if outcome is None:
+                continue
+            record = AuditRecord.from_message(message)
+            if not checks_tokens(record):
+                continue
+            result = outcome(k, record)
+            if isinstance(result, str):
+                problems.add(
+                    index, Check.TOKEN, f"record {index} (exchange {message.exchange_id}): {result}"
+                )
+            else:
+                self.tokens_verified += result
 
 
 def _check_witness(note: bytes, conf: GlobalConfiguration) -> str:

@@ -10,8 +10,10 @@ obeyed whatever the size.
 Workers only verify tokens: each chunk of records comes back as one outcome
 per record (tokens verified, why they do not verify, or None for a record
 the content pass does not ask about), computed with the very functions the
-in-process pass uses (`verify.token_outcome`, `verify.bundle_resolver`,
-`verify.checks_tokens`). The pure verifier merges the outcomes in record
+in-process pass uses (`verify_tokens.token_outcome`, `bundle_resolver`,
+`checks_tokens`). Chunks (`verify.CHUNK` records) are handed over as the
+one pass reads them, two per worker ahead of the content pass, so memory
+stays a few chunks whatever the bundle's size. The pure verifier merges the outcomes in record
 order, so the report is the same, problem for problem and in the same order,
 whatever `jobs` is.
 """
@@ -28,41 +30,45 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from spean.gateway.audit import verify
-from spean.gateway.audit.bundle import Bundle
+from spean.gateway.audit.bundle import Bundle, BundleSource
 from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.verify_report import Report
+from spean.gateway.audit.verify_tokens import bundle_resolver, checks_tokens, token_outcome
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.tokens import KeyResolver
 
 # With `jobs=None` (one worker per core), bundles under this many records
 # (about twice as many tokens) stay in-process: starting the pool (~0.4 s on
-# the 2-core test machine) costs more than sharing ~1 s of verification saves
-# (~5,000 records/s on one core, bench/audit_verify.py). An explicit `jobs`
-# is obeyed whatever the size.
+# the 2-core test machine) costs about what sharing their ~2.5 s of
+# verification saves (~2,000 records/s on one core with real tokens,
+# bench/audit_scale.py), and it saves nothing when no core is free. An
+# explicit `jobs` is obeyed whatever the size.
 PARALLEL_MIN_RECORDS = 5000
-# Records per task sent to a worker: large enough that pickling and the
-# hand-over are negligible, small enough that the cores stay evenly busy.
-_CHUNK_MIN = 250
-_CHUNK_MAX = 4000
 
 
 def verify_bundle(
-    bundle: Bundle,
+    bundle: Bundle | BundleSource,
     *,
     anchor: x509.Certificate | None = None,
     check_tokens: bool = True,
     progress: verify.Progress | None = None,
     auditor_key: X25519PrivateKey | None = None,
     jobs: int | None = None,
-) -> verify.Report:
+) -> Report:
     """`verify.verify_bundle`, with token signatures verified by `jobs` processes.
 
     `jobs` None: one per core for bundles of at least `PARALLEL_MIN_RECORDS`
-    records, else this process; 1: this process only. The report does not
-    depend on it."""
+    records (as the manifest announces them, for a bundle file), else this
+    process; 1: this process only. The report does not depend on it."""
     if jobs is not None and jobs < 1:
         raise InvalidArgument(f"jobs must be at least 1, got {jobs}")
-    workers = _workers(jobs, len(bundle.records)) if check_tokens else 1
+    records = (
+        bundle.frame.declared_records or 0
+        if isinstance(bundle, BundleSource)
+        else len(bundle.records)
+    )
+    workers = _workers(jobs, records) if check_tokens else 1
     return verify.verify_bundle(
         bundle,
         anchor=anchor,
@@ -86,14 +92,7 @@ def _pool(workers: int) -> verify.TokenPass:
     """The `TokenPass` that verifies a bundle's tokens in `workers` processes."""
 
     @contextmanager
-    def tokens(
-        bundle: Bundle, conf: GlobalConfiguration, conf_bytes: bytes
-    ) -> Iterator[verify.TokenCheck]:
-        # Every chunk is submitted at once; the content pass decodes records
-        # meanwhile and waits for a chunk only when it reaches a record of it,
-        # so the main process's own pass overlaps the workers'.
-        records = bundle.records
-        size = min(_CHUNK_MAX, max(_CHUNK_MIN, len(records) // (workers * 4) or 1))
+    def tokens(conf: GlobalConfiguration, conf_bytes: bytes) -> Iterator[verify.TokenFeed]:
         # forkserver: workers are forked from a clean single-threaded server, never
         # from the caller, which may hold threads (a progress bar, a gRPC server)
         # whose locks a plain fork would copy held.
@@ -106,27 +105,25 @@ def _pool(workers: int) -> verify.TokenPass:
             initializer=_init_worker,
             initargs=(conf_bytes,),
         )
-        try:
-            futures = [
-                pool.submit(_verify_chunk, records[first : first + size])
-                for first in range(0, len(records), size)
-            ]
-            done: dict[int, list[int | str | None]] = {}
+
+        def submit(chunk: Sequence[bytes]) -> verify.TokenCheck:
+            future = pool.submit(_verify_chunk, chunk)
 
             def outcome(k: int, record: AuditRecord) -> int | str:
-                chunk = k // size
-                results = done.get(chunk)
-                if results is None:
-                    done.clear()  # records are merged in order: earlier chunks are finished
-                    results = done[chunk] = futures[chunk].result()
-                result = results[k - chunk * size]
+                result = future.result()[k]
                 # A worker skips only records the content pass skips too
-                # (unreadable, or holding no token to check), so it has an outcome for
-                # every record asked for.
+                # (unreadable, or holding no token to check), so it has an
+                # outcome for every record asked for.
                 assert result is not None, f"worker returned no outcome for record {k}"
                 return result
 
-            yield outcome
+            return outcome
+
+        try:
+            # Two chunks per worker in flight: each worker has the next chunk
+            # queued while the content pass waits on the oldest; the records
+            # held stay a few chunks, whatever the bundle's size.
+            yield verify.TokenFeed(submit, lookahead=2 * workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -141,7 +138,7 @@ _worker_resolve: KeyResolver | None = None
 def _init_worker(conf_bytes: bytes) -> None:
     """Rebuild the (already verified) configuration once per worker process."""
     global _worker_resolve  # per-process state of a pool worker
-    _worker_resolve = verify.bundle_resolver(verify.parse_configuration(conf_bytes))
+    _worker_resolve = bundle_resolver(verify.parse_configuration(conf_bytes))
 
 
 def _verify_chunk(records: Sequence[bytes]) -> list[int | str | None]:
@@ -156,7 +153,5 @@ def _verify_chunk(records: Sequence[bytes]) -> list[int | str | None]:
         except InvalidArgument:
             results.append(None)
             continue
-        results.append(
-            verify.token_outcome(record, resolve) if verify.checks_tokens(record) else None
-        )
+        results.append(token_outcome(record, resolve) if checks_tokens(record) else None)
     return results

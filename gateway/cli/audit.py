@@ -198,10 +198,8 @@ def _progress(shown: bool, description: str, total: int | None = None) -> Iterat
 
 
 class _CountedStore:
-    """An audit store whose record reads advance a progress bar (in steps of 1,000,
-    so that a million records cost a thousand redraws, not a million)."""
-
-    STEP = 1000
+    """An audit store whose record reads advance a progress bar (`progress.counted`:
+    in steps of 1,000, so that a million records cost a thousand redraws)."""
 
     def __init__(self, store: AuditStore, advance: Advance) -> None:
         self._store = store
@@ -210,14 +208,9 @@ class _CountedStore:
     def read(
         self, start: int = 0, stop: int | None = None, *, origin: str | None = None
     ) -> Iterator[StoredRecord]:
-        pending = 0
-        for stored in self._store.read(start, stop, origin=origin):
-            pending += 1
-            if pending == self.STEP:
-                self._advance(pending)
-                pending = 0
-            yield stored
-        self._advance(pending)
+        from spean.gateway.audit.progress import counted
+
+        return counted(self._store.read(start, stop, origin=origin), self._advance)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -283,7 +276,7 @@ TEXT_PROBLEMS = 20
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.bundle import open_bundle
     from spean.gateway.audit.verify_parallel import verify_bundle
 
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
@@ -296,26 +289,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--jobs must be 1 or more, got {args.jobs}")
     if len(args.bundles) > 1:
         return _verify_sequence(args, anchor, auditor_key)
-    bundle = read_bundle(args.bundles[0])
-    if not args.json and sys.stdout.isatty():
-        from rich.progress import Progress
-
-        total = len(bundle.records) * 2
-        with Progress(transient=True) as bar:
-            task = bar.add_task("verifying", total=total)
-            report = verify_bundle(
-                bundle,
-                anchor=anchor,
-                check_tokens=not args.no_tokens,
-                progress=lambda n: bar.advance(task, n),
-                auditor_key=auditor_key,
-                jobs=args.jobs,
-            )
-    else:
+    # One streaming pass over the file: memory does not grow with the log.
+    bundle = open_bundle(args.bundles[0])
+    total = 2 * (bundle.frame.declared_records or 0) or None
+    with _progress(_shows_progress(args), "verifying", total) as advance:
         report = verify_bundle(
             bundle,
             anchor=anchor,
             check_tokens=not args.no_tokens,
+            progress=advance,
             auditor_key=auditor_key,
             jobs=args.jobs,
         )
@@ -348,9 +330,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _verify_sequence(args: argparse.Namespace, anchor: Any, auditor_key: Any) -> int:
     from spean.gateway.audit.archive import verify_sequence
-    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.bundle import open_bundle
 
-    bundles = [read_bundle(path) for path in args.bundles]
+    bundles = [open_bundle(path) for path in args.bundles]
     result = verify_sequence(
         bundles,
         anchor=anchor,
@@ -443,7 +425,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.show import iso_ns, show_exchange
+    from spean.gateway.audit.record import iso_ns
+    from spean.gateway.audit.show import show_exchange
 
     anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
     found = [
@@ -476,7 +459,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import grpc
 
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.resend import TimelineFilter, build_timeline, iso, replay
+    from spean.gateway.audit.record import iso_ns
+    from spean.gateway.audit.resend import TimelineFilter, build_timeline, replay
     from spean.gateway.audit.verify import load_configuration
     from spean.gateway.errors import SpeanError
     from spean.gateway.files.keyfiles import load_auditor_key
@@ -531,7 +515,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for result in results:
             record = result.exchange.record
             line = (
-                f"{iso(record.received_at_ns)}  #{result.exchange.index:<6} "
+                f"{iso_ns(record.received_at_ns)}  #{result.exchange.index:<6} "
                 f"{record.exchange_id}  {result.outcome.value.upper():<9}"
             )
             print(f"{line} {result.detail}".rstrip())
@@ -548,7 +532,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from spean.gateway.audit.resend import iso
+    from spean.gateway.audit.record import iso_ns
 
     table = Table(title=f"{len(timeline)} exchanges", show_lines=False)
     for column in (
@@ -565,7 +549,7 @@ def _print_timeline(timeline: list[Exchange]) -> None:
     for exchange in timeline:
         record = exchange.record
         table.add_row(
-            iso(record.received_at_ns),
+            iso_ns(record.received_at_ns),
             str(exchange.index),
             record.exchange_id,
             record.client,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spean.gateway.audit.record import AuditRecord, Kind, Side
+from spean.gateway.audit.record import AuditRecord, Kind, Side, iso_ns
 from spean.gateway.errors import InvalidArgument
 from spean.v1 import audit_pb2
 
@@ -186,6 +186,13 @@ def test_non_canonical_encodings_of_a_valid_record_are_refused() -> None:
         # ...but a stored record has exactly one byte form.
         with pytest.raises(InvalidArgument, match="not canonical"):
             AuditRecord.from_bytes(variant)
+
+
+def test_times_keep_every_nanosecond_in_iso_8601_utc() -> None:
+    assert iso_ns(1_796_298_137_128_515_770) == "2026-12-03T11:42:17.128515770Z"
+    assert iso_ns(5) == "1970-01-01T00:00:00.000000005Z"
+    # A forged manifest or record time is named, not raised on.
+    assert iso_ns(10**30) == "not a time"
 
 
 def test_every_kind_round_trips_and_an_unknown_kind_is_refused() -> None:

@@ -12,9 +12,10 @@ import hashlib
 
 import pytest
 
+from spean.gateway.audit import show as show_module
 from spean.gateway.audit.bundle import Bundle, read_bundle
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.audit.show import iso_ns, show_exchange
+from spean.gateway.audit.show import show_exchange
 from spean.gateway.audit.verify import verify_bundle
 from tests.support.audit_logs import DemoBundles, demo_bundles
 from tests.support.honest_log import build_log, with_record
@@ -32,11 +33,6 @@ def _rewritten(bundle: Bundle, exchange_id: str, **changes: object) -> Bundle:
         if record.exchange_id == exchange_id:
             records[k] = dataclasses.replace(record, **changes).to_bytes()  # type: ignore[arg-type]
     return dataclasses.replace(bundle, records=tuple(records))
-
-
-def test_times_keep_every_nanosecond_in_iso_8601_utc() -> None:
-    assert iso_ns(1_796_298_137_128_515_770) == "2026-12-03T11:42:17.128515770Z"
-    assert iso_ns(5) == "1970-01-01T00:00:00.000000005Z"
 
 
 def test_an_ok_record_is_included_under_a_signed_checkpoint_and_its_tokens_verify(
@@ -121,3 +117,21 @@ def test_show_judges_tokens_by_verifys_rules_a_refused_untrusted_answer_verifies
     [forged] = show_exchange(edited, record.exchange_id)
     assert not forged.tokens.ok
     assert "request token signs user" in forged.tokens.detail
+
+
+def test_records_of_one_exchange_share_one_tree_pass(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two records under one exchange id (a consumer's abandoned attempt and its
+    # retry would look alike to show): both are covered by the checkpoint at 100.
+    log = build_log(tmp_path_factory.mktemp("show-two"), 120)
+    twin = dataclasses.replace(log.records[7], exchange_id=log.records[3].exchange_id)
+    bundle = with_record(log, 7, twin, True)
+    hashed: list[bytes] = []
+    real = show_module.leaf_hash
+    monkeypatch.setattr(show_module, "leaf_hash", lambda data: hashed.append(data) or real(data))
+    shown = show_exchange(bundle, log.records[3].exchange_id)
+    assert [s.index for s in shown] == [3, 7]
+    assert all(s.inclusion.ok for s in shown), [s.inclusion.detail for s in shown]
+    assert "tree of size 100" in shown[1].inclusion.detail
+    assert len(hashed) == 100  # the first 100 records once, not once per record shown

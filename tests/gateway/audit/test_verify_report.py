@@ -89,7 +89,7 @@ def test_a_report_holds_every_problem(log: Log) -> None:
 class _Bar:
     made: ClassVar[list[_Bar]] = []
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *columns: object, **options: Any) -> None:
         self.advanced = 0
         _Bar.made.append(self)
 

@@ -20,13 +20,8 @@ import pytest
 from spean.gateway.audit import verify as verify_module
 from spean.gateway.audit.checkpoint import Checkpoint
 from spean.gateway.audit.record import AuditRecord, Side
-from spean.gateway.audit.verify import (
-    Check,
-    bundle_resolver,
-    load_configuration,
-    token_outcome,
-    verify_bundle,
-)
+from spean.gateway.audit.verify import Check, load_configuration, verify_bundle
+from spean.gateway.audit.verify_tokens import bundle_resolver, token_outcome
 from spean.gateway.digests import response_digest
 from spean.gateway.identifiers import MemberId, SubsystemId
 from spean.gateway.tokens import KeyResolver, ResponseClaims
