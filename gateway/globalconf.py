@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
+from spean.gateway.catalogue_metadata import CatalogueMetadata, parse_catalogue_entry
 from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
 from spean.gateway.identifiers import (
     MemberId,
@@ -94,6 +95,8 @@ class SubsystemInfo:
     servers: tuple[ServerId, ...]
     methods: tuple[MethodInfo, ...]
     file_descriptor_set: bytes = field(default=b"", repr=False)
+    # What the provider says about it in the catalogue (None until described).
+    catalogue: CatalogueMetadata | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,9 +594,24 @@ class _Builder:
                 servers=tuple(server.id for server in hosts),
                 methods=tuple(published),
                 file_descriptor_set=bytes(entry.file_descriptor_set),
+                catalogue=self.catalogue(entry, subsystem_id, published),
             )
             servers_for[subsystem_id] = hosts
         return subsystems, servers_for, methods
+
+    def catalogue(
+        self,
+        entry: config_pb2.Subsystem,
+        subsystem_id: SubsystemId,
+        published: Sequence[MethodInfo],
+    ) -> CatalogueMetadata | None:
+        if not entry.HasField("catalogue"):
+            return None
+        paths = {method.path for method in published}
+        try:
+            return parse_catalogue_entry(entry.catalogue, subsystem_id, paths)
+        except InvalidArgument as exc:
+            raise self.fail(exc.message) from exc
 
     def unique(self, folded: set[str], text: str, kind: str) -> None:
         # Identifiers differing only in case would map to the same DNS name.

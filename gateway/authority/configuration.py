@@ -18,6 +18,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
+from spean.gateway.authority.describe import parse_document, to_catalogue_entry
 from spean.gateway.authority.registry import Registry
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.identifiers import SubsystemId, parse_method
@@ -66,6 +67,16 @@ def to_global_configuration(
         )
         for path, streaming in subsystem.methods:
             entry.methods.add(path=path, server_streaming=streaming)
+        if subsystem.catalogue is not None:
+            document = parse_document(
+                subsystem.catalogue, f"registry: subsystem {subsystem.id}: catalogue"
+            )
+            updated = subsystem.catalogue_updated_at
+            entry.catalogue.CopyFrom(
+                to_catalogue_entry(
+                    document, dt.datetime.fromisoformat(updated) if updated else None
+                )
+            )
     return msg
 
 

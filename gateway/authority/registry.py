@@ -73,6 +73,10 @@ class Subsystem:
     servers: list[str] = field(default_factory=list)
     methods: list[tuple[str, bool]] = field(default_factory=list)
     file_descriptor_set: bytes = b""
+    # The provider's catalogue metadata, as `authority.describe` validated it,
+    # and when it was last set (ISO 8601 UTC); None until described.
+    catalogue: dict[str, Any] | None = None
+    catalogue_updated_at: str = ""
 
 
 @dataclass(slots=True)
@@ -147,6 +151,21 @@ def _server_document(server: Server) -> dict[str, Any]:
     return document
 
 
+def _subsystem_document(subsystem: Subsystem) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": subsystem.id,
+        "name": subsystem.name,
+        "servers": subsystem.servers,
+        "methods": [{"path": p, "server_streaming": st} for p, st in subsystem.methods],
+        "file_descriptor_set": base64.b64encode(subsystem.file_descriptor_set).decode(),
+    }
+    # Written only once described, so that other registries stay as they were.
+    if subsystem.catalogue is not None:
+        document["catalogue"] = subsystem.catalogue
+        document["catalogue_updated_at"] = subsystem.catalogue_updated_at
+    return document
+
+
 def registry_to_yaml(registry: Registry) -> bytes:
     document = {
         "format": REGISTRY_FORMAT,
@@ -156,16 +175,7 @@ def registry_to_yaml(registry: Registry) -> bytes:
             {"id": m.id, "name": m.name, "signing_certificates": m.signing_certificates}
             for m in registry.members
         ],
-        "subsystems": [
-            {
-                "id": s.id,
-                "name": s.name,
-                "servers": s.servers,
-                "methods": [{"path": p, "server_streaming": st} for p, st in s.methods],
-                "file_descriptor_set": base64.b64encode(s.file_descriptor_set).decode(),
-            }
-            for s in registry.subsystems
-        ],
+        "subsystems": [_subsystem_document(s) for s in registry.subsystems],
         "servers": [_server_document(s) for s in registry.servers],
         "issued": [
             {
@@ -260,6 +270,9 @@ class _Reader:
                 )
             except ValueError as exc:
                 raise self.fail(f"{where}.file_descriptor_set", "must be base64") from exc
+            catalogue = item.get("catalogue")
+            if catalogue is not None:
+                catalogue = self.mapping(catalogue, f"{where}.catalogue")
             registry.subsystems.append(
                 Subsystem(
                     id=self.text(item, "id", where),
@@ -267,6 +280,8 @@ class _Reader:
                     servers=self.texts(item, "servers", where),
                     methods=methods,
                     file_descriptor_set=descriptors,
+                    catalogue=catalogue,
+                    catalogue_updated_at=self.text(item, "catalogue_updated_at", where),
                 )
             )
         for n, item in enumerate(self.items(doc, "servers")):

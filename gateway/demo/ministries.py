@@ -42,6 +42,9 @@ GET_VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 LIST_VEHICLES = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
 MONTHLY_REPORT = "/health.v1.FacilityStats/GetMonthlyReport"
 
+# Each service's catalogue metadata (docs/catalogue.md).
+CATALOGUE_DIR = Path(__file__).resolve().parent / "metadata"
+
 
 def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
     """The three demo ministries, their services, descriptors and access rights."""
@@ -63,6 +66,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     # "is this the person?" but not read the citizen record.
                     access=[(NHIS, [VERIFY_CITIZEN])],
                     files=[demo_data.MAPPING_DIR / "moi-idreg.yaml"],
+                    catalogue=CATALOGUE_DIR / "moi-idreg.yaml",
                     prepare=lambda folder: demo_data.create_moi_database(folder / "moi-idreg.db"),
                 )
             ],
@@ -78,6 +82,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
                     access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
                     files=[demo_data.MAPPING_DIR / "mpwt-vehicles.yaml"],
+                    catalogue=CATALOGUE_DIR / "mpwt-vehicles.yaml",
                     prepare=lambda folder: _prepare_mpwt(folder, mpwt_database_url),
                 )
             ],
@@ -94,6 +99,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     file_descriptor_set=file_descriptor_set(health_pb2.DESCRIPTOR),
                     access=[(NHIS, [MONTHLY_REPORT])],
                     files=[demo_data.MAPPING_DIR / "moh-nhis.yaml"],
+                    catalogue=CATALOGUE_DIR / "moh-nhis.yaml",
                     prepare=lambda folder: demo_data.create_moh_database(folder / "moh-nhis.db"),
                 )
             ],

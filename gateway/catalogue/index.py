@@ -1,0 +1,284 @@
+"""The catalogue's search index: SQLite FTS5 (embedded default) or PostgreSQL full text.
+
+`open_index(url)` gives a `SearchIndex` for ``sqlite://`` (in memory),
+``sqlite:///path`` or ``postgresql+psycopg://...[?schema=name]``; both
+backends index the same `SearchDocument`s and compile the same `terms`
+(search.py), and answer `search` with the same `SearchResults`.
+
+Invariants: `replace` swaps the whole index for one catalogue version in one
+transaction, so a search sees the old version or the new one, never a mix;
+query text reaches the engine only as bound parameters or as tokens made of
+letters and digits (`search.terms`), never as SQL; a database failure is
+raised once, here, as `Unavailable` naming the backend and never the
+password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from spean.gateway.catalogue.search import (
+    SearchDocument,
+    SearchQuery,
+    SearchResults,
+    fts5_match,
+    postgres_tsquery,
+    terms,
+)
+from spean.gateway.errors import ConfigError, Unavailable
+
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
+
+
+class SearchIndex(Protocol):
+    backend: str
+
+    def replace(self, version: int, documents: Sequence[SearchDocument]) -> None: ...
+
+    def search(self, query: SearchQuery) -> SearchResults: ...
+
+    def version(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_index(url: str) -> SearchIndex:
+    """The index at `url`; its tables are created if missing."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"catalogue index URL {url!r} is not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            # One in-memory database shared by every thread, not one per connection.
+            engine = create_engine(
+                parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = create_engine(parsed)
+        return _SqlIndex(_SqliteDialect(), engine, "sqlite")
+    if parsed.get_backend_name() == "postgresql":
+        schema = parsed.query.get("schema")
+        if isinstance(schema, tuple) or (schema is not None and not _SCHEMA.match(schema)):
+            raise ConfigError(f"catalogue index URL: schema {schema!r} is not a schema name")
+        parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=True)
+        if schema:
+            _use_schema(engine, schema)
+        return _SqlIndex(_PostgresDialect(), engine, "postgresql")
+    raise ConfigError(
+        f"catalogue index URL {parsed.render_as_string(hide_password=True)!r}: use sqlite:///path"
+        " or postgresql+psycopg://user@host/database[?schema=name]"
+    )
+
+
+def _use_schema(engine: Engine, schema: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+    @event.listens_for(engine, "connect")
+    def _search_path(dbapi_connection: Any, record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f'SET search_path TO "{schema}"')
+        dbapi_connection.commit()
+
+    engine.dispose()  # connections made before the listener have the default path
+
+
+class _Dialect(Protocol):
+    def create(self, conn: Connection) -> None: ...
+
+    def insert(self, conn: Connection, documents: Sequence[SearchDocument]) -> None: ...
+
+    def clear(self, conn: Connection) -> None: ...
+
+    def match(self, query: SearchQuery) -> tuple[str, str, str, dict[str, Any]]:
+        """(a join, a condition, a rank to order by, their parameters) for the query text."""
+        ...
+
+
+_COMMON = (
+    "CREATE TABLE IF NOT EXISTS catalogue_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS catalogue_topic"
+    " (position INTEGER NOT NULL, topic TEXT NOT NULL, PRIMARY KEY (topic, position))",
+)
+
+
+class _SqliteDialect:
+    def create(self, conn: Connection) -> None:
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS catalogue_service (position INTEGER PRIMARY KEY,"
+                " service_id TEXT NOT NULL UNIQUE, member TEXT NOT NULL, data_class TEXT)"
+            )
+        )
+        # Contentless: the texts are only searched, never read back.
+        conn.execute(
+            text(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS catalogue_text USING fts5(english, khmer,"
+                " content='', tokenize='porter unicode61 remove_diacritics 2')"
+            )
+        )
+
+    def clear(self, conn: Connection) -> None:
+        conn.execute(text("DELETE FROM catalogue_service"))
+        conn.execute(text("DROP TABLE catalogue_text"))
+        self.create(conn)
+
+    def insert(self, conn: Connection, documents: Sequence[SearchDocument]) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO catalogue_service VALUES (:position, :service_id, :member,"
+                " :data_class)"
+            ),
+            [_row(d) for d in documents],
+        )
+        conn.execute(
+            text("INSERT INTO catalogue_text (rowid, english, khmer) VALUES (:p, :e, :k)"),
+            [{"p": d.position, "e": d.english, "k": d.khmer} for d in documents],
+        )
+
+    def match(self, query: SearchQuery) -> tuple[str, str, str, dict[str, Any]]:
+        join = "JOIN catalogue_text ON catalogue_text.rowid = s.position"
+        # bm25 is lower for a better match; the English text weighs as much as the Khmer.
+        condition, rank = "catalogue_text MATCH :m", "bm25(catalogue_text)"
+        return join, condition, rank, {"m": fts5_match(terms(query.text))}
+
+
+class _PostgresDialect:
+    def create(self, conn: Connection) -> None:
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS catalogue_service (position INTEGER PRIMARY KEY,"
+                " service_id TEXT NOT NULL UNIQUE, member TEXT NOT NULL, data_class TEXT,"
+                " document tsvector NOT NULL)"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS catalogue_service_document"
+                " ON catalogue_service USING gin (document)"
+            )
+        )
+
+    def clear(self, conn: Connection) -> None:
+        conn.execute(text("DELETE FROM catalogue_service"))
+
+    def insert(self, conn: Connection, documents: Sequence[SearchDocument]) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO catalogue_service VALUES (:position, :service_id, :member,"
+                " :data_class, to_tsvector('english', :english) || to_tsvector('simple', :khmer))"
+            ),
+            [_row(d) | {"english": d.english, "khmer": d.khmer} for d in documents],
+        )
+
+    def match(self, query: SearchQuery) -> tuple[str, str, str, dict[str, Any]]:
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        for n, term in enumerate(terms(query.text)):
+            expression = postgres_tsquery(term)
+            if not expression:
+                continue
+            config = "simple" if term.khmer else "english"
+            parts.append(f"to_tsquery('{config}', :q{n})")
+            params[f"q{n}"] = expression
+        if not parts:
+            return "", "1 = 0", "s.position", {}
+        tsquery = f"({' && '.join(parts)})"
+        return "", f"s.document @@ {tsquery}", f"-ts_rank(s.document, {tsquery})", params
+
+
+def _row(document: SearchDocument) -> dict[str, Any]:
+    return {
+        "position": document.position,
+        "service_id": document.service_id,
+        "member": document.member,
+        "data_class": document.data_class,
+    }
+
+
+class _SqlIndex:
+    def __init__(self, dialect: _Dialect, engine: Engine, backend: str) -> None:
+        self._dialect = dialect
+        self._engine = engine
+        self.backend = backend
+        with self._connection() as conn:
+            for statement in _COMMON:
+                conn.execute(text(statement))
+            dialect.create(conn)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            where = self._engine.url.render_as_string(hide_password=True)
+            detail = getattr(exc, "orig", None) or exc.__class__.__name__
+            raise Unavailable(f"the catalogue index at {where} failed: {detail}") from exc
+
+    def replace(self, version: int, documents: Sequence[SearchDocument]) -> None:
+        with self._connection() as conn:
+            self._dialect.clear(conn)
+            conn.execute(text("DELETE FROM catalogue_topic"))
+            if documents:
+                self._dialect.insert(conn, documents)
+                topics = [{"p": d.position, "t": t} for d in documents for t in d.topics]
+                if topics:
+                    conn.execute(text("INSERT INTO catalogue_topic VALUES (:p, :t)"), topics)
+            conn.execute(text("DELETE FROM catalogue_meta WHERE key = 'version'"))
+            conn.execute(
+                text("INSERT INTO catalogue_meta VALUES ('version', :v)"), {"v": str(version)}
+            )
+
+    def version(self) -> int | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                text("SELECT value FROM catalogue_meta WHERE key = 'version'")
+            ).first()
+        return int(row[0]) if row is not None else None
+
+    def search(self, query: SearchQuery) -> SearchResults:
+        conditions: list[str] = ["1 = 1"]
+        params: dict[str, Any] = {}
+        join, order = "", "s.position"
+        if query.text and terms(query.text):
+            join, condition, rank, params = self._dialect.match(query)
+            conditions.append(condition)
+            order = f"{rank}, s.position"
+        if query.member is not None:
+            conditions.append("s.member = :member")
+            params["member"] = query.member
+        if query.data_class is not None:
+            conditions.append("s.data_class = :data_class")
+            params["data_class"] = query.data_class
+        if query.topic is not None:
+            conditions.append(
+                "s.position IN (SELECT position FROM catalogue_topic WHERE topic = :topic)"
+            )
+            params["topic"] = query.topic
+        # Built only from the fixed fragments above; the query's values are parameters.
+        source = f"catalogue_service s {join} WHERE {' AND '.join(conditions)}"
+        with self._connection() as conn:
+            count = text(f"SELECT count(*) FROM {source}")  # noqa: S608
+            total = conn.execute(count, params).scalar_one()
+            rows = conn.execute(
+                text(
+                    f"SELECT s.service_id FROM {source}"  # noqa: S608
+                    f" ORDER BY {order} LIMIT :limit OFFSET :offset"
+                ),
+                params | {"limit": query.limit, "offset": query.offset},
+            ).all()
+        return SearchResults(int(total), tuple(row[0] for row in rows))
+
+    def close(self) -> None:
+        self._engine.dispose()
