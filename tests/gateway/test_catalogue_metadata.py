@@ -43,9 +43,11 @@ def test_a_complete_entry_reads_as_values() -> None:
     assert meta.data_class == "personal"
     assert meta.access[0].client == "KH/GOV/MOH/nhis"
     summary = meta.summary_of(GET)
-    assert summary is not None and summary.km == "រកមើល"
+    assert summary is not None
+    assert summary.km == "រកមើល"
     assert meta.summary_of(LIST) is None
-    assert meta.terms_of_use is None and meta.updated_at is None
+    assert meta.terms_of_use is None
+    assert meta.updated_at is None
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ def test_mixed_text_is_split_into_its_english_and_its_khmer() -> None:
 def test_query_words_drop_punctuation_and_operators() -> None:
     assert [t.tokens for t in terms('vehicles" OR *plate')] == [("vehicles",), ("or",), ("plate",)]
     (khmer,) = terms("យានយន្ត")
-    assert khmer.khmer and khmer.tokens == khmer_tokens("យានយន្ត")
+    assert khmer.khmer
+    assert khmer.tokens == khmer_tokens("យានយន្ត")
 
 
 def test_the_fts5_expression_quotes_every_word_and_phrases_khmer() -> None:
@@ -75,6 +76,7 @@ def test_a_service_document_holds_its_metadata_in_both_languages(
     document = by_id[GET_VEHICLE_SERVICE]
     assert (document.member, document.data_class) == ("KH/GOV/MPWT", "personal")
     assert document.topics == ("transport", "vehicles")
-    assert "Get Vehicle" in document.english and "Vehicle registry" in document.english
+    assert "Get Vehicle" in document.english
+    assert "Vehicle registry" in document.english
     assert set(khmer_tokens("ស្លាកលេខ")) <= set(document.khmer.split())
     assert [d.position for d in by_id.values()] == list(range(len(catalogue.services)))
