@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from rdflib import RDF, XSD, BNode, Graph, Literal, Namespace, URIRef
+from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, SKOS
 
 from spean.gateway.catalogue.model import Catalogue, ServiceEntry, SubsystemEntry
@@ -215,14 +215,12 @@ def _data_service(graph: Graph, service: ServiceEntry, dataset: URIRef, base_url
     _texts(graph, node, DCTERMS.title, service.title)
     if service.comment:
         graph.add((node, DCTERMS.description, Literal(service.comment, "en")))
+    descriptors = api_url(base_url, "subsystems", service.subsystem, "descriptors")
     graph.add((node, DCAT.endpointURL, node))
-    graph.add(
-        (
-            node,
-            DCAT.endpointDescription,
-            api_url(base_url, "subsystems", service.subsystem, "descriptors"),
-        )
-    )
+    graph.add((node, DCAT.endpointDescription, descriptors))
+    # DCAT-AP's shapes want these typed; without RDFS inference nothing else says so.
+    graph.add((node, RDF.type, RDFS.Resource))
+    graph.add((descriptors, RDF.type, RDFS.Resource))
     graph.add((node, DCAT.servesDataset, dataset))
     graph.add((node, DCTERMS.publisher, api_url(base_url, "members", service.member)))
     if service.metadata is not None:
