@@ -13,8 +13,13 @@ PostgreSQL (docs/catalogue.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from spean.gateway.authority import GLOBALCONF, SIGNING_CERT
@@ -50,6 +55,19 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
+def _server_without_signals(config: Any) -> Any:
+    """uvicorn's server without its own signal handling: it re-raises SIGTERM after shutting
+    down, which would end the process before the catalogue stops; `cmd_serve` handles it."""
+    import uvicorn  # only `serve` needs it; other commands start without it
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
 def _source(args: argparse.Namespace) -> tuple[str, Path]:
     if args.authority is not None:
         if args.anchor is not None:
@@ -74,7 +92,6 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from spean.gateway.catalogue.api import PREFIX, create_app
     from spean.gateway.catalogue.index import open_index
@@ -102,8 +119,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     service.start()
     try:
         print(f"serving {base_url}{PREFIX}", flush=True)
-        config = uvicorn.Config(create_app(service), log_config=None, access_log=False)
-        uvicorn.Server(config).run(sockets=[sock])
+        from uvicorn import Config
+
+        config = Config(create_app(service), log_config=None, access_log=False)
+        server = _server_without_signals(config)
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            server.should_exit = True
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        server.run(sockets=[sock])
     finally:
         service.stop()
         sock.close()
