@@ -164,8 +164,10 @@ class _PostgresDialect:
         )
         conn.execute(
             text(
+                # Without fastupdate: a whole version is inserted at once, and a pending
+                # list left behind would be scanned by every search until a vacuum.
                 "CREATE INDEX IF NOT EXISTS catalogue_service_document"
-                " ON catalogue_service USING gin (document)"
+                " ON catalogue_service USING gin (document) WITH (fastupdate = off)"
             )
         )
 
@@ -192,7 +194,7 @@ class _PostgresDialect:
             parts.append(f"to_tsquery('{config}', :q{n})")
             params[f"q{n}"] = expression
         if not parts:
-            return "", "1 = 0", "s.position", {}
+            return "", "1 = 0", "0", {}
         tsquery = f"({' && '.join(parts)})"
         return "", f"s.document @@ {tsquery}", f"-ts_rank(s.document, {tsquery})", params
 
@@ -250,11 +252,10 @@ class _SqlIndex:
     def search(self, query: SearchQuery) -> SearchResults:
         conditions: list[str] = ["1 = 1"]
         params: dict[str, Any] = {}
-        join, order = "", "s.position"
+        join, rank = "", "0"
         if query.text and terms(query.text):
             join, condition, rank, params = self._dialect.match(query)
             conditions.append(condition)
-            order = f"{rank}, s.position"
         if query.member is not None:
             conditions.append("s.member = :member")
             params["member"] = query.member
@@ -267,18 +268,26 @@ class _SqlIndex:
             )
             params["topic"] = query.topic
         # Built only from the fixed fragments above; the query's values are parameters.
-        source = f"catalogue_service s {join} WHERE {' AND '.join(conditions)}"
+        # One pass: the page and, beside each row, the count of every match; the rank is
+        # computed inside, where the engine allows it (FTS5's bm25 is not a window's input).
+        matches = (
+            f"SELECT s.service_id, s.position, {rank} AS rank"  # noqa: S608
+            f" FROM catalogue_service s {join} WHERE {' AND '.join(conditions)}"
+        )
+        page = text(
+            f"SELECT service_id, count(*) OVER () FROM ({matches}) AS m"  # noqa: S608
+            " ORDER BY rank, position LIMIT :limit OFFSET :offset"
+        )
         with self._connection() as conn:
-            count = text(f"SELECT count(*) FROM {source}")  # noqa: S608
-            total = conn.execute(count, params).scalar_one()
-            rows = conn.execute(
-                text(
-                    f"SELECT s.service_id FROM {source}"  # noqa: S608
-                    f" ORDER BY {order} LIMIT :limit OFFSET :offset"
-                ),
-                params | {"limit": query.limit, "offset": query.offset},
-            ).all()
-        return SearchResults(int(total), tuple(row[0] for row in rows))
+            rows = conn.execute(page, params | {"limit": query.limit, "offset": query.offset}).all()
+            if rows:
+                total = int(rows[0][1])
+            elif query.offset == 0:
+                total = 0
+            else:  # past the last page: no row carries the count
+                count = text(f"SELECT count(*) FROM ({matches}) AS m")  # noqa: S608
+                total = int(conn.execute(count, params).scalar_one())
+        return SearchResults(total, tuple(row[0] for row in rows))
 
     def close(self) -> None:
         self._engine.dispose()
