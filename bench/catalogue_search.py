@@ -45,19 +45,86 @@ from spean.gateway.catalogue.search import SearchDocument, SearchQuery, document
 from spean.gateway.catalogue.snippets import Snippets
 from spean.gateway.catalogue_metadata import DATA_CLASSES, CatalogueMetadata, Contact, Text
 
-ENGLISH = (
-    "vehicle registry citizen identity health facility school tax land title business licence"
-    " permit birth death marriage passport border customs import export pension social"
-    " insurance hospital clinic vaccination statistics monthly report address household"
-    " property water electricity road bridge farm crop fishery forest court case police"
-    " election voter student teacher exam certificate budget payment invoice procurement"
-).split()
+ENGLISH = [
+    "vehicle",
+    "registry",
+    "citizen",
+    "identity",
+    "health",
+    "facility",
+    "school",
+    "tax",
+    "land",
+    "title",
+    "business",
+    "licence",
+    "permit",
+    "birth",
+    "death",
+    "marriage",
+    "passport",
+    "border",
+    "customs",
+    "import",
+    "export",
+    "pension",
+    "social",
+    "insurance",
+    "hospital",
+    "clinic",
+    "vaccination",
+    "statistics",
+    "monthly",
+    "report",
+    "address",
+    "household",
+    "property",
+    "water",
+    "electricity",
+    "road",
+    "bridge",
+    "farm",
+    "crop",
+    "fishery",
+    "forest",
+    "court",
+    "case",
+    "police",
+    "election",
+    "voter",
+    "student",
+    "teacher",
+    "exam",
+    "certificate",
+    "budget",
+    "payment",
+    "invoice",
+    "procurement",
+]
 # Khmer words (vehicle, registry, citizen, identity, health, school, tax, land, business,
 # licence, birth, passport, customs, pension, hospital, statistics, report, road, farm, court).
-KHMER = (
-    "យានយន្ត បញ្ជី ពលរដ្ឋ អត្តសញ្ញាណ សុខាភិបាល សាលារៀន ពន្ធ ដីធ្លី អាជីវកម្ម អាជ្ញាប័ណ្ណ"
-    " កំណើត លិខិតឆ្លងដែន គយ សោធននិវត្តន៍ មន្ទីរពេទ្យ ស្ថិតិ របាយការណ៍ ផ្លូវ កសិដ្ឋាន តុលាការ"
-).split()
+KHMER = [
+    "យានយន្ត",
+    "បញ្ជី",
+    "ពលរដ្ឋ",
+    "អត្តសញ្ញាណ",
+    "សុខាភិបាល",
+    "សាលារៀន",
+    "ពន្ធ",
+    "ដីធ្លី",
+    "អាជីវកម្ម",
+    "អាជ្ញាប័ណ្ណ",
+    "កំណើត",
+    "លិខិតឆ្លងដែន",
+    "គយ",
+    "សោធននិវត្តន៍",
+    "មន្ទីរពេទ្យ",
+    "ស្ថិតិ",
+    "របាយការណ៍",
+    "ផ្លូវ",
+    "កសិដ្ឋាន",
+    "តុលាការ",
+]
 TOPICS = ("health", "transport", "identity", "education", "finance", "justice", "agriculture")
 
 
