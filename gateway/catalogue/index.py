@@ -274,8 +274,11 @@ class _SqlIndex:
             f"SELECT s.service_id, s.position, {rank} AS rank"  # noqa: S608
             f" FROM catalogue_service s {join} WHERE {' AND '.join(conditions)}"
         )
+        # Materialized, so that the rank is computed once per match and the window counts
+        # narrow rows (PostgreSQL would otherwise carry each tsvector into it and spill).
         page = text(
-            f"SELECT service_id, count(*) OVER () FROM ({matches}) AS m"  # noqa: S608
+            f"WITH m AS MATERIALIZED ({matches})"  # noqa: S608
+            " SELECT service_id, count(*) OVER () FROM m"
             " ORDER BY rank, position LIMIT :limit OFFSET :offset"
         )
         with self._connection() as conn:
