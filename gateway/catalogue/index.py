@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -58,13 +59,13 @@ def open_index(url: str) -> SearchIndex:
         raise ConfigError(f"catalogue index URL {url!r} is not a database URL") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
-            # One in-memory database shared by every thread, not one per connection.
+            # One in-memory database shared by every thread, not one per connection; its
+            # one connection is used by one thread at a time.
             engine = create_engine(
                 parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
-        else:
-            engine = create_engine(parsed)
-        return _SqlIndex(_SqliteDialect(), engine, "sqlite")
+            return _SqlIndex(_SqliteDialect(), engine, "sqlite", threading.Lock())
+        return _SqlIndex(_SqliteDialect(), create_engine(parsed), "sqlite")
     if parsed.get_backend_name() == "postgresql":
         schema = parsed.query.get("schema")
         if isinstance(schema, tuple) or (schema is not None and not _SCHEMA.match(schema)):
@@ -209,10 +210,17 @@ def _row(document: SearchDocument) -> dict[str, Any]:
 
 
 class _SqlIndex:
-    def __init__(self, dialect: _Dialect, engine: Engine, backend: str) -> None:
+    def __init__(
+        self,
+        dialect: _Dialect,
+        engine: Engine,
+        backend: str,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self._dialect = dialect
         self._engine = engine
         self.backend = backend
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         with self._connection() as conn:
             for statement in _COMMON:
                 conn.execute(text(statement))
@@ -221,7 +229,7 @@ class _SqlIndex:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn:
+            with self._lock, self._engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             where = self._engine.url.render_as_string(hide_password=True)

@@ -4,6 +4,7 @@ answers in English and Khmer, with filters, paging and whole-version replacement
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,23 @@ def test_an_unreachable_database_is_unavailable_without_its_password() -> None:
     with pytest.raises(Unavailable, match="catalogue index") as info:
         open_index("postgresql+psycopg://spean:secret@127.0.0.1:1/none")
     assert "secret" not in info.value.message
+
+
+def test_the_in_memory_index_serves_many_threads_while_it_is_replaced(
+    demo: DemoFederation,
+) -> None:
+    index = open_index("sqlite://")
+    catalogue = demo_catalogue(demo)
+    index.replace(1, documents(catalogue))
+
+    def search(n: int) -> int:
+        if n % 10 == 0:
+            index.replace(1 + n, documents(catalogue))
+        return index.search(SearchQuery("vehicles")).total
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            totals = list(pool.map(search, range(80)))
+    finally:
+        index.close()
+    assert set(totals) == {2}
