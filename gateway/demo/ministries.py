@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 import yaml
@@ -27,7 +28,6 @@ from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, MemberPlan, ServicePlan, build_federation
 from spean.gateway.errors import Unavailable
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
-from spean.gateway.server.reflection import file_descriptor_set
 
 MOI = "KH/GOV/MOI"
 MPWT = "KH/GOV/MPWT"
@@ -61,7 +61,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     subsystem=IDREG,
                     adapter={"type": "sql", "mapping": "moi-idreg.yaml"},
                     methods=[(VERIFY_CITIZEN, False), (GET_CITIZEN, False)],
-                    file_descriptor_set=file_descriptor_set(identity_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(identity_pb2),
                     # Data minimisation by access right: the hospital may ask
                     # "is this the person?" but not read the citizen record.
                     access=[(NHIS, [VERIFY_CITIZEN])],
@@ -79,7 +79,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     subsystem=VEHICLES,
                     adapter={"type": "sql", "mapping": "mpwt-vehicles.yaml"},
                     methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
-                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(vehicles_pb2),
                     access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
                     files=[demo_data.MAPPING_DIR / "mpwt-vehicles.yaml"],
                     catalogue=CATALOGUE_DIR / "mpwt-vehicles.yaml",
@@ -96,7 +96,7 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
                     subsystem=NHIS,
                     adapter={"type": "sql", "mapping": "moh-nhis.yaml"},
                     methods=[(MONTHLY_REPORT, False)],
-                    file_descriptor_set=file_descriptor_set(health_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(health_pb2),
                     access=[(NHIS, [MONTHLY_REPORT])],
                     files=[demo_data.MAPPING_DIR / "moh-nhis.yaml"],
                     catalogue=CATALOGUE_DIR / "moh-nhis.yaml",
@@ -105,6 +105,13 @@ def demo_plans(mpwt_database_url: str | None = None) -> list[MemberPlan]:
             ],
         ),
     ]
+
+
+def published_descriptors(module: ModuleType) -> bytes:
+    """The descriptor set, with comments, that `make proto` writes beside a generated module
+    (``x_pb2.py`` -> ``x.binpb``): what the demo publishes, so its catalogue is documented."""
+    generated = Path(str(module.__file__))
+    return generated.with_name(generated.name.removesuffix("_pb2.py") + ".binpb").read_bytes()
 
 
 def _prepare_mpwt(folder: Path, database_url: str | None) -> None:
