@@ -5,7 +5,8 @@ Builds a synthetic catalogue of `--members` members (default 1,000) with
 described in English and Khmer, with topics and data classes. Words follow
 Zipf's law (weight 1/rank) over a vocabulary of 70 real English words then
 2,000 generated ones, and 20 real Khmer words then 300 generated ones: the
-commonest words are in nearly every service, most are rare, as in real text;
+commonest words are in nearly every service, most are rare, as in real text
+(`--uniform`: the worst case, only the real words, each equally likely);
 indexes it with `spean.gateway.catalogue.index` on each backend, and beside
 it, in the same database, a plain table of the same texts. Then runs the
 same query mix on both, in one run:
@@ -25,7 +26,7 @@ warm-up of one round of the mix), and the baseline's p95 as a multiple of
 the index's. The goal is p95 < 50 ms for the index on both backends.
 
     .venv/bin/python bench/catalogue_search.py [--members 1000] [--services 10000]
-        [--queries 600] [--postgres URL | --no-postgres]
+        [--queries 600] [--postgres URL | --no-postgres] [--uniform]
 """
 
 from __future__ import annotations
@@ -157,11 +158,11 @@ class Words:
     """A vocabulary drawn by Zipf's law (weight 1/rank): the real words first, as the commonest,
     then generated ones, so that a few words are everywhere and most are rare, as in real text."""
 
-    def __init__(self, real: Sequence[str], generated: Sequence[str]) -> None:
+    def __init__(self, real: Sequence[str], generated: Sequence[str], uniform: bool) -> None:
         self.words = list(dict.fromkeys([*real, *generated]))
         total, self.cumulative = 0.0, []
         for rank in range(1, len(self.words) + 1):
-            total += 1.0 / rank
+            total += 1.0 if uniform else 1.0 / rank
             self.cumulative.append(total)
 
     def draw(self, rng: random.Random, k: int) -> list[str]:
@@ -186,11 +187,16 @@ def _generated_khmer(count: int, rng: random.Random) -> list[str]:
 TOPICS = ("health", "transport", "identity", "education", "finance", "justice", "agriculture")
 
 
+UNIFORM = False  # --uniform: the worst case, real words only, each equally likely
+
+
 @functools.cache
 def vocabularies(seed: int = 3) -> tuple[Words, Words]:
     rng = random.Random(seed)
-    english = Words(ENGLISH, _generated_english(2000, rng))
-    return english, Words(KHMER, _generated_khmer(300, rng))
+    if UNIFORM:
+        return Words(ENGLISH, (), True), Words(KHMER, (), True)
+    english = Words(ENGLISH, _generated_english(2000, rng), False)
+    return english, Words(KHMER, _generated_khmer(300, rng), False)
 
 
 def synthetic_catalogue(members: int, services: int, seed: int = 7) -> Catalogue:
@@ -389,8 +395,16 @@ def main() -> None:
         ),
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--uniform",
+        action="store_true",
+        help="worst case: only the 70 English and 20 Khmer words, each equally likely"
+        " (every word is in about half the services)",
+    )
     parser.add_argument("--dir", default="/tmp", help="where the SQLite files go")
     args = parser.parse_args()
+    global UNIFORM
+    UNIFORM = args.uniform
 
     started = time.perf_counter()
     catalogue = synthetic_catalogue(args.members, args.services)
@@ -401,7 +415,8 @@ def main() -> None:
     queries = queries[: args.queries]
     assert all(terms(q.text) for q in queries)
     print(
-        f"catalogue search, {len(catalogue.members):,} members, {len(docs):,} services,"
+        f"catalogue search, {'uniform' if UNIFORM else 'Zipf'} words,"
+        f" {len(catalogue.members):,} members, {len(docs):,} services,"
         f" {len(queries)} queries each, {os.cpu_count()} cores"
         f" (built in {time.perf_counter() - started:.1f} s)"
     )

@@ -37,6 +37,8 @@ from spean.gateway.catalogue.search import (
 from spean.gateway.errors import ConfigError, Unavailable
 
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
+# Above this many matches, results come in catalogue order instead of ranked (see `search`).
+RANK_LIMIT = 1000
 
 
 class SearchIndex(Protocol):
@@ -260,7 +262,7 @@ class _SqlIndex:
     def search(self, query: SearchQuery) -> SearchResults:
         conditions: list[str] = ["1 = 1"]
         params: dict[str, Any] = {}
-        join, rank = "", "0"
+        join, rank = "", "0"  # no text: no rank, catalogue order
         if query.text and terms(query.text):
             join, condition, rank, params = self._dialect.match(query)
             conditions.append(condition)
@@ -276,29 +278,23 @@ class _SqlIndex:
             )
             params["topic"] = query.topic
         # Built only from the fixed fragments above; the query's values are parameters.
-        # One pass: the page and, beside each row, the count of every match; the rank is
-        # computed inside, where the engine allows it (FTS5's bm25 is not a window's input).
-        matches = (
-            f"SELECT s.service_id, s.position, {rank} AS rank"  # noqa: S608
-            f" FROM catalogue_service s {join} WHERE {' AND '.join(conditions)}"
-        )
-        # Materialized, so that the rank is computed once per match and the window counts
-        # narrow rows (PostgreSQL would otherwise carry each tsvector into it and spill).
-        page = text(
-            f"WITH m AS MATERIALIZED ({matches})"  # noqa: S608
-            " SELECT service_id, count(*) OVER () FROM m"
-            " ORDER BY rank, position LIMIT :limit OFFSET :offset"
-        )
+        source = f"catalogue_service s {join} WHERE {' AND '.join(conditions)}"
+        count = text(f"SELECT count(*) FROM {source}")  # noqa: S608
         with self._connection() as conn:
-            rows = conn.execute(page, params | {"limit": query.limit, "offset": query.offset}).all()
-            if rows:
-                total = int(rows[0][1])
-            elif query.offset == 0:
-                total = 0
-            else:  # past the last page: no row carries the count
-                count = text(f"SELECT count(*) FROM ({matches}) AS m")  # noqa: S608
-                total = int(conn.execute(count, params).scalar_one())
-        return SearchResults(total, tuple(row[0] for row in rows))
+            total = int(conn.execute(count, params).scalar_one())
+            if total <= query.offset:
+                return SearchResults(total, ())
+            # Ranking costs a score per match; a query matching this many services has a
+            # word nearly all of them share, which ranks them all alike: catalogue order.
+            ranked = rank != "0"
+            order = f"{rank}, s.position" if ranked and total <= RANK_LIMIT else "s.position"
+            page = text(
+                f"SELECT s.service_id FROM {source}"  # noqa: S608
+                f" ORDER BY {order} LIMIT :limit OFFSET :offset"
+            )
+            rows = conn.execute(page, params | {"limit": query.limit, "offset": query.offset})
+            ids = tuple(row[0] for row in rows)
+        return SearchResults(total, ids)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from spean.gateway.catalogue import index as index_module
 from spean.gateway.catalogue.index import SearchIndex, open_index
 from spean.gateway.catalogue.search import SearchQuery, documents
 from spean.gateway.errors import ConfigError, Unavailable
@@ -135,3 +136,15 @@ def test_the_in_memory_index_serves_many_threads_while_it_is_replaced(
     finally:
         index.close()
     assert set(totals) == {2}
+
+
+def test_a_query_matching_very_many_services_lists_them_in_catalogue_order(
+    index: SearchIndex, monkeypatch: pytest.MonkeyPatch, demo: DemoFederation
+) -> None:
+    ranked = index.search(SearchQuery("registry"))
+    monkeypatch.setattr(index_module, "RANK_LIMIT", 1)
+    listed = index.search(SearchQuery("registry"))
+    assert listed.total == ranked.total >= 2
+    order = [s.id for s in demo_catalogue(demo).services]
+    assert list(listed.service_ids) == sorted(listed.service_ids, key=order.index)
+    assert set(listed.service_ids) == set(ranked.service_ids)
