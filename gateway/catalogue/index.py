@@ -157,22 +157,25 @@ class _SqliteDialect:
 
 
 class _PostgresDialect:
+    # English and Khmer in separate columns: a Khmer phrase is checked against the Khmer
+    # tokens only, so each match reads a small tsvector (the positions a phrase needs).
     def create(self, conn: Connection) -> None:
         conn.execute(
             text(
                 "CREATE TABLE IF NOT EXISTS catalogue_service (position INTEGER PRIMARY KEY,"
                 " service_id TEXT NOT NULL UNIQUE, member TEXT NOT NULL, data_class TEXT,"
-                " document tsvector NOT NULL)"
+                " english tsvector NOT NULL, khmer tsvector NOT NULL)"
             )
         )
-        conn.execute(
-            text(
-                # Without fastupdate: a whole version is inserted at once, and a pending
-                # list left behind would be scanned by every search until a vacuum.
-                "CREATE INDEX IF NOT EXISTS catalogue_service_document"
-                " ON catalogue_service USING gin (document) WITH (fastupdate = off)"
+        for column in ("english", "khmer"):
+            # Without fastupdate: a whole version is inserted at once, and a pending
+            # list left behind would be scanned by every search until a vacuum.
+            conn.execute(
+                text(
+                    f"CREATE INDEX IF NOT EXISTS catalogue_service_{column}"
+                    f" ON catalogue_service USING gin ({column}) WITH (fastupdate = off)"
+                )
             )
-        )
 
     def clear(self, conn: Connection) -> None:
         conn.execute(text("DELETE FROM catalogue_service"))
@@ -181,25 +184,30 @@ class _PostgresDialect:
         conn.execute(
             text(
                 "INSERT INTO catalogue_service VALUES (:position, :service_id, :member,"
-                " :data_class, to_tsvector('english', :english) || to_tsvector('simple', :khmer))"
+                " :data_class, to_tsvector('english', :english), to_tsvector('simple', :khmer))"
             ),
             [_row(d) | {"english": d.english, "khmer": d.khmer} for d in documents],
         )
 
     def match(self, query: SearchQuery) -> tuple[str, str, str, dict[str, Any]]:
-        parts: list[str] = []
+        parts: dict[str, list[str]] = {"english": [], "khmer": []}
         params: dict[str, Any] = {}
         for n, term in enumerate(terms(query.text)):
             expression = postgres_tsquery(term)
             if not expression:
                 continue
-            config = "simple" if term.khmer else "english"
-            parts.append(f"to_tsquery('{config}', :q{n})")
+            column, config = ("khmer", "simple") if term.khmer else ("english", "english")
+            parts[column].append(f"to_tsquery('{config}', :q{n})")
             params[f"q{n}"] = expression
-        if not parts:
+        conditions, ranks = [], []
+        for column, queries in parts.items():
+            if queries:
+                tsquery = f"({' && '.join(queries)})"
+                conditions.append(f"s.{column} @@ {tsquery}")
+                ranks.append(f"ts_rank(s.{column}, {tsquery})")
+        if not conditions:
             return "", "1 = 0", "0", {}
-        tsquery = f"({' && '.join(parts)})"
-        return "", f"s.document @@ {tsquery}", f"-ts_rank(s.document, {tsquery})", params
+        return "", " AND ".join(conditions), f"-({' + '.join(ranks)})", params
 
 
 def _row(document: SearchDocument) -> dict[str, Any]:
