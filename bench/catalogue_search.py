@@ -399,7 +399,7 @@ def main() -> None:
         "--uniform",
         action="store_true",
         help="worst case: only the 70 English and 20 Khmer words, each equally likely"
-        " (every word is in about half the services)",
+        " (every word is in about a third of the services)",
     )
     parser.add_argument("--dir", default="/tmp", help="where the SQLite files go")
     args = parser.parse_args()
