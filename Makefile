@@ -51,13 +51,25 @@ fmt: dev
 # Generated code lives in the `spean` package beside the hand-written code, mirroring
 # protos/spean/ (spean.v1, spean.demo.*); spean/gateway and spean/adapters are links to
 # the top-level folders, and spean/__init__.py and py.typed are hand-written.
+# The demo services' descriptor sets with their comments (--include_source_info), one per
+# .proto beside its generated module (x.proto -> x.binpb): what the demo ministries publish
+# so that the catalogue shows their documentation (docs/catalogue.md).
+DEMO_PROTOS := $(shell find protos/spean/demo -name '*.proto' | sort)
+define demo_descriptors
+	for f in $(DEMO_PROTOS:protos/%=%); do \
+	  $(PY) -m grpc_tools.protoc -I protos --include_imports --include_source_info \
+	    --descriptor_set_out=$(1)/$${f%.proto}.binpb $$f || exit 1; done
+endef
+
 proto: dev
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_FILES)
+	$(call demo_descriptors,.)
 	find spean -type d -exec touch {}/__init__.py \;
 
 proto-check: dev
 	@tmp=$$(mktemp -d) && \
 	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO_FILES) && \
+	$(call demo_descriptors,$$tmp) && \
 	find $$tmp/spean -type d -exec touch {}/__init__.py \; && \
 	cp spean/__init__.py spean/py.typed $$tmp/spean/ && \
 	if diff -r -q $$tmp/spean spean -x __pycache__ -x gateway -x adapters; then echo "generated code is up to date"; \

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
+from spean.gateway.catalogue_metadata import CatalogueMetadata, parse_catalogue_entry
 from spean.gateway.errors import InvalidArgument, Unauthenticated, Unavailable
 from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.identifiers import (
@@ -105,6 +106,8 @@ class SubsystemInfo:
     methods: tuple[MethodInfo, ...]
     file_descriptor_set: bytes = field(default=b"", repr=False)
     topics: tuple[TopicInfo, ...] = ()
+    # What the provider says about it in the catalogue (None until described).
+    catalogue: CatalogueMetadata | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +613,7 @@ class _Builder:
                 methods=tuple(published),
                 file_descriptor_set=bytes(entry.file_descriptor_set),
                 topics=self.topics(subsystem_id, entry, where),
+                catalogue=self.catalogue(entry, subsystem_id, published),
             )
             servers_for[subsystem_id] = hosts
         return subsystems, servers_for, methods
@@ -628,6 +632,20 @@ class _Builder:
                 raise self.fail(f"{where}: topic {topic.name} is listed twice")
             topics[topic.name] = TopicInfo(topic_id, event_type, bytes(topic.file_descriptor_set))
         return tuple(topics.values())
+
+    def catalogue(
+        self,
+        entry: config_pb2.Subsystem,
+        subsystem_id: SubsystemId,
+        published: Sequence[MethodInfo],
+    ) -> CatalogueMetadata | None:
+        if not entry.HasField("catalogue"):
+            return None
+        paths = {method.path for method in published}
+        try:
+            return parse_catalogue_entry(entry.catalogue, subsystem_id, paths)
+        except InvalidArgument as exc:
+            raise self.fail(exc.message) from exc
 
     def unique(self, folded: set[str], text: str, kind: str) -> None:
         # Identifiers differing only in case would map to the same DNS name.

@@ -18,6 +18,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
 from spean.gateway import pki
+from spean.gateway.authority.describe import parse_document, to_catalogue_entry
 from spean.gateway.authority.registry import Registry
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.identifiers import SubsystemId, parse_method
@@ -68,6 +69,16 @@ def to_global_configuration(
             entry.methods.add(path=path, server_streaming=streaming)
         for name, event_type, descriptors in subsystem.topics:
             entry.topics.add(name=name, event_type=event_type, file_descriptor_set=descriptors)
+        if subsystem.catalogue is not None:
+            document = parse_document(
+                subsystem.catalogue, f"registry: subsystem {subsystem.id}: catalogue"
+            )
+            updated = subsystem.catalogue_updated_at
+            entry.catalogue.CopyFrom(
+                to_catalogue_entry(
+                    document, dt.datetime.fromisoformat(updated) if updated else None
+                )
+            )
     return msg
 
 

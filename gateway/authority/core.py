@@ -38,6 +38,7 @@ from spean.gateway.authority.configuration import (
     published_methods,
     to_global_configuration,
 )
+from spean.gateway.authority.describe import CatalogueDocument, to_catalogue_entry
 from spean.gateway.authority.http import AuthorityHttpServer
 from spean.gateway.authority.registry import (
     CA_CERT,
@@ -57,6 +58,7 @@ from spean.gateway.authority.registry import (
     update_registry,
     write_registry,
 )
+from spean.gateway.catalogue_metadata import parse_catalogue_entry
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.files import keyfiles
@@ -473,6 +475,41 @@ class Authority:
                 return
             record.servers.append(str(server))
         log.info("authority.subsystem_registered", subsystem=str(subsystem), server=str(server))
+
+    def describe(
+        self,
+        subsystem_id: str | SubsystemId,
+        document: CatalogueDocument,
+        *,
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Set the catalogue metadata of a registered subsystem (replacing any before).
+
+        Checked as a security server would check it (`parse_catalogue_entry`):
+        clients of this instance, only methods the subsystem publishes. It
+        reaches the catalogue with the next publication.
+        """
+        subsystem = self._subsystem_id(subsystem_id)
+        now = now or dt.datetime.now(dt.UTC)
+        with self._registry() as registry:
+            record = registry.find_subsystem(str(subsystem))
+            if record is None:
+                raise NotFound(f"subsystem {subsystem} is not registered; add it first")
+            published = {path for path, _ in record.methods}
+            if not published:
+                raise FailedPrecondition(
+                    f"subsystem {subsystem} publishes no method; only a provider's subsystem"
+                    " is described in the catalogue"
+                )
+            parse_catalogue_entry(to_catalogue_entry(document, now), subsystem, published)
+            record.catalogue = document.stored()
+            record.catalogue_updated_at = now.isoformat()
+        log.info(
+            "authority.subsystem_described",
+            subsystem=str(subsystem),
+            topics=document.topics,
+            data_class=document.data_class,
+        )
 
     def revoke(
         self,

@@ -77,6 +77,10 @@ class Subsystem:
     file_descriptor_set: bytes = b""
     # Topics it owns (docs/pubsub.md): name, event type, descriptor set.
     topics: list[tuple[str, str, bytes]] = field(default_factory=list)
+    # The provider's catalogue metadata, as `authority.describe` validated it,
+    # and when it was last set (ISO 8601 UTC); None until described.
+    catalogue: dict[str, Any] | None = None
+    catalogue_updated_at: str = ""
 
 
 @dataclass(slots=True)
@@ -171,6 +175,10 @@ def _subsystem_document(subsystem: Subsystem) -> dict[str, Any]:
             }
             for name, event_type, descriptors in subsystem.topics
         ]
+    # Written only once described, so that other registries stay as they were.
+    if subsystem.catalogue is not None:
+        document["catalogue"] = subsystem.catalogue
+        document["catalogue_updated_at"] = subsystem.catalogue_updated_at
     return document
 
 
@@ -296,6 +304,9 @@ class _Reader:
                         topic_descriptors,
                     )
                 )
+            catalogue = item.get("catalogue")
+            if catalogue is not None:
+                catalogue = self.mapping(catalogue, f"{where}.catalogue")
             registry.subsystems.append(
                 Subsystem(
                     id=self.text(item, "id", where),
@@ -304,6 +315,8 @@ class _Reader:
                     methods=methods,
                     file_descriptor_set=descriptors,
                     topics=topics,
+                    catalogue=catalogue,
+                    catalogue_updated_at=self.text(item, "catalogue_updated_at", where),
                 )
             )
         for n, item in enumerate(self.items(doc, "servers")):

@@ -38,6 +38,7 @@ _COMMAND_MODULES = (
     "spean.gateway.cli.pubsub",
     "spean.gateway.cli.doctor",
     "spean.gateway.cli.publish",
+    "spean.gateway.cli.catalogue",
 )
 
 

@@ -124,6 +124,16 @@ def register(subparsers: Any) -> None:
     register_cmd.add_argument("--server", required=True, help="security server identifier")
     register_cmd.set_defaults(func=cmd_register_subsystem)
 
+    describe = commands.add_parser(
+        "describe", help="set a subsystem's catalogue metadata from a YAML file"
+    )
+    _dir(describe)
+    describe.add_argument("--subsystem", required=True, help="subsystem identifier")
+    describe.add_argument(
+        "--file", required=True, type=Path, help="the metadata YAML (docs/catalogue.md)"
+    )
+    describe.set_defaults(func=cmd_describe)
+
     revoke = commands.add_parser("revoke", help="revoke a certificate this authority issued")
     _dir(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
@@ -270,6 +280,16 @@ def cmd_register_subsystem(args: argparse.Namespace) -> int:
     ensure_logging()
     Authority.open(args.dir).register_subsystem_on_server(args.subsystem, args.server)
     print(f"subsystem {args.subsystem} is hosted on {args.server}; publish to make it known")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from spean.gateway.authority.describe import read_metadata_file
+
+    ensure_logging()
+    document = read_metadata_file(args.file)
+    Authority.open(args.dir).describe(args.subsystem, document)
+    print(f"described subsystem {args.subsystem} in the catalogue; publish to make it known")
     return 0
 
 

@@ -34,6 +34,7 @@ import yaml
 
 from spean.gateway import pki
 from spean.gateway.authority import Authority, init_member, init_server
+from spean.gateway.authority.describe import CatalogueDocument, parse_document, read_metadata_file
 from spean.gateway.config import ServerConfig
 from spean.gateway.files.config import load_config
 from spean.gateway.files.keyfiles import generate_auditor_key
@@ -53,6 +54,8 @@ class ServicePlan:
     prepare: Callable[[Path], None] | None = None
     # Serialized FileDescriptorSet published with the authority (metaservices, reflection).
     file_descriptor_set: bytes = b""
+    # Catalogue metadata YAML (docs/catalogue.md); its access list is taken from `access`.
+    catalogue: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,9 @@ def build_federation(
                 file_descriptor_set=topic.file_descriptor_set,
             )
         for service in plan.services:
+            if service.catalogue is not None:
+                authority.describe(service.subsystem, _catalogue_document(service))
+        for service in plan.services:
             for extra in service.files:
                 shutil.copyfile(extra, folder / extra.name)
             if service.prepare is not None:
@@ -212,6 +218,16 @@ def build_federation(
     authority.set_auditor_key(generate_auditor_key(root / "auditor" / "auditor.key"))
     authority.publish(validity)
     return federation
+
+
+def _catalogue_document(service: ServicePlan) -> CatalogueDocument:
+    """The service's metadata file, publishing the same access list as its server.yaml."""
+    assert service.catalogue is not None
+    document = read_metadata_file(service.catalogue).stored()
+    document["access"] = [
+        {"client": client, "methods": list(methods)} for client, methods in service.access
+    ]
+    return parse_document(document, str(service.catalogue))
 
 
 def _add_extra_server(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 import yaml
@@ -33,7 +34,6 @@ from spean.gateway.demo.federation import (
 )
 from spean.gateway.errors import Unavailable
 from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
-from spean.gateway.server.reflection import file_descriptor_set
 
 MOI = "KH/GOV/MOI"
 MPWT = "KH/GOV/MPWT"
@@ -50,6 +50,9 @@ GET_CITIZEN = "/identity.v1.IdentityRegistry/GetCitizen"
 GET_VEHICLE = "/vehicles.v1.VehicleRegistry/GetVehicle"
 LIST_VEHICLES = "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner"
 MONTHLY_REPORT = "/health.v1.FacilityStats/GetMonthlyReport"
+
+# Each service's catalogue metadata (docs/catalogue.md).
+CATALOGUE_DIR = Path(__file__).resolve().parent / "metadata"
 
 
 def demo_plans(mpwt_database_url: str | None = None, *, events: bool = False) -> list[MemberPlan]:
@@ -71,7 +74,7 @@ def with_events(plans: list[MemberPlan]) -> list[MemberPlan]:
         subsystem=POPULATION,
         name=ADDRESS_CHANGED,
         event_type="population.v1.CitizenAddressChanged",
-        file_descriptor_set=file_descriptor_set(events_pb2.DESCRIPTOR),
+        file_descriptor_set=published_descriptors(events_pb2),
         grants=[NHIS, VEHICLES],
     )
     changed = []
@@ -102,11 +105,12 @@ def _exchange_plans(mpwt_database_url: str | None) -> list[MemberPlan]:
                     subsystem=IDREG,
                     adapter={"type": "sql", "mapping": "moi-idreg.yaml"},
                     methods=[(VERIFY_CITIZEN, False), (GET_CITIZEN, False)],
-                    file_descriptor_set=file_descriptor_set(identity_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(identity_pb2),
                     # Data minimisation by access right: the hospital may ask
                     # "is this the person?" but not read the citizen record.
                     access=[(NHIS, [VERIFY_CITIZEN])],
                     files=[demo_data.MAPPING_DIR / "moi-idreg.yaml"],
+                    catalogue=CATALOGUE_DIR / "moi-idreg.yaml",
                     prepare=lambda folder: demo_data.create_moi_database(folder / "moi-idreg.db"),
                 )
             ],
@@ -119,9 +123,10 @@ def _exchange_plans(mpwt_database_url: str | None) -> list[MemberPlan]:
                     subsystem=VEHICLES,
                     adapter={"type": "sql", "mapping": "mpwt-vehicles.yaml"},
                     methods=[(GET_VEHICLE, False), (LIST_VEHICLES, True)],
-                    file_descriptor_set=file_descriptor_set(vehicles_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(vehicles_pb2),
                     access=[(NHIS, [GET_VEHICLE, LIST_VEHICLES])],
                     files=[demo_data.MAPPING_DIR / "mpwt-vehicles.yaml"],
+                    catalogue=CATALOGUE_DIR / "mpwt-vehicles.yaml",
                     prepare=lambda folder: _prepare_mpwt(folder, mpwt_database_url),
                 )
             ],
@@ -135,14 +140,22 @@ def _exchange_plans(mpwt_database_url: str | None) -> list[MemberPlan]:
                     subsystem=NHIS,
                     adapter={"type": "sql", "mapping": "moh-nhis.yaml"},
                     methods=[(MONTHLY_REPORT, False)],
-                    file_descriptor_set=file_descriptor_set(health_pb2.DESCRIPTOR),
+                    file_descriptor_set=published_descriptors(health_pb2),
                     access=[(NHIS, [MONTHLY_REPORT])],
                     files=[demo_data.MAPPING_DIR / "moh-nhis.yaml"],
+                    catalogue=CATALOGUE_DIR / "moh-nhis.yaml",
                     prepare=lambda folder: demo_data.create_moh_database(folder / "moh-nhis.db"),
                 )
             ],
         ),
     ]
+
+
+def published_descriptors(module: ModuleType) -> bytes:
+    """The descriptor set, with comments, that `make proto` writes beside a generated module
+    (``x_pb2.py`` -> ``x.binpb``): what the demo publishes, so its catalogue is documented."""
+    generated = Path(str(module.__file__))
+    return generated.with_name(generated.name.removesuffix("_pb2.py") + ".binpb").read_bytes()
 
 
 def _prepare_mpwt(folder: Path, database_url: str | None) -> None:

@@ -25,25 +25,37 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15spean/v1/config.proto\x12\x08spean.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n\x13GlobalConfiguration\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61_certificates\x18\x05 \x03(\x0c\x12!\n\x07members\x18\x06 \x03(\x0b\x32\x10.spean.v1.Member\x12\'\n\nsubsystems\x18\x07 \x03(\x0b\x32\x13.spean.v1.Subsystem\x12)\n\x07servers\x18\x08 \x03(\x0b\x32\x18.spean.v1.SecurityServer\x12\x17\n\x0frevoked_serials\x18\t \x03(\t\x12\x1a\n\x12\x61uditor_public_key\x18\n \x01(\x0c\"@\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x14signing_certificates\x18\x03 \x03(\x0c\"\x97\x01\n\tSubsystem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x07methods\x18\x04 \x03(\x0b\x32\x10.spean.v1.Method\x12\x1b\n\x13\x66ile_descriptor_set\x18\x05 \x01(\x0c\x12\x1f\n\x06topics\x18\x06 \x03(\x0b\x32\x0f.spean.v1.Topic\"F\n\x05Topic\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\"0\n\x06Method\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\"\x8b\x01\n\x0eSecurityServer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\x12#\n\x1b\x61\x64\x64itional_tls_certificates\x18\x05 \x03(\x0c\"o\n\x19SignedGlobalConfiguration\x12\x15\n\rconfiguration\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x15\n\rsigner_sha256\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15spean/v1/config.proto\x12\x08spean.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n\x13GlobalConfiguration\x12\x10\n\x08instance\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63\x61_certificates\x18\x05 \x03(\x0c\x12!\n\x07members\x18\x06 \x03(\x0b\x32\x10.spean.v1.Member\x12\'\n\nsubsystems\x18\x07 \x03(\x0b\x32\x13.spean.v1.Subsystem\x12)\n\x07servers\x18\x08 \x03(\x0b\x32\x18.spean.v1.SecurityServer\x12\x17\n\x0frevoked_serials\x18\t \x03(\t\x12\x1a\n\x12\x61uditor_public_key\x18\n \x01(\x0c\"@\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1c\n\x14signing_certificates\x18\x03 \x03(\x0c\"\xc4\x01\n\tSubsystem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07servers\x18\x03 \x03(\t\x12!\n\x07methods\x18\x04 \x03(\x0b\x32\x10.spean.v1.Method\x12\x1b\n\x13\x66ile_descriptor_set\x18\x05 \x01(\x0c\x12\x1f\n\x06topics\x18\x06 \x03(\x0b\x32\x0f.spean.v1.Topic\x12+\n\tcatalogue\x18\x14 \x01(\x0b\x32\x18.spean.v1.CatalogueEntry\"F\n\x05Topic\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\"0\n\x06Method\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\"\x8b\x01\n\x0eSecurityServer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\x12#\n\x1b\x61\x64\x64itional_tls_certificates\x18\x05 \x03(\x0c\"\'\n\rLocalizedText\x12\n\n\x02\x65n\x18\x01 \x01(\t\x12\n\n\x02km\x18\x02 \x01(\t\"P\n\x10\x43\x61talogueContact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\ttelephone\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\"2\n\x0f\x43\x61talogueAccess\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0f\n\x07methods\x18\x02 \x03(\t\"M\n\x13\x43\x61talogueMethodText\x12\x0c\n\x04path\x18\x01 \x01(\t\x12(\n\x07summary\x18\x02 \x01(\x0b\x32\x17.spean.v1.LocalizedText\"\xcf\x03\n\x0e\x43\x61talogueEntry\x12&\n\x05title\x18\x01 \x01(\x0b\x32\x17.spean.v1.LocalizedText\x12,\n\x0b\x64\x65scription\x18\x02 \x01(\x0b\x32\x17.spean.v1.LocalizedText\x12\x0e\n\x06topics\x18\x03 \x03(\t\x12\x30\n\ndata_class\x18\x04 \x01(\x0e\x32\x1c.spean.v1.CatalogueDataClass\x12,\n\x08\x63ontacts\x18\x05 \x03(\x0b\x32\x1a.spean.v1.CatalogueContact\x12-\n\x0cterms_of_use\x18\x06 \x01(\x0b\x32\x17.spean.v1.LocalizedText\x12\x0f\n\x07licence\x18\x07 \x01(\t\x12,\n\x0blegal_basis\x18\x08 \x01(\x0b\x32\x17.spean.v1.LocalizedText\x12)\n\x06\x61\x63\x63\x65ss\x18\t \x03(\x0b\x32\x19.spean.v1.CatalogueAccess\x12.\n\x07methods\x18\n \x03(\x0b\x32\x1d.spean.v1.CatalogueMethodText\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\x19SignedGlobalConfiguration\x12\x15\n\rconfiguration\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x15\n\rsigner_sha256\x18\x04 \x01(\t*\xa1\x01\n\x12\x43\x61talogueDataClass\x12$\n CATALOGUE_DATA_CLASS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43\x41TALOGUE_DATA_CLASS_PUBLIC\x10\x01\x12!\n\x1d\x43\x41TALOGUE_DATA_CLASS_INTERNAL\x10\x02\x12!\n\x1d\x43\x41TALOGUE_DATA_CLASS_PERSONAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spean.v1.config_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CATALOGUEDATACLASS']._serialized_start=1782
+  _globals['_CATALOGUEDATACLASS']._serialized_end=1943
   _globals['_GLOBALCONFIGURATION']._serialized_start=69
   _globals['_GLOBALCONFIGURATION']._serialized_end=417
   _globals['_MEMBER']._serialized_start=419
   _globals['_MEMBER']._serialized_end=483
   _globals['_SUBSYSTEM']._serialized_start=486
-  _globals['_SUBSYSTEM']._serialized_end=637
-  _globals['_TOPIC']._serialized_start=639
-  _globals['_TOPIC']._serialized_end=709
-  _globals['_METHOD']._serialized_start=711
-  _globals['_METHOD']._serialized_end=759
-  _globals['_SECURITYSERVER']._serialized_start=762
-  _globals['_SECURITYSERVER']._serialized_end=901
-  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_start=903
-  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_end=1014
+  _globals['_SUBSYSTEM']._serialized_end=682
+  _globals['_TOPIC']._serialized_start=684
+  _globals['_TOPIC']._serialized_end=754
+  _globals['_METHOD']._serialized_start=756
+  _globals['_METHOD']._serialized_end=804
+  _globals['_SECURITYSERVER']._serialized_start=807
+  _globals['_SECURITYSERVER']._serialized_end=946
+  _globals['_LOCALIZEDTEXT']._serialized_start=948
+  _globals['_LOCALIZEDTEXT']._serialized_end=987
+  _globals['_CATALOGUECONTACT']._serialized_start=989
+  _globals['_CATALOGUECONTACT']._serialized_end=1069
+  _globals['_CATALOGUEACCESS']._serialized_start=1071
+  _globals['_CATALOGUEACCESS']._serialized_end=1121
+  _globals['_CATALOGUEMETHODTEXT']._serialized_start=1123
+  _globals['_CATALOGUEMETHODTEXT']._serialized_end=1200
+  _globals['_CATALOGUEENTRY']._serialized_start=1203
+  _globals['_CATALOGUEENTRY']._serialized_end=1666
+  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_start=1668
+  _globals['_SIGNEDGLOBALCONFIGURATION']._serialized_end=1779
 # @@protoc_insertion_point(module_scope)

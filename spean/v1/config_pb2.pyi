@@ -2,12 +2,24 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CatalogueDataClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CATALOGUE_DATA_CLASS_UNSPECIFIED: _ClassVar[CatalogueDataClass]
+    CATALOGUE_DATA_CLASS_PUBLIC: _ClassVar[CatalogueDataClass]
+    CATALOGUE_DATA_CLASS_INTERNAL: _ClassVar[CatalogueDataClass]
+    CATALOGUE_DATA_CLASS_PERSONAL: _ClassVar[CatalogueDataClass]
+CATALOGUE_DATA_CLASS_UNSPECIFIED: CatalogueDataClass
+CATALOGUE_DATA_CLASS_PUBLIC: CatalogueDataClass
+CATALOGUE_DATA_CLASS_INTERNAL: CatalogueDataClass
+CATALOGUE_DATA_CLASS_PERSONAL: CatalogueDataClass
 
 class GlobalConfiguration(_message.Message):
     __slots__ = ("instance", "version", "issued_at", "expires_at", "ca_certificates", "members", "subsystems", "servers", "revoked_serials", "auditor_public_key")
@@ -44,20 +56,22 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Subsystem(_message.Message):
-    __slots__ = ("id", "name", "servers", "methods", "file_descriptor_set", "topics")
+    __slots__ = ("id", "name", "servers", "methods", "file_descriptor_set", "topics", "catalogue")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SERVERS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
     TOPICS_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     servers: _containers.RepeatedScalarFieldContainer[str]
     methods: _containers.RepeatedCompositeFieldContainer[Method]
     file_descriptor_set: bytes
     topics: _containers.RepeatedCompositeFieldContainer[Topic]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., servers: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., file_descriptor_set: _Optional[bytes] = ..., topics: _Optional[_Iterable[_Union[Topic, _Mapping]]] = ...) -> None: ...
+    catalogue: CatalogueEntry
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., servers: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[Method, _Mapping]]] = ..., file_descriptor_set: _Optional[bytes] = ..., topics: _Optional[_Iterable[_Union[Topic, _Mapping]]] = ..., catalogue: _Optional[_Union[CatalogueEntry, _Mapping]] = ...) -> None: ...
 
 class Topic(_message.Message):
     __slots__ = ("name", "event_type", "file_descriptor_set")
@@ -90,6 +104,68 @@ class SecurityServer(_message.Message):
     tls_certificate: bytes
     additional_tls_certificates: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., tls_certificate_sha256: _Optional[str] = ..., tls_certificate: _Optional[bytes] = ..., additional_tls_certificates: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class LocalizedText(_message.Message):
+    __slots__ = ("en", "km")
+    EN_FIELD_NUMBER: _ClassVar[int]
+    KM_FIELD_NUMBER: _ClassVar[int]
+    en: str
+    km: str
+    def __init__(self, en: _Optional[str] = ..., km: _Optional[str] = ...) -> None: ...
+
+class CatalogueContact(_message.Message):
+    __slots__ = ("name", "email", "telephone", "role")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    TELEPHONE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    email: str
+    telephone: str
+    role: str
+    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., telephone: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class CatalogueAccess(_message.Message):
+    __slots__ = ("client", "methods")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CatalogueMethodText(_message.Message):
+    __slots__ = ("path", "summary")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    summary: LocalizedText
+    def __init__(self, path: _Optional[str] = ..., summary: _Optional[_Union[LocalizedText, _Mapping]] = ...) -> None: ...
+
+class CatalogueEntry(_message.Message):
+    __slots__ = ("title", "description", "topics", "data_class", "contacts", "terms_of_use", "licence", "legal_basis", "access", "methods", "updated_at")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    DATA_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    TERMS_OF_USE_FIELD_NUMBER: _ClassVar[int]
+    LICENCE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    title: LocalizedText
+    description: LocalizedText
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    data_class: CatalogueDataClass
+    contacts: _containers.RepeatedCompositeFieldContainer[CatalogueContact]
+    terms_of_use: LocalizedText
+    licence: str
+    legal_basis: LocalizedText
+    access: _containers.RepeatedCompositeFieldContainer[CatalogueAccess]
+    methods: _containers.RepeatedCompositeFieldContainer[CatalogueMethodText]
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, title: _Optional[_Union[LocalizedText, _Mapping]] = ..., description: _Optional[_Union[LocalizedText, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., data_class: _Optional[_Union[CatalogueDataClass, str]] = ..., contacts: _Optional[_Iterable[_Union[CatalogueContact, _Mapping]]] = ..., terms_of_use: _Optional[_Union[LocalizedText, _Mapping]] = ..., licence: _Optional[str] = ..., legal_basis: _Optional[_Union[LocalizedText, _Mapping]] = ..., access: _Optional[_Iterable[_Union[CatalogueAccess, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[CatalogueMethodText, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SignedGlobalConfiguration(_message.Message):
     __slots__ = ("configuration", "algorithm", "signature", "signer_sha256")

@@ -308,9 +308,40 @@ def _bad_auditor_key(s: Sample, a: Authority) -> None:
     s.msg.auditor_public_key = b"short"
 
 
+def _catalogue_entry(client: str, method: str) -> config_pb2.CatalogueEntry:
+    return config_pb2.CatalogueEntry(
+        title=config_pb2.LocalizedText(en="Facility statistics", km="ស្ថិតិ"),
+        description=config_pb2.LocalizedText(en="Monthly reports."),
+        topics=["health"],
+        data_class=config_pb2.CATALOGUE_DATA_CLASS_PUBLIC,
+        contacts=[config_pb2.CatalogueContact(name="Desk", email="desk@moh.example")],
+        access=[config_pb2.CatalogueAccess(client=client, methods=[method])],
+    )
+
+
+def _bad_catalogue(s: Sample, a: Authority) -> None:
+    subsystem = next(entry for entry in s.msg.subsystems if entry.methods)
+    subsystem.catalogue.CopyFrom(_catalogue_entry(subsystem.id, "/nope.v1.X/Y"))
+
+
+def test_a_subsystem_carries_its_catalogue_entry(authority: Authority) -> None:
+    s = sample(authority, version=9)
+    subsystem = next(entry for entry in s.msg.subsystems if entry.methods)
+    subsystem.catalogue.CopyFrom(_catalogue_entry(subsystem.id, subsystem.methods[0].path))
+    conf = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    info = conf.subsystem(SubsystemId.parse(subsystem.id))
+    assert info is not None
+    assert info.catalogue is not None
+    assert info.catalogue.title.km == "ស្ថិតិ"
+    assert info.catalogue.access[0].methods == (subsystem.methods[0].path,)
+    others = [i for i in conf.subsystems if str(i.id) != subsystem.id]
+    assert all(other.catalogue is None for other in others)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
+        (_bad_catalogue, "catalogue: access[0]: method '/nope.v1.X/Y' is not published"),
         (_dup_member_case, "member KH/gov/moh is listed twice"),
         (_bad_member_id, "must have the form INSTANCE/CLASS/MEMBER"),
         (_other_instance, "belongs to instance 'TH'"),
