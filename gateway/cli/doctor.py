@@ -31,7 +31,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography import x509
 
 from spean.gateway import pki
@@ -65,7 +64,14 @@ def diagnose(
     try:
         config = load_config(config_path)
     except SpeanError as exc:
-        return [Finding("config", "fail", exc.message, _config_fix(config_path))]
+        return [
+            Finding(
+                "config",
+                "fail",
+                exc.message,
+                "correct the file (format: docs/operator.md), then run spean doctor again",
+            )
+        ]
     findings = [Finding("config", "ok", f"{config.path}: valid, server {config.server_id}")]
     findings += _check_keys(config, moment)
     conf, conf_findings = _check_globalconf(config, moment)
@@ -80,22 +86,6 @@ def diagnose(
 
 
 # ------------------------------------------------------------------ keys
-
-
-def _config_fix(path: Path) -> str:
-    """The fix for a configuration that does not load; a skeleton gets its next step."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        document = None
-    provider = document.get("provider") if isinstance(document, dict) else None
-    if isinstance(provider, dict) and provider.get("services") == []:
-        return (
-            "the provider side lists no service yet: publish one into it"
-            f" (spean publish-table ... --config {path}) or add a services entry"
-            " (docs/adapters.md)"
-        )
-    return "correct the file (format: docs/operator.md), then run spean doctor again"
 
 
 def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
