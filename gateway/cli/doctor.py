@@ -36,6 +36,7 @@ from cryptography import x509
 from spean.gateway import pki
 from spean.gateway.audit.backends.urls import is_postgres, redact_url, sqlite_path
 from spean.gateway.audit.chain import GENESIS, ChainError, ChainHead, verify_chain
+from spean.gateway.authority import JOIN_REQUEST
 from spean.gateway.cli.doctor_adapters import check_adapters
 from spean.gateway.cli.findings import Finding, failed, render
 from spean.gateway.config import ServerConfig, split_address
@@ -88,6 +89,26 @@ def diagnose(
 # ------------------------------------------------------------------ keys
 
 
+def _keys_fix(config: ServerConfig) -> str:
+    """The fix for keys that do not load; a join not admitted yet gets its next step."""
+    request = config.base_dir / JOIN_REQUEST
+    missing = [
+        path
+        for path in (config.keys.tls_certificate, config.keys.signing_certificate)
+        if not config.resolve(path).exists()
+    ]
+    if request.is_file() and missing:
+        return (
+            f"the join request is not admitted yet: the authority runs spean authority admit"
+            f" --request {request} (spean join printed it), which writes the certificates"
+            " into keys/"
+        )
+    return (
+        "check the paths under keys: (relative to the YAML file) and the passphrase"
+        " (keys.passphrase_file or SPEAN_KEY_PASSPHRASE)"
+    )
+
+
 def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
     keys = config.keys
     try:
@@ -110,11 +131,7 @@ def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
             cert = keyfiles.load_certificate(config.resolve(cert_path))
         except SpeanError as exc:
             yield Finding(
-                "keys",
-                "fail",
-                f"{what} key or certificate: {exc.message}",
-                "check the paths under keys: (relative to the YAML file) and the passphrase"
-                " (keys.passphrase_file or SPEAN_KEY_PASSPHRASE)",
+                "keys", "fail", f"{what} key or certificate: {exc.message}", _keys_fix(config)
             )
             continue
         if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(cert.public_key()):

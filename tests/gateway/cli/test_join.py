@@ -237,6 +237,11 @@ def test_a_server_admitted_before_it_publishes_starts_and_the_doctor_names_the_n
     demo = build_demo(tmp_path / "demo")
     folder = tmp_path / "moe"
     assert join(folder, demo.root / "authority") == 0
+    capsys.readouterr()
+    assert main(["doctor", "--config", str(folder / "server.yaml"), "--no-peers"]) == 1
+    assert "fix: the join request is not admitted yet: the authority runs spean authority" in (
+        capsys.readouterr().out
+    )
     assert admit(demo.root / "authority", folder / "join-request.yaml") == 0
     capsys.readouterr()
 
