@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from spean.gateway.authority import Authority
 from spean.gateway.cli import build_parser, main
@@ -227,6 +229,33 @@ def test_an_engine_or_driver_spean_does_not_run_is_refused(
     err = capsys.readouterr().err
     assert complaint in err
     assert "Traceback" not in err
+
+
+def test_a_database_server_nobody_listens_on_is_named_with_where_to_look(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a loopback port free a moment ago: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert publish(f"postgresql://reader@127.0.0.1:{port}/registry", tmp_path / "out",
+                   "--table", "t") == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"cannot read 't' from the database postgresql+psycopg://reader@127.0.0.1:{port}" in err
+    assert "check the URL's host, port, user, password and database name" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.mariadb
+def test_a_wrong_password_is_named_and_never_shown(
+    mariadb_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = make_url(mariadb_url).set(password="not-the-password")
+    assert publish(wrong.render_as_string(hide_password=False), tmp_path / "out",
+                   "--table", "t") == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "Access denied" in err
+    assert "check the URL's host, port, user, password" in err
+    assert "not-the-password" not in err
 
 
 @pytest.mark.parametrize(
