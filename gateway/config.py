@@ -221,7 +221,11 @@ class AccessRuleConfig(_Model):
 
 class ProviderConfig(_Model):
     listen: Address
-    services: list[ServiceConfig] = Field(min_length=1)
+    services: list[ServiceConfig] = Field(
+        default_factory=list,
+        description="subsystems published here; none yet (a server just joined) is valid:"
+        " the endpoint starts and answers NOT_FOUND until one is added (spean publish-table)",
+    )
     access: list[AccessRuleConfig] = Field(default_factory=list)
     pseudonymisation_key: Path | None = Field(
         default=None,

@@ -236,14 +236,18 @@ def _with_driver(url: URL, source: Path) -> URL:
 def explicit_driver(url: URL, where: str) -> URL:
     """`url` with the one driver Spean runs its engine with (``postgresql+psycopg``...);
     `ConfigError` starting with `where` for another engine or another driver."""
-    backend, driver = url.get_backend_name(), url.get_driver_name()
+    # Read from the URL's text: SQLAlchemy's get_driver_name() imports the dialect, and
+    # an unknown one ("oracel://", "postgresql+nosuch://") would escape as NoSuchModuleError.
+    backend, _, driver = url.drivername.partition("+")
     wanted = _DRIVERS.get(backend)
+    if backend == "postgres":
+        raise ConfigError(f"{where}: write postgresql:// (SQLAlchemy's name), not postgres://")
     if wanted is None:
         raise ConfigError(
             f"{where}: {backend} databases are not supported; use SQLite, PostgreSQL or"
             " MySQL/MariaDB"
         )
-    if "+" in url.drivername and driver != wanted:
+    if driver and driver != wanted:
         raise ConfigError(
             f"{where}: driver {driver!r} is not supported for {backend}; use {backend}+{wanted}://"
         )

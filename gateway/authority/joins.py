@@ -18,7 +18,10 @@ Invariants:
 - a pending request is kept byte for byte as submitted, one per server
   identifier; approving it runs the same `admit_request` as without approval;
 - the request holds no secret (CSRs and descriptors only); certificates go
-  back to the folder the submitter named (`deliver_to`).
+  back into the folder it names (`deliver_to`, ``keys`` from `spean join`)
+  *beside the request file*, wherever the authority reads it: a request
+  never makes the authority write outside the request's own folder
+  (`delivery_folder` refuses an absolute path or ``..``).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class JoinRequest:
     server_csr: bytes = field(repr=False)
     clients: tuple[str, ...] = ()
     subsystems: tuple[SubsystemRequest, ...] = ()
-    deliver_to: str = ""  # where the certificates go back (a folder), if known
+    deliver_to: str = ""  # the folder the certificates go back into, beside the request
 
     def with_subsystem(self, subsystem: SubsystemRequest) -> JoinRequest:
         """This request with `subsystem` added, or replacing the one of the same id."""
@@ -194,6 +197,24 @@ def parse_join_request(data: bytes, source: str) -> JoinRequest:
         subsystems=tuple(subsystems),
         deliver_to=str(deliver_to),
     )
+
+
+def delivery_folder(request_file: Path, deliver_to: str) -> Path:
+    """Where admission writes the certificates when the officer names no folder: the
+    request's `deliver_to`, relative to the request's own folder, else that folder; pure.
+
+    The request comes from outside: a path that is absolute (a folder on the member's
+    machine) or climbs out with ``..`` is refused, naming the fix (``--out``)."""
+    folder = request_file.parent
+    if not deliver_to:
+        return folder
+    wanted = Path(deliver_to)
+    if wanted.is_absolute() or ".." in wanted.parts:
+        raise InvalidArgument(
+            f"{request_file}: deliver_to {deliver_to!r} is not a folder beside the request"
+            f" (spean join writes 'keys'): give --out FOLDER for the certificates"
+        )
+    return folder / wanted
 
 
 def admit_request(

@@ -3,7 +3,8 @@
 `admit --request FILE` takes the join request `spean join` wrote (with
 `--subsystem`/`--descriptor-set` adding a published subsystem to it) and
 admits member, server and subsystems and publishes, writing both
-certificates into `--out` (default: the folder the request names); where the
+certificates into `--out` (default: the folder the request names, ``keys/``
+beside the request file; see `joins.delivery_folder`); where the
 federation requires approval (`set-approval required`), it keeps the request
 pending instead, and `approve --server` admits it or `reject --server` drops
 it. The work is `spean.gateway.authority.joins`; this module only reads
@@ -24,6 +25,7 @@ from spean.gateway.authority import (
     SubsystemRequest,
     admit_request,
     approve,
+    delivery_folder,
     join_request_yaml,
     parse_join_request,
     pending,
@@ -60,8 +62,8 @@ def admit_parser(commands: Any) -> argparse.ArgumentParser:
     admit.add_argument(
         "--out",
         type=Path,
-        help="folder for signing.crt and tls.crt (default: the one the request names,"
-        " else the request's folder)",
+        help="folder for signing.crt and tls.crt (default: the one the request names"
+        " beside the request file, keys/ from spean join; else the request's folder)",
     )
     validity(admit)
     add_passphrase_argument(admit)
@@ -133,7 +135,7 @@ def cmd_admit_request(args: argparse.Namespace) -> int:
         request = request.with_subsystem(SubsystemRequest(args.subsystem, "", descriptors))
         # Checked as if it had come in the file.
         request = parse_join_request(join_request_yaml(request), str(args.request))
-    out = args.out or (Path(request.deliver_to) if request.deliver_to else args.request.parent)
+    out = args.out or delivery_folder(args.request, request.deliver_to)
     request = replace(request, deliver_to=str(out.resolve()))
     authority = Authority.open(args.dir, read_passphrase(args))
     if authority.requires_approval:

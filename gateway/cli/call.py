@@ -23,10 +23,13 @@ status code's number (as grpcurl does), so scripts can tell the statuses
 apart; a local mistake (bad JSON, unknown method) exits 1.
 
 ``--wait DURATION`` retries, until it runs out, while the service is not yet
-known to the consumer (its configuration not refreshed yet) or the provider
-is unavailable (its server still starting): what a new member sees for a few
-seconds after admission. Every attempt that reaches the consumer is an
-exchange and is in its audit log.
+known to the consumer (its configuration not refreshed yet: reflection says
+NOT_FOUND) or the provider is unavailable (its server still starting): what
+a new member sees for a few seconds after admission. Once the method is
+known, only UNAVAILABLE is retried: a NOT_FOUND then is the provider's
+answer (no such row), not a delay. Every attempt that reaches the consumer
+is an exchange and is in its audit log. A consumer endpoint that cannot be
+reached at all is named with what to check.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ EXIT_RPC_BASE = 64
 """A gRPC error exits with this plus the status code's number (grpcurl's convention)."""
 _REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 _RETRY_PAUSE = 0.5
-# What --wait waits out: a provider still starting, a consumer not refreshed yet.
-_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+# What --wait waits out: a consumer not refreshed yet (finding the method), a provider
+# still starting (finding the method and calling it).
+_RETRIED_FINDING = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+_RETRIED_CALLING = (grpc.StatusCode.UNAVAILABLE,)
 
 
 def register(subparsers: Any) -> None:
@@ -110,7 +115,8 @@ def cmd_call(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + parse_duration(args.wait).total_seconds()
     with _channel(endpoint, args) as channel:
         descriptor = _until(
-            deadline, lambda: find_method(channel, headers, method, args.descriptor_set)
+            deadline,
+            lambda: find_method(channel, headers, method, args.descriptor_set, endpoint=endpoint),
         )
         request_type = _message_class(descriptor.input_type)
         response_type = _message_class(descriptor.output_type)
@@ -126,7 +132,7 @@ def cmd_call(args: argparse.Namespace) -> int:
                 return 0
             code, details = failure
             left = deadline - time.monotonic()
-            if code not in _RETRIED or left <= 0:
+            if code not in _RETRIED_CALLING or left <= 0:
                 print(f"{code.name}: {details}", file=sys.stderr)
                 return EXIT_RPC_BASE + code.value[0]
             print(
@@ -149,8 +155,10 @@ def find_method(
     headers: Sequence[tuple[str, str | bytes]],
     method: str,
     descriptor_set: Path | None,
+    *,
+    endpoint: str = "the consumer endpoint",
 ) -> MethodDescriptor:
-    """The method's descriptor, from `descriptor_set` or the endpoint's reflection."""
+    """The method's descriptor, from `descriptor_set` or the reflection of `endpoint`."""
     service_name, _, name = method[1:].partition("/")
     if descriptor_set is not None:
         try:
@@ -160,7 +168,7 @@ def find_method(
         where = str(descriptor_set)
     else:
         service_id = next((v for k, v in headers if k == SERVICE), "")
-        data = _reflect(channel, headers, service_name, str(service_id))
+        data = _reflect(channel, headers, service_name, str(service_id), endpoint)
         where = f"the descriptors the consumer endpoint reflects for {service_id!s}"
     pool, _ = build_pool(data, where)
     try:
@@ -177,7 +185,11 @@ def find_method(
 
 
 def _reflect(
-    channel: grpc.Channel, headers: Sequence[tuple[str, str | bytes]], symbol: str, service: str
+    channel: grpc.Channel,
+    headers: Sequence[tuple[str, str | bytes]],
+    symbol: str,
+    service: str,
+    endpoint: str,
 ) -> bytes:
     """Ask the endpoint's reflection for the file defining `symbol` and its imports."""
     stream = channel.stream_stream(
@@ -189,7 +201,7 @@ def _reflect(
     try:
         responses = list(stream(iter([request]), metadata=tuple(headers), timeout=10.0))
     except grpc.RpcError as exc:
-        raise _rpc_error(exc, "reflection") from exc
+        raise _rpc_error(exc, "reflection", endpoint) from exc
     files = descriptor_pb2.FileDescriptorSet()
     for response in responses:
         if response.HasField("error_response"):
@@ -249,7 +261,7 @@ def _until(deadline: float, attempt: Callable[[], MethodDescriptor]) -> MethodDe
         try:
             return attempt()
         except SpeanError as exc:
-            retry = exc.code in _RETRIED
+            retry = exc.code in _RETRIED_FINDING
             if not retry or time.monotonic() >= deadline:
                 raise
         time.sleep(_RETRY_PAUSE)
@@ -348,10 +360,17 @@ def _print_exchange(trailing: Sequence[tuple[str, str | bytes]]) -> None:
             print(f"exchange-id: {shown}", file=sys.stderr, flush=True)
 
 
-def _rpc_error(exc: grpc.RpcError, what: str) -> SpeanError:
+def _rpc_error(exc: grpc.RpcError, what: str, endpoint: str) -> SpeanError:
     """A failed reflection call as the error tree's error of the same status."""
     call: grpc.Call = exc  # type: ignore[assignment]
     code, details = call.code(), call.details() or ""
+    if code is grpc.StatusCode.UNAVAILABLE and details.startswith("failed to connect"):
+        # Nothing answered at all (the server's own UNAVAILABLE has its own words).
+        return errors.Unavailable(
+            f"cannot reach the consumer endpoint {endpoint} ({details.rsplit(': ', 1)[-1]}):"
+            " is its security server running (spean server run --config ...)? Check"
+            " --endpoint, or consumer.listen in --config"
+        )
     for cls in (
         errors.NotFound,
         errors.Unavailable,

@@ -31,12 +31,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography import x509
 
 from spean.gateway import pki
 from spean.gateway.audit.backends.urls import is_postgres, redact_url, sqlite_path
 from spean.gateway.audit.chain import GENESIS, ChainError, ChainHead, verify_chain
+from spean.gateway.authority import JOIN_REQUEST
 from spean.gateway.cli.doctor_adapters import check_adapters
 from spean.gateway.cli.findings import Finding, failed, render
 from spean.gateway.config import ServerConfig, split_address
@@ -65,7 +65,14 @@ def diagnose(
     try:
         config = load_config(config_path)
     except SpeanError as exc:
-        return [Finding("config", "fail", exc.message, _config_fix(config_path))]
+        return [
+            Finding(
+                "config",
+                "fail",
+                exc.message,
+                "correct the file (format: docs/operator.md), then run spean doctor again",
+            )
+        ]
     findings = [Finding("config", "ok", f"{config.path}: valid, server {config.server_id}")]
     findings += _check_keys(config, moment)
     conf, conf_findings = _check_globalconf(config, moment)
@@ -82,20 +89,24 @@ def diagnose(
 # ------------------------------------------------------------------ keys
 
 
-def _config_fix(path: Path) -> str:
-    """The fix for a configuration that does not load; a skeleton gets its next step."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        document = None
-    provider = document.get("provider") if isinstance(document, dict) else None
-    if isinstance(provider, dict) and provider.get("services") == []:
+def _keys_fix(config: ServerConfig) -> str:
+    """The fix for keys that do not load; a join not admitted yet gets its next step."""
+    request = config.base_dir / JOIN_REQUEST
+    missing = [
+        path
+        for path in (config.keys.tls_certificate, config.keys.signing_certificate)
+        if not config.resolve(path).exists()
+    ]
+    if request.is_file() and missing:
         return (
-            "the provider side lists no service yet: publish one into it"
-            f" (spean publish-table ... --config {path}) or add a services entry"
-            " (docs/adapters.md)"
+            f"the join request is not admitted yet: the authority runs spean authority admit"
+            f" --request {request} (spean join printed it), which writes the certificates"
+            " into keys/"
         )
-    return "correct the file (format: docs/operator.md), then run spean doctor again"
+    return (
+        "check the paths under keys: (relative to the YAML file) and the passphrase"
+        " (keys.passphrase_file or SPEAN_KEY_PASSPHRASE)"
+    )
 
 
 def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
@@ -120,11 +131,7 @@ def _check_keys(config: ServerConfig, now: dt.datetime) -> Iterator[Finding]:
             cert = keyfiles.load_certificate(config.resolve(cert_path))
         except SpeanError as exc:
             yield Finding(
-                "keys",
-                "fail",
-                f"{what} key or certificate: {exc.message}",
-                "check the paths under keys: (relative to the YAML file) and the passphrase"
-                " (keys.passphrase_file or SPEAN_KEY_PASSPHRASE)",
+                "keys", "fail", f"{what} key or certificate: {exc.message}", _keys_fix(config)
             )
             continue
         if pki.public_key_bytes(key.public_key()) != pki.public_key_bytes(cert.public_key()):

@@ -11,6 +11,9 @@ response types. A caller of a method the adapter does not serve, or one
 whose published types differ from the served ones, would fail at call time;
 here it fails before.
 
+A provider side without a service yet (what `spean join` writes) is a
+warning naming the next step, not a failure: the server starts with it.
+
 Invariants: nothing is written; every connection opened is closed before the
 check returns; each problem names its fix (a missing driver: the
 ``pip install`` line the server prints too).
@@ -38,6 +41,17 @@ __all__ = ["check_adapters"]
 def check_adapters(config: ServerConfig, conf: GlobalConfiguration | None) -> Iterator[Finding]:
     """Prepare every provider adapter as the server does, then compare it with `conf`."""
     if config.provider is None:
+        return
+    if not config.provider.services:
+        # A server that has just joined: valid, and it starts, but answers no call yet.
+        yield Finding(
+            "adapters",
+            "warn",
+            "the provider side publishes no service yet: its endpoint starts and answers"
+            " NOT_FOUND to every call",
+            f"publish one into it (spean publish-table ... --config {config.path}) or add a"
+            " provider.services entry (docs/adapters.md)",
+        )
         return
     for index, service in enumerate(config.provider.services):
         where = f"{config.path}: provider.services[{index}].adapter"

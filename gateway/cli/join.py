@@ -21,14 +21,21 @@ telephone. `--anchor-sha256` makes the comparison part of the command.
 Invariants: private keys are created once (mode 0600) and never replaced; a
 folder that already holds a join is refused whole, before anything is
 written; server.yaml refers to files by paths relative to itself, so the
-folder can be moved. server.yaml's provider side lists no service yet: the
-member adds one (`spean publish-table`), and the server starts once it has.
+folder can be moved. server.yaml is valid as written: its provider side
+publishes no service yet (the server starts and answers NOT_FOUND) until the
+member adds one (`spean publish-table --config`). The join request asks for
+the certificates back into ``keys/`` beside it (`deliver_to`, relative), so
+an authority on another machine writes them beside the copy it received.
+
+`admission_command` is the authority's next command for a folder prepared
+here, with real paths where they are known; `spean publish-table` prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,6 +51,7 @@ from spean.gateway.authority import (
     GLOBALCONF,
     GLOBALCONF_PATH,
     JOIN_REQUEST,
+    REGISTRY,
     SIGNING_CERT,
     JoinRequest,
     init_member,
@@ -53,14 +61,24 @@ from spean.gateway.authority import (
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
 from spean.gateway.config import is_loopback
 from spean.gateway.demo.federation import free_port
-from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, Unavailable
+from spean.gateway.errors import (
+    ConfigError,
+    FailedPrecondition,
+    InvalidArgument,
+    SpeanError,
+    Unavailable,
+)
 from spean.gateway.files import keyfiles
+from spean.gateway.files.config import load_config
 from spean.gateway.globalconf import verify_global_configuration
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 FETCH_SECONDS = 10.0
 SERVER_YAML = "server.yaml"
 ANCHOR = "keys/authority.crt"
+KEYS = "keys"
+AUTHORITY_DIR = "AUTHORITY_DIR"
+"""Stands for the authority's folder in a printed command when it is not on this machine."""
 
 
 def register(subparsers: Any) -> None:
@@ -145,7 +163,7 @@ def cmd_join(args: argparse.Namespace) -> int:
             f" {member.instance!r}"
         )
 
-    keys = folder / "keys"
+    keys = folder / KEYS
     passphrase = read_passphrase(args)
     member_files = init_member(keys, member, key_kind=args.key_type, passphrase=passphrase)
     server_files = init_server(keys, server, address, passphrase=passphrase)
@@ -161,8 +179,9 @@ def cmd_join(args: argparse.Namespace) -> int:
     )
     config_path = folder / SERVER_YAML
     header = (
-        "# Written by spean join. The provider side lists no service yet: add one"
-        " (spean publish-table),\n# then have the authority admit the join request.\n"
+        "# Written by spean join. The provider side publishes no service yet (the server"
+        " starts and\n# answers NOT_FOUND): add one with spean publish-table --config"
+        " this file.\n"
     )
     body = yaml.safe_dump(document, sort_keys=False)
     keyfiles.write_file_atomically(config_path, (header + body).encode())
@@ -174,7 +193,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         address=address,
         server_csr=server_files.csr.read_bytes(),
         clients=tuple(clients),
-        deliver_to=str(keys.resolve()),
+        deliver_to=KEYS,  # beside the request, wherever the authority reads it
     )
     request_path = folder / JOIN_REQUEST
     keyfiles.write_file_atomically(request_path, join_request_yaml(request))
@@ -186,12 +205,52 @@ def cmd_join(args: argparse.Namespace) -> int:
         print(f"consumer endpoint for {', '.join(clients)}: {consumer}")
     print(f"configuration anchor sha256 {_grouped(fingerprint)}")
     print("  compare it with the authority by telephone before starting the server")
+    admit = _admit_words(_local_authority(source), request_path)
     print(
         f"next: publish a service (spean publish-table ... --out {folder} --config"
-        f" {config_path}), then the authority runs: spean authority admit --request"
-        f" {request_path} [--subsystem ID --descriptor-set FILE]"
+        f" {config_path}), then the authority runs: {shlex.join(admit)}"
+        " [--subsystem ID --descriptor-set FILE]"
     )
     return 0
+
+
+def admission_command(config: Path, subsystem: str, descriptor_set: Path) -> str | None:
+    """The authority's command admitting the join prepared beside `config` with `subsystem`
+    published, or None when there is no join request there or it was admitted already
+    (its signing certificate has come back)."""
+    request = config.parent / JOIN_REQUEST
+    if not request.is_file():
+        return None
+    try:
+        server = load_config(config)
+    except SpeanError:
+        return None  # the publication itself reports a file it cannot merge into
+    if server.resolve(server.keys.signing_certificate).exists():
+        return None
+    words = _admit_words(_local_authority(server.global_configuration.source), request)
+    words += ["--subsystem", subsystem, "--descriptor-set", shown(descriptor_set)]
+    return shlex.join(words)
+
+
+def _admit_words(authority: Path | None, request: Path) -> list[str]:
+    where = shown(authority) if authority is not None else AUTHORITY_DIR
+    return ["spean", "authority", "admit", "--dir", where, "--request", shown(request)]
+
+
+def _local_authority(source: str) -> Path | None:
+    """The authority's folder, when the configuration source is a file published in it."""
+    if source.startswith(("http://", "https://")):
+        return None
+    folder = Path(source).parent
+    return folder if (folder / REGISTRY).is_file() else None
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the working folder when it is inside it, as a user would type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def server_document(
@@ -318,4 +377,13 @@ def _grouped(fingerprint: str) -> str:
     return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
-__all__ = ["cmd_join", "fetch_anchor", "register", "server_document", "with_port"]
+__all__ = [
+    "AUTHORITY_DIR",
+    "admission_command",
+    "cmd_join",
+    "fetch_anchor",
+    "register",
+    "server_document",
+    "shown",
+    "with_port",
+]

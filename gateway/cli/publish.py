@@ -7,7 +7,10 @@
 
 Writes the .proto, its descriptor set, the generated module, the SQL
 adapter's mapping and the server.yaml entries into --out, prints what it
-wrote, what changed since the previous run and the next command to run.
+wrote, what changed since the previous run and the next command to run: for
+a folder `spean join` prepared (a join request beside --config, not admitted
+yet), the authority's `admit --request` with this subsystem and descriptor
+set; otherwise its `add-subsystem`.
 Exit 0 when published, 1 when refused (a breaking change, an unmappable
 column, an unknown table: the message says what to do); nothing is written
 on a refusal. The work is `spean.gateway.publish.io.publisher`.
@@ -22,11 +25,9 @@ from typing import Any
 
 import yaml
 
+from spean.gateway.cli.join import AUTHORITY_DIR, admission_command, shown
 from spean.gateway.publish.contract import Options
 from spean.gateway.publish.io.publisher import Outcome, Request, publish
-
-AUTHORITY_DIR = "AUTHORITY_DIR"
-"""Stands for the authority's folder in the printed command: it lives on the authority's machine."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -134,7 +135,7 @@ def _report(outcome: Outcome, config: Path | None) -> None:
         print(f"  left out: {', '.join(contract.excluded)}")
     print("wrote:")
     for path in outcome.written:
-        print(f"  {_shown(path)}")
+        print(f"  {shown(path)}")
     if outcome.previous:
         print("changes since the previous contract:")
         for change in outcome.changes or ():
@@ -151,6 +152,13 @@ def _report(outcome: Outcome, config: Path | None) -> None:
         print("".join(f"  {line}\n" for line in text.splitlines()), end="")
     if not contract.clients:
         print("no --client given: no one may call it until an access entry names a client")
+    admit = None
+    if config is not None:
+        admit = admission_command(config, str(contract.subsystem), outcome.descriptor_set)
+    if admit is not None:
+        print("next, at the federation authority (admits the join request with this service):")
+        print(f"  {admit}")
+        return
     print("next, at the federation authority (AUTHORITY_DIR: its folder; copy the .pb there):")
     print(f"  {_next_command(outcome)}")
 
@@ -161,15 +169,7 @@ def _next_command(outcome: Outcome) -> str:
     words += ["--id", str(contract.subsystem)]
     if outcome.server_id is not None:
         words += ["--server", outcome.server_id]
-    words += ["--descriptor-set", _shown(outcome.descriptor_set)]
+    words += ["--descriptor-set", shown(outcome.descriptor_set)]
     for method, streaming in contract.methods:
         words += ["--streaming-method" if streaming else "--method", method]
     return shlex.join(words)
-
-
-def _shown(path: Path) -> str:
-    """`path` relative to the working folder when it is inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -112,6 +112,14 @@ def test_the_page_is_six_commands_for_the_ministry() -> None:
         assert not re.search(r"127\.0\.0\.1:[1-9]", step.command), step.command
 
 
+def test_publish_table_prints_the_admission_the_page_runs_next() -> None:
+    _, ministry, _ = page()
+    publish = next(i for i, s in enumerate(ministry) if s.command.startswith("spean publish-table"))
+    admission = ministry[publish + 1]
+    assert admission.command.startswith("spean authority admit ")
+    assert admission.command in ministry[publish].shown  # checked against the real output
+
+
 def test_the_onboarding_page_replays_against_postgresql(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

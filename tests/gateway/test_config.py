@@ -91,6 +91,17 @@ def test_access_rules_must_name_a_published_service() -> None:
     assert "not one of the services published here" in errors_of(document)
 
 
+def test_a_provider_side_without_a_service_yet_is_valid_but_grants_no_access() -> None:
+    document = good()
+    document["provider"]["services"] = []
+    document["provider"]["access"] = []
+    config = parse_config(document, Path("/etc/spean/server.yaml"))
+    assert config.provider is not None
+    assert config.provider.services == []
+    document["provider"]["access"] = good()["provider"]["access"]
+    assert "not one of the services published here" in errors_of(document)
+
+
 def test_at_least_one_endpoint() -> None:
     document = good()
     del document["consumer"], document["provider"]

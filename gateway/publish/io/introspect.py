@@ -47,6 +47,13 @@ def read_table(url: URL, name: str, schema: str | None = None) -> TableShape:
             return _shape(engine, inspector, name, schema)
     except sa_exc.NoSuchTableError as exc:
         raise NotFound(f"no table or view {name!r} in {url!r}") from exc
+    except sa_exc.OperationalError as exc:
+        # Connecting failed (refused, unknown host, wrong password, no such database):
+        # the driver's words say which; the hint says where to look.
+        raise Unavailable(
+            f"cannot read {name!r} from the database {url!r}: {exc.orig}; check the URL's host,"
+            " port, user, password and database name, and that the database server is running"
+        ) from exc
     except sa_exc.SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         raise Unavailable(f"cannot read {name!r} from the database {url!r}: {detail}") from exc

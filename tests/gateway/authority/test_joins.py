@@ -15,6 +15,7 @@ from spean.gateway.authority import (
     SubsystemRequest,
     admit_request,
     approve,
+    delivery_folder,
     join_request_yaml,
     parse_join_request,
     pending,
@@ -67,6 +68,19 @@ def published(authority: Authority) -> GlobalConfiguration:
 def test_a_request_survives_its_file_unchanged() -> None:
     original = request(deliver_to="/srv/moe/keys")
     assert parse_join_request(join_request_yaml(original), "join-request.yaml") == original
+
+
+def test_the_certificates_go_back_beside_the_request_wherever_the_authority_reads_it() -> None:
+    inbox = Path("/srv/authority/inbox/moe/join-request.yaml")
+    assert delivery_folder(inbox, "keys") == Path("/srv/authority/inbox/moe/keys")
+    assert delivery_folder(inbox, "") == Path("/srv/authority/inbox/moe")
+
+
+@pytest.mark.parametrize("named", ["/home/moe/keys", "../../etc", "keys/../../x"])
+def test_a_request_naming_a_folder_outside_its_own_is_refused_with_the_fix(named: str) -> None:
+    with pytest.raises(InvalidArgument, match="is not a folder beside the request") as caught:
+        delivery_folder(Path("/srv/inbox/join-request.yaml"), named)
+    assert "give --out FOLDER" in caught.value.message
 
 
 def test_one_admission_certifies_both_keys_registers_the_subsystems_and_publishes(

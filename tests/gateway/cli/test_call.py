@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,31 @@ def test_wait_does_not_retry_a_refusal(world: World, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.count("exchange-id: ") == 1, err
     assert "retrying" not in err
+
+
+def test_wait_does_not_retry_the_providers_answer_that_no_row_matches(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--service", VEHICLES, "--wait", "60s", GET_VEHICLE, '{"plate": "NO-SUCH-PLATE"}']
+    assert call(world, *argv) == EXIT_RPC_BASE + 5  # NOT_FOUND
+
+    err = capsys.readouterr().err
+    assert err.count("exchange-id: ") == 1, err
+    assert "retrying" not in err
+
+
+def test_an_endpoint_nobody_listens_on_is_named_with_what_to_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago, nobody listening
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{probe.getsockname()[1]}"
+    argv = ["call", "--endpoint", endpoint, "--client", "KH/GOV/MOH/nhis", "--service", VEHICLES]
+    assert main([*argv, GET_VEHICLE, "{}"]) == 1
+
+    err = capsys.readouterr().err
+    assert f"cannot reach the consumer endpoint {endpoint}" in err
+    assert "is its security server running" in err
 
 
 def test_a_request_from_a_file_through_an_endpoint_with_descriptors_given(

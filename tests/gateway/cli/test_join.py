@@ -14,11 +14,12 @@ from spean.gateway.authority import Authority
 from spean.gateway.cli import main
 from spean.gateway.cli import member as member_cli
 from spean.gateway.cli.join import fetch_anchor, with_port
-from spean.gateway.config import ServerConfig
 from spean.gateway.demo.federation import Federation
 from spean.gateway.demo.ministries import build_demo
 from spean.gateway.errors import ConfigError
 from spean.gateway.files import keyfiles
+from spean.gateway.files.config import load_config
+from spean.gateway.server.app import SecurityServer
 
 MOE = "KH/GOV/MOE"
 
@@ -77,15 +78,16 @@ def test_join_writes_keys_requests_a_valid_skeleton_and_the_anchor_to_check(
     assert document["audit"] == {"store": "state/audit.db"}
     assert (folder / "state").is_dir()
     assert document["consumer"]["clients"] == [{"subsystem": "KH/GOV/MOE/portal"}]
-    # Valid as soon as the provider side has a service (spean publish-table adds one).
-    document["provider"]["services"] = [
-        {"subsystem": "KH/GOV/MOE/schools", "adapter": {"type": "sql", "mapping": "m.yaml"}}
-    ]
-    config = ServerConfig.model_validate({**document, "path": folder / "server.yaml"})
+    # Valid as written: the provider side publishes nothing until publish-table adds a service.
+    config = load_config(folder / "server.yaml")
     assert config.provider is not None
+    assert config.provider.services == []
     request = yaml.safe_load((folder / "join-request.yaml").read_text())
     assert request["member"]["id"] == MOE
     assert request["server"]["address"] == document["provider"]["listen"]
+    assert request["deliver_to"] == "keys"  # beside the request, not a path of this machine
+    authority = str(demo.root / "authority")
+    assert f"the authority runs: spean authority admit --dir {authority} --request" in out
 
 
 def test_the_authority_admits_the_request_and_the_certificates_land_in_the_keys_folder(
@@ -225,12 +227,70 @@ def test_an_authority_that_is_neither_url_folder_nor_file_is_named(tmp_path: Pat
         fetch_anchor(str(tmp_path / "nowhere"), None)
 
 
-def test_the_doctor_names_the_next_step_for_a_fresh_skeleton(
-    demo: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def admit(authority: Path, request: Path, *extra: str) -> int:
+    return main(["authority", "admit", "--dir", str(authority), "--request", str(request), *extra])
+
+
+def test_a_server_admitted_before_it_publishes_starts_and_the_doctor_names_the_next_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    demo = build_demo(tmp_path / "demo")
     folder = tmp_path / "moe"
     assert join(folder, demo.root / "authority") == 0
     capsys.readouterr()
-
     assert main(["doctor", "--config", str(folder / "server.yaml"), "--no-peers"]) == 1
-    assert "the provider side lists no service yet: publish one into it" in capsys.readouterr().out
+    assert "fix: the join request is not admitted yet: the authority runs spean authority" in (
+        capsys.readouterr().out
+    )
+    assert admit(demo.root / "authority", folder / "join-request.yaml") == 0
+    capsys.readouterr()
+
+    assert main(["doctor", "--config", str(folder / "server.yaml"), "--no-peers"]) == 0
+    out = capsys.readouterr().out
+    assert "WARN  adapters     the provider side publishes no service yet" in out
+    assert f"spean publish-table ... --config {(folder / 'server.yaml').resolve()}" in out
+    server = SecurityServer(load_config(folder / "server.yaml"))
+    server.start()
+    try:
+        assert server.provider_port is not None
+        assert server.provider_port > 0
+    finally:
+        server.stop(grace=0)
+
+
+def test_an_authority_elsewhere_writes_the_certificates_beside_the_copy_it_received(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = build_demo(tmp_path / "demo")
+    folder = tmp_path / "moe"
+    assert join(folder, demo.root / "authority") == 0
+    inbox = tmp_path / "officer" / "inbox" / "moe"
+    inbox.mkdir(parents=True)
+    (inbox / "join-request.yaml").write_bytes((folder / "join-request.yaml").read_bytes())
+
+    assert admit(demo.root / "authority", inbox / "join-request.yaml") == 0
+
+    assert f"wrote {inbox / 'keys' / 'signing.crt'} and {inbox / 'keys' / 'tls.crt'}" in (
+        capsys.readouterr().out
+    )
+    assert keyfiles.load_certificate(inbox / "keys" / "tls.crt")
+    assert not (folder / "keys" / "tls.crt").exists()
+
+
+def test_a_request_naming_a_folder_of_another_machine_is_refused_before_anything_is_admitted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = build_demo(tmp_path / "demo")
+    folder = tmp_path / "moe"
+    assert join(folder, demo.root / "authority") == 0
+    request = folder / "join-request.yaml"
+    document = yaml.safe_load(request.read_text())
+    document["deliver_to"] = "/home/moe/keys"
+    request.write_text(yaml.safe_dump(document))
+    capsys.readouterr()
+
+    assert admit(demo.root / "authority", request) == 1
+
+    assert "give --out FOLDER for the certificates" in capsys.readouterr().err
+    registry = Authority.open(demo.root / "authority").registry()
+    assert not any(s.id == "KH/GOV/MOE/ss1" for s in registry.servers)

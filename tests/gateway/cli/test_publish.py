@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
+from spean.gateway.authority import Authority
 from spean.gateway.cli import build_parser, main
+from spean.gateway.cli import member as member_cli
+from spean.gateway.demo.ministries import build_demo
 
 SCHEMA = """
 CREATE TABLE clinics (
@@ -133,6 +138,44 @@ def test_config_merges_into_server_yaml_and_names_the_server_in_the_next_command
     assert provider["services"][0]["adapter"]["mapping"] == "published/clinics-mapping.yaml"
 
 
+def test_into_a_joined_folder_the_next_command_admits_the_join_request_with_this_service(
+    database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SPEAN_KEY_PASSPHRASE", raising=False)
+    monkeypatch.setattr(member_cli, "configure_logging", lambda *args, **kwargs: None)
+    authority = build_demo(tmp_path / "demo").root / "authority"
+    folder = tmp_path / "moe"
+    joined = main(
+        ["join", "--member", "KH/GOV/MOE", "--name", "Ministry of Education",
+         "--address", "127.0.0.1:0", "--authority", str(authority), "--dir", str(folder)]
+    )  # fmt: skip
+    assert joined == 0
+    argv = ["publish-table", "--database", database, "--table", "clinics", "--subsystem",
+            "KH/GOV/MOE/clinics", "--package", "clinics_join.v1", "--client", "KH/GOV/MOH/nhis",
+            "--out", str(folder), "--config", str(folder / "server.yaml")]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0
+
+    command = capsys.readouterr().out.rsplit("with this service):\n  ", 1)[1].strip()
+    words = shlex.split(command)
+    assert words[:3] == ["spean", "authority", "admit"]
+    args = build_parser().parse_args(words[1:])
+    assert args.dir == authority
+    assert args.request == folder / "join-request.yaml"
+    assert args.subsystem == "KH/GOV/MOE/clinics"
+    assert args.descriptor_set == folder / "clinics.pb"
+    assert main(words[1:]) == 0  # the printed command admits the join as it stands
+    registry = Authority.open(authority).registry()
+    assert any(s.id == "KH/GOV/MOE/clinics" for s in registry.subsystems)
+
+    capsys.readouterr()
+    assert main(argv) == 0  # admitted since: a later run names add-subsystem
+    assert "spean authority add-subsystem --dir AUTHORITY_DIR" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -171,11 +214,48 @@ def test_a_missing_sqlite_file_is_refused_not_created(
     assert not missing.exists()
 
 
-def test_an_engine_spean_does_not_run_is_refused(
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("oracle://scott@db/orcl", "--database: oracle databases are not supported"),
+        ("postgres://reader@db/registry", "--database: write postgresql:// (SQLAlchemy's name)"),
+        ("postgresql+nosuch://reader@db/x", "driver 'nosuch' is not supported for postgresql"),
+    ],
+)
+def test_an_engine_or_driver_spean_does_not_run_is_refused(
+    url: str, complaint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert publish(url, tmp_path / "out", "--table", "t") == 1
+    err = capsys.readouterr().err
+    assert complaint in err
+    assert "Traceback" not in err
+
+
+def test_a_database_server_nobody_listens_on_is_named_with_where_to_look(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert publish("oracle://scott@db/orcl", tmp_path / "out", "--table", "t") == 1
-    assert "--database: oracle databases are not supported" in capsys.readouterr().err
+    with socket.socket() as probe:  # a loopback port free a moment ago: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert publish(f"postgresql://reader@127.0.0.1:{port}/registry", tmp_path / "out",
+                   "--table", "t") == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"cannot read 't' from the database postgresql+psycopg://reader@127.0.0.1:{port}" in err
+    assert "check the URL's host, port, user, password and database name" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.mariadb
+def test_a_wrong_password_is_named_and_never_shown(
+    mariadb_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = make_url(mariadb_url).set(password="not-the-password")
+    assert publish(wrong.render_as_string(hide_password=False), tmp_path / "out",
+                   "--table", "t") == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "Access denied" in err
+    assert "check the URL's host, port, user, password" in err
+    assert "not-the-password" not in err
 
 
 @pytest.mark.parametrize(
