@@ -1,0 +1,133 @@
+"""The security server's management REST API, under /api/v1 (routes only).
+
+Each route declares the permission it needs (`requires`, deny by default),
+reads or changes the server through `ManagementService`, and answers a
+pydantic model, so the OpenAPI document generated from this module is the
+API's reference. The access rules carry an ETag; a change must send it back
+as If-Match (428 without, 412 when stale).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+
+from spean.gateway.management import models
+from spean.gateway.management.service import ManagementService
+from spean.gateway.web.app import create_app, requires
+from spean.gateway.web.auth import Authenticator
+from spean.gateway.web.roles import Permission, Principal
+
+VERSION = "1.0.0"
+
+router = APIRouter()
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="the ETag of the access rules this change is based on"),
+]
+
+
+def _service(request: Request) -> ManagementService:
+    service: ManagementService = request.app.state.management
+    return service
+
+
+Service = Annotated[ManagementService, Depends(_service)]
+
+
+@router.get("/health", tags=["status"])
+def health(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> models.Health:
+    """Whether the server is serving: its endpoints, global configuration and adapters."""
+    return service.health()
+
+
+@router.get("/global-configuration", tags=["status"])
+def global_configuration(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> models.GlobalConfigurationStatus:
+    """The held global configuration: version, expiry, last refresh, authority reachable."""
+    return service.globalconf_status()
+
+
+@router.get("/certificates", tags=["status"])
+def certificates(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> list[models.Certificate]:
+    """The TLS and signing certificates in use, with their expiry."""
+    return service.certificates()
+
+
+@router.get("/services", tags=["services"])
+def services(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> list[models.Service]:
+    """The subsystems published here, their adapters and methods."""
+    return service.services()
+
+
+@router.get("/access", tags=["access"])
+def access(
+    response: Response,
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_ACCESS))],
+) -> models.AccessRules:
+    """The access rights per client subsystem, service and method, with who/when."""
+    rules = service.access()
+    response.headers["ETag"] = rules.etag
+    return rules
+
+
+@router.post("/access/grants", tags=["access"])
+def grant(
+    body: models.AccessChangeRequest,
+    response: Response,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.EDIT_ACCESS))],
+    if_match: IfMatch = None,
+) -> models.AccessChangeResult:
+    """Grant methods to a client; in force for the next call, written to the file."""
+    result = service.grant(principal, body, if_match)
+    response.headers["ETag"] = result.access.etag
+    return result
+
+
+@router.post("/access/revocations", tags=["access"])
+def revoke(
+    body: models.AccessChangeRequest,
+    response: Response,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.EDIT_ACCESS))],
+    if_match: IfMatch = None,
+) -> models.AccessChangeResult:
+    """Revoke methods from a client ('*' revokes the whole rule)."""
+    result = service.revoke(principal, body, if_match)
+    response.headers["ETag"] = result.access.etag
+    return result
+
+
+@router.get("/admin-log", tags=["audit"])
+def admin_log(
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_AUDIT))],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[models.AdminLogEntry]:
+    """The newest admin actions (the signed admin log), newest first."""
+    return service.admin_actions(limit)
+
+
+def security_server_app(
+    service: ManagementService, authenticator: Authenticator, max_body_bytes: int
+) -> FastAPI:
+    app = create_app(
+        title="Spean security server management API",
+        version=VERSION,
+        routers=[router],
+        authenticator=authenticator,
+        max_body_bytes=max_body_bytes,
+    )
+    app.state.management = service
+    return app

@@ -1,0 +1,108 @@
+"""The management API's request and response bodies (pydantic v2; the OpenAPI schemas).
+
+Requests reuse the configuration's own field types (`Subsystem`,
+`MethodPattern`), so the API refuses exactly what the file would refuse, with
+the same words. Every model forbids unknown fields: a misspelt field is an
+error (422), never silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spean.gateway.config import MethodPattern, Subsystem
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AdapterHealth(_Model):
+    subsystem: str
+    ok: bool
+    detail: str
+
+
+class Health(_Model):
+    status: Literal["serving", "degraded"]
+    server_id: str
+    consumer_port: int | None
+    provider_port: int | None
+    global_configuration_valid: bool
+    adapters: list[AdapterHealth]
+
+
+class GlobalConfigurationStatus(_Model):
+    source: str
+    valid: bool
+    version: int | None = Field(description="the held configuration's version, when valid")
+    expires_at: str | None
+    last_refresh: str | None = Field(description="when the source last answered (ISO 8601)")
+    authority_reachable: bool = Field(
+        description="the source answered within the last two refresh intervals"
+    )
+    problem: str | None = Field(description="why the configuration is not valid, when it is not")
+
+
+class Certificate(_Model):
+    name: Literal["tls", "signing"]
+    subject: str
+    issuer: str
+    sha256: str
+    not_before: str
+    not_after: str
+    days_left: int
+
+
+class Method(_Model):
+    method: str
+    kind: Literal["unary", "server_streaming"]
+
+
+class Service(_Model):
+    subsystem: str
+    adapter: str
+    healthy: bool
+    methods: list[Method]
+
+
+class AccessRule(_Model):
+    client: str
+    service: str
+    methods: list[str]
+    granted_by: str | None
+    granted_at: str | None
+
+
+class AccessRules(_Model):
+    etag: str = Field(description="also the ETag header; send it as If-Match to change the rules")
+    rules: list[AccessRule]
+
+
+class AccessChangeRequest(_Model):
+    client: Subsystem = Field(description="the client subsystem, e.g. KH/GOV/MOH/nhis")
+    service: Subsystem = Field(description="a subsystem published by this server")
+    methods: list[MethodPattern] = Field(
+        min_length=1, max_length=256, description="full gRPC method paths, or '*'"
+    )
+
+
+class AccessChangeResult(_Model):
+    changed: bool
+    action_id: str | None = Field(description="the admin log record of the change, if any")
+    access: AccessRules
+
+
+class AdminLogEntry(_Model):
+    index: int
+    action_id: str
+    at: str
+    principal: str
+    role: str
+    action: str
+    client: str
+    service: str
+    status: str
+    description: str
