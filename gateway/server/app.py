@@ -226,6 +226,7 @@ class SecurityServer:
 
     def __init__(self, config: ServerConfig, worker: str = "w0") -> None:
         self.config = config
+        self.worker = worker
         self.origin = f"{config.server_id}#{worker}"
         self.consumer_port: int | None = None
         self.provider_port: int | None = None
@@ -306,7 +307,10 @@ class SecurityServer:
             self._start_consumer(signer, identity)
         if config.health is not None:
             self._start_health_port()
-        if config.management is not None:
+        # One management listener per server: the first worker serves it (its port and
+        # its admin log origin cannot be shared by several processes).
+        worker = self.worker
+        if config.management is not None and (worker == "w0" or worker.endswith("-w0")):
             self._start_management()
         for state in self._healths:
             state.serving()
