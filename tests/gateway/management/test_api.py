@@ -55,7 +55,8 @@ def test_status_reads_with_an_auditor_key(managed: tuple[World, Admin]) -> None:
         services = client.get("/services").json()
     assert health["status"] == "serving"
     assert health["provider_port"] == world.server(MPWT).provider_port
-    assert conf["valid"] and conf["version"] == world.server(MPWT).globalconf.current().version
+    assert conf["valid"]
+    assert conf["version"] == world.server(MPWT).globalconf.current().version
     assert {c["name"] for c in certificates} == {"tls", "signing"}
     assert all(c["days_left"] > 0 for c in certificates)
     vehicles = next(s for s in services if s["subsystem"] == VEHICLES)
@@ -124,7 +125,8 @@ def test_revoke_then_grant_takes_effect_without_restart(managed: tuple[World, Ad
     with admin.client(cert=admin.admin_cert) as client:
         log = client.get("/admin-log").json()
     assert [e["action"] for e in log[:2]] == ["access.grant", "access.revoke"]
-    assert log[0]["status"] == "APPLIED" and log[0]["role"] == "service-administrator"
+    assert log[0]["status"] == "APPLIED"
+    assert log[0]["role"] == "service-administrator"
 
 
 def test_writes_need_a_current_etag(managed: tuple[World, Admin]) -> None:
@@ -165,10 +167,14 @@ def test_hostile_bodies_are_refused_clearly(managed: tuple[World, Admin]) -> Non
             headers={**etag, "content-type": "application/json"},
             content=b"{not json",
         )
-    assert injected.status_code == 422 and "client" in injected.json()["detail"]
-    assert unknown.status_code == 404 and "does not publish" in unknown.json()["detail"]
-    assert extra.status_code == 422 and "admin" in extra.json()["detail"]
-    assert huge.status_code == 413 and "larger than 8192 bytes" in huge.json()["detail"]
+    assert injected.status_code == 422
+    assert "client" in injected.json()["detail"]
+    assert unknown.status_code == 404
+    assert "does not publish" in unknown.json()["detail"]
+    assert extra.status_code == 422
+    assert "admin" in extra.json()["detail"]
+    assert huge.status_code == 413
+    assert "larger than 8192 bytes" in huge.json()["detail"]
     assert garbage.status_code == 422
     for answer in (injected, unknown, extra, huge, garbage):
         assert answer.headers["content-type"] == PROBLEM
