@@ -43,13 +43,14 @@ def test_a_grant_extends_the_clients_rule_and_a_repeat_changes_nothing() -> None
 
 
 def test_an_unpublished_method_cannot_be_granted() -> None:
-    with pytest.raises(NotFound, match="does not publish /x.v1.X/Drop"):
+    with pytest.raises(NotFound, match=r"does not publish /x\.v1\.X/Drop"):
         plan_grant([], AccessChange(NHIS, VEHICLES, ("/x.v1.X/Drop",)), PUBLISHED)
 
 
 def test_revoking_the_last_method_deletes_the_rule() -> None:
     plan = plan_revoke([rule(NHIS, GET)], AccessChange(NHIS, VEHICLES, (GET,)))
-    assert plan.deletes and plan.changed
+    assert plan.deletes
+    assert plan.changed
 
 
 def test_revoking_what_was_never_granted_is_a_no_op() -> None:

@@ -191,7 +191,7 @@ def test_client_certificates_by_name_and_nothing_without_credentials(
     known = pki.certificate_pem(self_signed(key, "auditor.mpwt.gov.kh")).decode()
     unknown = pki.certificate_pem(self_signed(key, "someone.else")).decode()
     assert auth.authenticate(_request(cert_pem=known)).role is Role.AUDITOR
-    with pytest.raises(Unauthenticated, match="'someone.else' is valid but has no role"):
+    with pytest.raises(Unauthenticated, match=r"'someone\.else' is valid but has no role"):
         auth.authenticate(_request(cert_pem=unknown))
     with pytest.raises(Unauthenticated, match="no credentials"):
         auth.authenticate(_request())
