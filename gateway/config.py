@@ -379,6 +379,10 @@ class ManagementConfig(_Model):
         default="state/management-audit.sqlite",
         description="the signed log of admin actions: SQLite path or database URL",
     )
+    index: Path = Field(
+        default=Path("state/management-index.sqlite"),
+        description="the traffic index derived from the audit store (rebuilt if deleted)",
+    )
     client_certificates: list[CertificateRoleConfig] = Field(default_factory=list)
     oidc: OidcConfig | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

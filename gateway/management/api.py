@@ -9,12 +9,15 @@ as If-Match (428 without, 412 when stale).
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
+from spean.gateway.errors import InvalidArgument
 from spean.gateway.management import models
 from spean.gateway.management.service import ManagementService
+from spean.gateway.management.traffic_index import Filters
 from spean.gateway.web.app import create_app, requires
 from spean.gateway.web.auth import Authenticator
 from spean.gateway.web.roles import Permission, Principal
@@ -117,6 +120,69 @@ def admin_log(
 ) -> list[models.AdminLogEntry]:
     """The newest admin actions (the signed admin log), newest first."""
     return service.admin_actions(limit)
+
+
+Side = Literal["provider", "consumer"]
+_STATUS = r"^[A-Z_]{1,40}$"
+
+
+@router.get("/traffic", tags=["traffic"])
+def traffic(
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_TRAFFIC))],
+    window: Annotated[Literal["1h", "6h", "24h", "7d", "30d"], Query()] = "24h",
+    side: Annotated[Side | None, Query(description="one side only; both when absent")] = None,
+) -> models.Traffic:
+    """Calls and errors per service over a time window, and totals per service, client
+    and status (from the audit log)."""
+    return service.audit.traffic(window, side)
+
+
+@router.get("/audit/records", tags=["audit"])
+def audit_records(
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_AUDIT))],
+    exchange_id: Annotated[str | None, Query(max_length=64)] = None,
+    client: Annotated[str | None, Query(max_length=300)] = None,
+    service_id: Annotated[str | None, Query(alias="service", max_length=300)] = None,
+    status: Annotated[str | None, Query(pattern=_STATUS)] = None,
+    side: Annotated[Side | None, Query()] = None,
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[dt.datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before_ns: Annotated[int | None, Query(ge=0, description="the previous page's cursor")] = None,
+) -> models.AuditRecords:
+    """Exchange records, newest first, filtered by exchange id, client, service, status,
+    side and time; page with next_before_ns."""
+    filters = Filters(
+        exchange_id=exchange_id,
+        client=client,
+        service=service_id,
+        status=status,
+        side=side.upper() if side else None,
+        since_ns=_ns(since, "since"),
+        until_ns=_ns(until, "until"),
+    )
+    return service.audit.records(filters, limit, before_ns)
+
+
+@router.get("/audit/proof", tags=["audit"])
+def audit_proof(
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_AUDIT))],
+    origin: Annotated[str, Query(min_length=1, max_length=255)],
+    index: Annotated[int, Query(ge=0)],
+) -> models.InclusionProof:
+    """The inclusion proof of one record under a signed checkpoint (RFC 9162)."""
+    return service.audit.proof(origin, index)
+
+
+def _ns(moment: dt.datetime | None, name: str) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidArgument(f"{name} must carry a time zone, e.g. 2026-01-31T08:00:00Z")
+    return int(moment.timestamp() * 1_000_000_000)
 
 
 def security_server_app(

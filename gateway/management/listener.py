@@ -1,7 +1,7 @@
 """Starting and stopping the management listener of one security server process.
 
 Built from the ``management`` section: the API key store, the roles of
-client certificates, the OIDC verifier, the admin log, the FastAPI
+client certificates, the OIDC verifier, the admin log, the traffic index, the FastAPI
 application and its uvicorn listener (gateway/web/serve.py). `stop` closes
 the listener first, then the admin log, so no action is cut off mid-record.
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from spean.gateway.management.admin_log import AdminLog, open_admin_log
 from spean.gateway.management.api import security_server_app
+from spean.gateway.management.audit_view import AuditView
 from spean.gateway.management.service import ManagementService, ServerView
+from spean.gateway.management.traffic_index import TrafficIndex
 from spean.gateway.web.api_keys import ApiKeyStore
 from spean.gateway.web.auth import Authenticator, OidcVerifier
 from spean.gateway.web.roles import Role
@@ -36,11 +38,20 @@ class ManagementListener:
             )
         self.admin_log = AdminLog(open_admin_log(config))
         try:
+            self.index = TrafficIndex(config.resolve(section.index), server.audit, config.server_id)
+        except BaseException:
+            self.admin_log.close()
+            raise
+        try:
+            audit = AuditView(server.audit, self.index, config.server_id)
             app = security_server_app(
-                ManagementService(server, self.admin_log), authenticator, section.max_body_bytes
+                ManagementService(server, self.admin_log, audit),
+                authenticator,
+                section.max_body_bytes,
             )
             self._listener = WebListener(app, section.listen, tls, name="management")
         except BaseException:
+            self.index.close()
             self.admin_log.close()
             raise
         self.port = self._listener.port
@@ -51,4 +62,5 @@ class ManagementListener:
 
     def stop(self) -> None:
         self._listener.stop()
+        self.index.close()
         self.admin_log.close()

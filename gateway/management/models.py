@@ -106,3 +106,66 @@ class AdminLogEntry(_Model):
     service: str
     status: str
     description: str
+
+
+class TrafficPoint(_Model):
+    bucket_start: str
+    calls: int
+    errors: int
+
+
+class TrafficSeries(_Model):
+    service: str
+    points: list[TrafficPoint]
+
+
+class TrafficTotal(_Model):
+    service: str
+    client: str
+    calls: int
+    errors: int
+    error_rate: float
+    by_status: dict[str, int]
+
+
+class Traffic(_Model):
+    window: str
+    since: str
+    until: str
+    bucket_seconds: int
+    side: Literal["provider", "consumer"] | None
+    series: list[TrafficSeries]
+    totals: list[TrafficTotal]
+
+
+class AuditRecordSummary(_Model):
+    origin: str
+    index: int
+    exchange_id: str
+    side: str
+    client: str
+    service: str
+    method: str
+    status: str
+    received_at: str
+    received_at_ns: int
+    latency_ms: float
+
+
+class AuditRecords(_Model):
+    records: list[AuditRecordSummary]
+    next_before_ns: int | None = Field(
+        description="pass as before_ns for the next (older) page; null on the last page"
+    )
+
+
+class InclusionProof(_Model):
+    """RFC 9162 inclusion of one record in its log, under a signed checkpoint."""
+
+    origin: str
+    index: int
+    tree_size: int
+    record: str = Field(description="the record's canonical bytes, base64")
+    leaf_hash: str = Field(description="SHA-256(0x00 || record), hex")
+    proof: list[str] = Field(description="the audit path, leaf first, hex")
+    checkpoint: str = Field(description="the signed checkpoint (C2SP note) at tree_size")

@@ -31,6 +31,7 @@ import structlog
 
 from spean.adapters.base import Adapter
 from spean.gateway import pki
+from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import ServerConfig
 from spean.gateway.errors import NotFound, SpeanError
 from spean.gateway.files import keyfiles
@@ -47,6 +48,7 @@ from spean.gateway.management.access_edit import (
     plan_revoke,
 )
 from spean.gateway.management.admin_log import APPLIED, FAILED, AdminAction, AdminLog
+from spean.gateway.management.audit_view import AuditView
 from spean.gateway.web.roles import Principal
 
 log = structlog.get_logger("spean.management")
@@ -71,6 +73,9 @@ class ServerView(Protocol):
     @property
     def globalconf(self) -> GlobalconfView: ...
 
+    @property
+    def audit(self) -> AuditStore: ...
+
     def published_adapters(self) -> Mapping[SubsystemId, Adapter]: ...
 
     def reload(self) -> ServerConfig: ...
@@ -81,9 +86,10 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 class ManagementService:
-    def __init__(self, server: ServerView, admin_log: AdminLog) -> None:
+    def __init__(self, server: ServerView, admin_log: AdminLog, audit: AuditView) -> None:
         self.server = server
         self.admin_log = admin_log
+        self.audit = audit
         self._write_lock = threading.Lock()
 
     # ------------------------------------------------------------ reading
