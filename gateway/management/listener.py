@@ -2,7 +2,7 @@
 
 Built from the ``management`` section: the API key store, the roles of
 client certificates, the OIDC verifier, the admin log, the traffic index, the FastAPI
-application and its uvicorn listener (gateway/web/serve.py). `stop` closes
+application with its console, and its uvicorn listener (gateway/web/serve.py). `stop` closes
 the listener first, then the admin log, so no action is cut off mid-record.
 """
 
@@ -11,10 +11,13 @@ from __future__ import annotations
 from spean.gateway.management.admin_log import AdminLog, open_admin_log
 from spean.gateway.management.api import security_server_app
 from spean.gateway.management.audit_view import AuditView
+from spean.gateway.management.console import NAVIGATION, install_console
+from spean.gateway.management.console import TEMPLATES as CONSOLE_TEMPLATES
 from spean.gateway.management.service import ManagementService, ServerView
 from spean.gateway.management.traffic_index import TrafficIndex
 from spean.gateway.web.api_keys import ApiKeyStore
 from spean.gateway.web.auth import Authenticator, OidcVerifier
+from spean.gateway.web.console import Console
 from spean.gateway.web.roles import Role
 from spean.gateway.web.serve import ListenerTls, WebListener
 
@@ -48,6 +51,16 @@ class ManagementListener:
                 ManagementService(server, self.admin_log, audit),
                 authenticator,
                 section.max_body_bytes,
+            )
+            install_console(
+                app,
+                Console(
+                    authenticator,
+                    templates=[CONSOLE_TEMPLATES],
+                    navigation=NAVIGATION,
+                    title_key="app.title",
+                    secure_cookies=tls is not None,
+                ),
             )
             self._listener = WebListener(app, section.listen, tls, name="management")
         except BaseException:
