@@ -51,8 +51,8 @@ def bar_chart(
     body = [
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}"'
         f' stroke="{AXIS_COLOUR}"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="12">{peak}</text>',
-        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="12">0</text>',
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" font-size="14">{peak}</text>',
+        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="14">0</text>',
     ]
     for i, (count, failed, label) in enumerate(zip(calls, errors, labels, strict=True)):
         x = left + i * slot + slot * 0.1
@@ -76,7 +76,7 @@ def bar_chart(
         if 0 <= i < len(labels):
             x = left + i * slot + slot / 2
             body.append(
-                f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="12">'
+                f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" font-size="14">'
                 f"{escape(labels[i])}</text>"
             )
     return _svg(width, height, title, desc, body)
@@ -114,7 +114,7 @@ def expiry_timeline(
     scale = (width - left - 120) / horizon  # room for the note after the longest bar
     body = [
         f'<line x1="{left}" y1="{top - 8}" x2="{left}" y2="{height - 4}" stroke="{AXIS_COLOUR}"/>',
-        f'<text x="{left}" y="{top - 12}" font-size="12">{escape(today)}</text>',
+        f'<text x="{left}" y="{top - 12}" font-size="14">{escape(today)}</text>',
     ]
     for i, (item, left_days) in enumerate(zip(items, days, strict=True)):
         y = top + i * row
@@ -126,7 +126,7 @@ def expiry_timeline(
             f"{escape(item.label)}</text>"
             f'<rect x="{left}" y="{y + 4}" width="{bar:.1f}" height="18"'
             f' fill="{expiry_colour(left_days)}"/>'
-            f'<text x="{left + bar + 6:.1f}" y="{y + 17}" font-size="12">{escape(item.note)}'
+            f'<text x="{left + bar + 6:.1f}" y="{y + 17}" font-size="14">{escape(item.note)}'
             "</text></g>"
         )
     return _svg(width, height, title, desc, body)

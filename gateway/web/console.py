@@ -146,6 +146,8 @@ class Console:
         **context: Any,
     ) -> HTMLResponse:
         locale = self.locale(request)
+        # After a POST the language links point at the page the form came from.
+        path = context.pop("path", request.url.path)
         page = self.env.get_template(template).render(
             t=Translator(locale),
             locale=locale,
