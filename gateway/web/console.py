@@ -156,7 +156,7 @@ class Console:
             navigation=self.navigation,
             title_key=self.title_key,
             htmx=HTMX,
-            path=request.url.path,
+            path=path,
             csrf_field=CSRF_FIELD,
             **context,
         )
