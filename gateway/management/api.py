@@ -26,9 +26,10 @@ VERSION = "1.0.0"
 
 router = APIRouter()
 
+# Required in the document; a request without it is answered 428 (gateway/web/problems.py).
 IfMatch = Annotated[
-    str | None,
-    Header(description="the ETag of the access rules this change is based on"),
+    str,
+    Header(description="the ETag of the access rules this change is based on", min_length=1),
 ]
 
 
@@ -90,7 +91,7 @@ def grant(
     response: Response,
     service: Service,
     principal: Annotated[Principal, Depends(requires(Permission.EDIT_ACCESS))],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ) -> models.AccessChangeResult:
     """Grant methods to a client; in force for the next call, written to the file."""
     result = service.grant(principal, body, if_match)
@@ -104,7 +105,7 @@ def revoke(
     response: Response,
     service: Service,
     principal: Annotated[Principal, Depends(requires(Permission.EDIT_ACCESS))],
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ) -> models.AccessChangeResult:
     """Revoke methods from a client ('*' revokes the whole rule)."""
     result = service.revoke(principal, body, if_match)
@@ -124,6 +125,7 @@ def admin_log(
 
 Side = Literal["provider", "consumer"]
 _STATUS = r"^[A-Z_]{1,40}$"
+INT64_MAX = 2**63 - 1
 
 
 @router.get("/traffic", tags=["traffic"])
@@ -150,7 +152,9 @@ def audit_records(
     since: Annotated[dt.datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[dt.datetime | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_ns: Annotated[int | None, Query(ge=0, description="the previous page's cursor")] = None,
+    before_ns: Annotated[
+        int | None, Query(ge=0, le=INT64_MAX, description="the previous page's cursor")
+    ] = None,
 ) -> models.AuditRecords:
     """Exchange records, newest first, filtered by exchange id, client, service, status,
     side and time; page with next_before_ns."""
@@ -171,7 +175,7 @@ def audit_proof(
     service: Service,
     _: Annotated[Principal, Depends(requires(Permission.VIEW_AUDIT))],
     origin: Annotated[str, Query(min_length=1, max_length=255)],
-    index: Annotated[int, Query(ge=0)],
+    index: Annotated[int, Query(ge=0, le=INT64_MAX)],
 ) -> models.InclusionProof:
     """The inclusion proof of one record under a signed checkpoint (RFC 9162)."""
     return service.audit.proof(origin, index)
@@ -182,7 +186,9 @@ def _ns(moment: dt.datetime | None, name: str) -> int | None:
         return None
     if moment.tzinfo is None:
         raise InvalidArgument(f"{name} must carry a time zone, e.g. 2026-01-31T08:00:00Z")
-    return int(moment.timestamp() * 1_000_000_000)
+    # The log's timestamps are 64-bit nanoseconds since 1970 (until April 2262): a bound
+    # beyond them selects the same records as the nearest one within.
+    return min(max(int(moment.timestamp() * 1_000_000_000), 0), INT64_MAX)
 
 
 def security_server_app(

@@ -8,7 +8,7 @@ error (422), never silently ignored.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,12 +81,25 @@ class AccessRules(_Model):
     rules: list[AccessRule]
 
 
+# The identifier grammar of spean.gateway.identifiers, for the OpenAPI document only:
+# the values are checked by the configuration's own validators (one grammar).
+_CODE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SUBSYSTEM_PATTERN = rf"^{_CODE}/{_CODE}/{_CODE}/{_CODE}$"
+METHOD_PATTERN = r"^(\*|/[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*)$"
+
+
 class AccessChangeRequest(_Model):
-    client: Subsystem = Field(description="the client subsystem, e.g. KH/GOV/MOH/nhis")
-    service: Subsystem = Field(description="a subsystem published by this server")
-    methods: list[MethodPattern] = Field(
-        min_length=1, max_length=256, description="full gRPC method paths, or '*'"
+    client: Subsystem = Field(
+        description="the client subsystem, e.g. KH/GOV/MOH/nhis",
+        json_schema_extra={"pattern": SUBSYSTEM_PATTERN, "maxLength": 255},
     )
+    service: Subsystem = Field(
+        description="a subsystem published by this server",
+        json_schema_extra={"pattern": SUBSYSTEM_PATTERN, "maxLength": 255},
+    )
+    methods: list[
+        Annotated[MethodPattern, Field(json_schema_extra={"pattern": METHOD_PATTERN})]
+    ] = Field(min_length=1, max_length=256, description="full gRPC method paths, or '*'")
 
 
 class AccessChangeResult(_Model):

@@ -14,9 +14,10 @@ deny by default, so a route without it is a bug the tests catch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spean.gateway.errors import ResourceExhausted
@@ -98,10 +99,23 @@ def create_app(
     return app
 
 
+# Declares the bearer scheme in the OpenAPI document (API keys and OIDC tokens); the
+# credential itself is read and checked by the `Authenticator`, which also accepts a
+# client certificate (mutual TLS, which OpenAPI 3.1 names `mutualTLS`).
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key (spk_...) or an OIDC access token of the ministry's identity provider",
+)
+
+
 def requires(permission: Permission) -> Callable[..., Any]:
     """A dependency: the caller's `Principal` if it holds `permission`, else refused."""
 
-    def dependency(request: Request) -> Principal:
+    def dependency(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    ) -> Principal:
         authenticator: Authenticator = request.app.state.authenticator
         return require(authenticator.authenticate(request), permission)
 

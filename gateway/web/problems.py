@@ -87,8 +87,18 @@ def _spean(request: Request, exc: Exception) -> JSONResponse:
 
 def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(tuple(e.get("loc", ())) == ("header", "if-match") for e in errors):
+        # RFC 6585: a conditional request is required, and this one is not conditional.
+        return problem(
+            request,
+            428,
+            "this change needs an If-Match header with the ETag of the resource (a GET"
+            " answers it), so that a concurrent change is not lost",
+            "precondition_required",
+        )
     parts = []
-    for error in exc.errors():
+    for error in errors:
         where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
     return problem(request, 422, "; ".join(parts) or "the request is invalid", "invalid_request")
