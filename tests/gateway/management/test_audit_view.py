@@ -14,10 +14,11 @@ import time
 
 import grpc
 
-from spean.gateway.audit.checkpoint import parse_checkpoint
+from spean.gateway.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from spean.gateway.audit.merkle import leaf_hash, verify_inclusion
 from spean.gateway.audit.record import AuditRecord
-from spean.gateway.demo.ministries import GET_VEHICLE, NHIS, VEHICLES
+from spean.gateway.demo.ministries import GET_VEHICLE, MPWT, NHIS, VEHICLES
+from spean.gateway.files import keyfiles
 from spean.gateway.web.roles import Role
 from tests.support.exchanges import get_vehicle
 from tests.support.management import Admin
@@ -107,6 +108,10 @@ def test_an_inclusion_proof_verifies_against_the_signed_checkpoint(
     assert AuditRecord.from_bytes(data).exchange_id == exchange_id
     checkpoint = parse_checkpoint(proof["checkpoint"].encode())
     assert checkpoint.size == proof["tree_size"]
+    # The checkpoint is MPWT's: signed with the signing certificate its server uses.
+    config = world.server(MPWT).config
+    signing = keyfiles.load_certificate(config.resolve(config.keys.signing_certificate))
+    assert verify_checkpoint(checkpoint, [signing]) == signing
     verify_inclusion(
         leaf_hash(data),
         proof["index"],
