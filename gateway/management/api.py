@@ -73,6 +73,14 @@ def services(
     return service.services()
 
 
+@router.get("/clients", tags=["services"])
+def clients(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> list[models.Client]:
+    """The client subsystems registered on this server, with their application certificates."""
+    return service.clients()
+
+
 @router.get("/access", tags=["access"])
 def access(
     response: Response,

@@ -56,6 +56,17 @@ class Certificate(_Model):
     days_left: int
 
 
+class Client(_Model):
+    """A subsystem of this member whose applications call through this server."""
+
+    subsystem: str
+    certificate_sha256: str | None = Field(
+        description="the certificate its applications must present (internal TLS), if any"
+    )
+    certificate_not_after: str | None
+    days_left: int | None
+
+
 class Method(_Model):
     method: str
     kind: Literal["unary", "server_streaming"]

@@ -182,6 +182,32 @@ class ManagementService:
             )
         return out
 
+    def clients(self) -> list[models.Client]:
+        config = self.server.config
+        now = dt.datetime.now(dt.UTC)
+        out = []
+        for client in config.consumer.clients if config.consumer else []:
+            if client.certificate is None:
+                out.append(
+                    models.Client(
+                        subsystem=client.subsystem,
+                        certificate_sha256=None,
+                        certificate_not_after=None,
+                        days_left=None,
+                    )
+                )
+                continue
+            cert = keyfiles.load_certificate(config.resolve(client.certificate))
+            out.append(
+                models.Client(
+                    subsystem=client.subsystem,
+                    certificate_sha256=pki.thumbprint(cert),
+                    certificate_not_after=cert.not_valid_after_utc.isoformat(),
+                    days_left=(cert.not_valid_after_utc - now).days,
+                )
+            )
+        return out
+
     def access(self) -> models.AccessRules:
         # Read from the file, not from memory: the ETag must match what a write compares.
         return _rules(load_config(self.server.config.path))

@@ -53,12 +53,15 @@ def test_status_reads_with_an_auditor_key(managed: tuple[World, Admin]) -> None:
         conf = client.get("/global-configuration").json()
         certificates = client.get("/certificates").json()
         services = client.get("/services").json()
+        clients = client.get("/clients").json()
     assert health["status"] == "serving"
     assert health["provider_port"] == world.server(MPWT).provider_port
     assert conf["valid"]
     assert conf["version"] == world.server(MPWT).globalconf.current().version
     assert {c["name"] for c in certificates} == {"tls", "signing"}
     assert all(c["days_left"] > 0 for c in certificates)
+    # MPWT's server only provides: it registers no client subsystem.
+    assert clients == []
     vehicles = next(s for s in services if s["subsystem"] == VEHICLES)
     assert GET_VEHICLE in {m["method"] for m in vehicles["methods"]}
 

@@ -29,6 +29,7 @@ OPERATIONS = [
     ("GET", "/api/v1/global-configuration"),
     ("GET", "/api/v1/certificates"),
     ("GET", "/api/v1/services"),
+    ("GET", "/api/v1/clients"),
     ("GET", "/api/v1/access"),
     ("POST", "/api/v1/access/grants"),
     ("POST", "/api/v1/access/revocations"),

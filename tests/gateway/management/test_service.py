@@ -1,0 +1,56 @@
+"""The management service on another server: MoH's, a consumer that publishes one report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spean.gateway.audit.backends import open_store
+from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, NHIS, VEHICLES
+from spean.gateway.errors import NotFound
+from spean.gateway.management import models
+from spean.gateway.management.admin_log import AdminLog
+from spean.gateway.management.audit_view import AuditView
+from spean.gateway.management.service import ManagementService
+from spean.gateway.management.traffic_index import TrafficIndex
+from spean.gateway.web.roles import Principal, Role
+from tests.support.management import Admin
+from tests.support.world import World
+
+ADMIN = Principal("api-key:0123456789ab:test", Role.SYSTEM_ADMINISTRATOR, "api-key")
+
+
+@pytest.fixture
+def moh(managed: tuple[World, Admin], tmp_path: Path) -> Iterator[ManagementService]:
+    world, _ = managed
+    server = world.server(MOH)
+    log = AdminLog(
+        open_store(str(tmp_path / "admin.sqlite"), f"{server.config.server_id}#management")
+    )
+    index = TrafficIndex(tmp_path / "index.sqlite", server.audit, server.config.server_id)
+    yield ManagementService(server, log, AuditView(server.audit, index, server.config.server_id))
+    index.close()
+    log.close()
+
+
+def test_moh_lists_its_client_and_what_it_publishes(moh: ManagementService) -> None:
+    (client,) = moh.clients()
+    assert (client.subsystem, client.certificate_sha256) == (NHIS, None)
+    (service,) = moh.services()
+    assert service.subsystem == NHIS
+    assert [m.method for m in service.methods] == [MONTHLY_REPORT]
+
+
+def test_another_members_service_cannot_be_granted_here(moh: ManagementService) -> None:
+    change = models.AccessChangeRequest(client=NHIS, service=VEHICLES, methods=["*"])
+    with pytest.raises(NotFound, match="not a service published by this server"):
+        moh.grant(ADMIN, change, moh.access().etag)
+    assert moh.admin_actions(10) == []
+
+
+def test_its_consumer_calls_are_its_traffic(moh: ManagementService) -> None:
+    traffic = moh.audit.traffic("1h", "consumer")
+    assert all(t.client == NHIS for t in traffic.totals)
+    assert moh.audit.traffic("1h", "provider").totals == []
