@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spean.gateway.errors import ResourceExhausted
 from spean.gateway.web import problems
 from spean.gateway.web.auth import Authenticator
 from spean.gateway.web.roles import Permission, Principal, require
@@ -33,10 +33,6 @@ _HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-class BodyTooLarge(ResourceExhausted):
-    http_status = 413
 
 
 class _Limits:
@@ -66,7 +62,9 @@ class _Limits:
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+                # An HTTPException: FastAPI passes it on from a body read (anything
+                # else it reports as 400), and the problem handler answers it.
+                raise HTTPException(413, f"the request body is larger than {limit} bytes")
             return message
 
         async def with_headers(message: Message) -> None:

@@ -8,6 +8,8 @@ is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 import httpx
 import pytest
@@ -182,3 +184,21 @@ def test_hostile_bodies_are_refused_clearly(managed: tuple[World, Admin]) -> Non
     for answer in (injected, unknown, extra, huge, garbage):
         assert answer.headers["content-type"] == PROBLEM
         assert "Traceback" not in answer.text
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(managed: tuple[World, Admin]) -> None:
+    _, admin = managed
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"client": "KH/GOV/MOH/nhis", "service": "KH/GOV/MPWT/vehicles", "methods": ["'
+        for _ in range(100):
+            yield b"x" * 1000  # no Content-Length: the server counts as it reads
+
+    with admin.client(admin.keys[Role.SYSTEM_ADMINISTRATOR]) as client:
+        answer = client.post(
+            "/access/grants",
+            content=chunks(),
+            headers={"If-Match": '"x"', "content-type": "application/json"},
+        )
+    assert answer.status_code == 413
+    assert "larger than 8192 bytes" in answer.json()["detail"]
