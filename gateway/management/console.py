@@ -7,7 +7,8 @@ cannot, and is refused what the API would refuse, with the same words.
 Pages: login (API key or client certificate), status with the certificate
 expiry timeline, services, access rights (grant and revoke, CSRF-checked;
 htmx swaps the table in place, and without scripts the form posts and
-redirects), traffic with a chart per service. English and Khmer.
+redirects), traffic with a chart per service, and the audit log with
+inclusion proofs to download. English and Khmer.
 """
 
 from __future__ import annotations
@@ -16,24 +17,26 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from spean.gateway.errors import NotFound, SpeanError
 from spean.gateway.management import models
 from spean.gateway.management.service import ManagementService
+from spean.gateway.management.traffic_index import Filters
 from spean.gateway.web.charts import Expiry, bar_chart, expiry_timeline
 from spean.gateway.web.console import Console, Session
 from spean.gateway.web.i18n import Translator
 from spean.gateway.web.problems import http_status
-from spean.gateway.web.roles import Permission, Principal, require
+from spean.gateway.web.roles import Permission, Principal
 
 NAVIGATION = [
-    ("/console/status", "nav.status"),
-    ("/console/services", "nav.services"),
-    ("/console/access", "nav.access"),
-    ("/console/traffic", "nav.traffic"),
+    ("/console/status", "nav.status", Permission.VIEW_STATUS),
+    ("/console/services", "nav.services", Permission.VIEW_STATUS),
+    ("/console/access", "nav.access", Permission.VIEW_ACCESS),
+    ("/console/traffic", "nav.traffic", Permission.VIEW_TRAFFIC),
+    ("/console/audit", "nav.audit", Permission.VIEW_AUDIT),
 ]
 LOGIN = "/console/login"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,8 +55,9 @@ def _service(request: Request) -> ManagementService:
 
 
 def _page(request: Request, permission: Permission) -> tuple[Session, Principal]:
-    session = _console(request).session(request)
-    return session, require(session.principal, permission)
+    console = _console(request)
+    session = console.session(request)
+    return session, console.require(session, permission)
 
 
 @router.get("/console")
@@ -163,7 +167,7 @@ async def change_access(request: Request, action: str) -> Response:
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
-    principal = require(session.principal, Permission.EDIT_ACCESS)
+    principal = console.require(session, Permission.EDIT_ACCESS)
     t = Translator(console.locale(request))
     notice = refused = None
     status = 200
@@ -243,6 +247,45 @@ def traffic_page(
         traffic=traffic,
         charts=charts,
         windows=["1h", "6h", "24h", "7d", "30d"],
+    )
+
+
+@router.get("/console/audit")
+def audit_page(
+    request: Request,
+    exchange_id: Annotated[str | None, Query(max_length=64)] = None,
+    client: Annotated[str | None, Query(max_length=300)] = None,
+    service_id: Annotated[str | None, Query(alias="service", max_length=300)] = None,
+    status: Annotated[str | None, Query(pattern=r"^[A-Z_]{0,40}$")] = None,
+    before_ns: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_AUDIT)
+    filters = Filters(
+        exchange_id=exchange_id or None,
+        client=client or None,
+        service=service_id or None,
+        status=status or None,
+    )
+    found = _service(request).audit.records(filters, 50, before_ns)
+    return _console(request).render(
+        request, "audit.html", session=session, found=found, filters=filters
+    )
+
+
+@router.get("/console/audit/proof")
+def audit_proof(
+    request: Request,
+    origin: Annotated[str, Query(min_length=1, max_length=255)],
+    index: Annotated[int, Query(ge=0, le=2**63 - 1)],
+) -> Response:
+    """The inclusion proof as a file to keep (the API's answer, as an attachment)."""
+    _page(request, Permission.VIEW_AUDIT)
+    proof = _service(request).audit.proof(origin, index)
+    name = f"proof-{origin.replace('/', '_').replace('#', '_')}-{index}.json"
+    return Response(
+        proof.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

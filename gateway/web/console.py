@@ -38,7 +38,7 @@ from spean.gateway.errors import PermissionDenied, SpeanError, Unauthenticated
 from spean.gateway.web.auth import Authenticator
 from spean.gateway.web.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
 from spean.gateway.web.problems import http_status
-from spean.gateway.web.roles import Principal
+from spean.gateway.web.roles import Permission, Principal, require
 
 log = structlog.get_logger("spean.web")
 
@@ -69,6 +69,10 @@ class LoginRequired(Unauthenticated):
 
 class CsrfRefused(PermissionDenied):
     """A state change without this session's CSRF token."""
+
+
+class Forbidden(PermissionDenied):
+    """The session's role may not see this page or do this (a page, not a problem)."""
 
 
 class Sessions:
@@ -114,7 +118,7 @@ class Console:
         self,
         authenticator: Authenticator,
         templates: Sequence[Path],
-        navigation: Sequence[tuple[str, str]],
+        navigation: Sequence[tuple[str, str, Permission]],
         title_key: str,
         secure_cookies: bool,
     ) -> None:
@@ -222,6 +226,13 @@ class Console:
             raise LoginRequired("the credential of this session changed: log in again")
         return session
 
+    def require(self, session: Session, permission: Permission) -> Principal:
+        """The session's principal if it holds `permission`; else `Forbidden` (a page)."""
+        try:
+            return require(session.principal, permission)
+        except PermissionDenied as exc:
+            raise Forbidden(exc.message) from exc
+
     def check_csrf(self, request: Request, session: Session, form: Mapping[str, Any]) -> None:
         offered = str(form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or "")
         if not hmac.compare_digest(offered.encode(), session.csrf.encode()):
@@ -260,5 +271,20 @@ class Console:
                 request, "error.html", status=http_status(exc), message=t("error.csrf")
             )
 
+        def forbidden(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, Forbidden)
+            log.warning(
+                "management.refused",
+                status=403,
+                method=request.method,
+                path=request.url.path,
+                reason=exc.message,
+            )
+            t = Translator(self.locale(request))
+            return self.render(
+                request, "error.html", status=403, message=t("error.forbidden", reason=exc.message)
+            )
+
         app.add_exception_handler(LoginRequired, login_required)
         app.add_exception_handler(CsrfRefused, csrf_refused)
+        app.add_exception_handler(Forbidden, forbidden)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 from spean.gateway.demo.ministries import GET_VEHICLE, MPWT, VEHICLES
 from spean.gateway.web.api_keys import ApiKeyStore
 from spean.gateway.web.roles import Role
+from tests.support.exchanges import get_vehicle
 from tests.support.management import Admin
 from tests.support.world import World
 
@@ -158,3 +160,36 @@ def test_no_script_or_style_from_elsewhere(managed: tuple[World, Admin]) -> None
     assert not re.search(r'(src|href)="https?://', page.text)
     assert script.status_code == 200
     assert "htmx" in script.text[:2000]
+
+
+def test_an_auditor_finds_a_call_and_downloads_its_proof(managed: tuple[World, Admin]) -> None:
+    world, admin = managed
+    with world.consumer_channel() as channel:
+        exchange_id = get_vehicle(channel).exchange_id
+    with _login(admin, admin.keys[Role.AUDITOR]) as client:
+        page = client.get("/console/audit", params={"exchange_id": exchange_id, "status": ""})
+        assert page.status_code == 200, page.text
+        assert exchange_id in page.text
+        link = re.search(r'href="(/console/audit/proof\?[^"]+)"', page.text)
+        assert link is not None
+        deadline = time.monotonic() + 10
+        proof = client.get(html.unescape(link.group(1)))
+        while proof.status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the checkpoint covering the record is signed within a second
+            proof = client.get(html.unescape(link.group(1)))
+    assert proof.status_code == 200
+    assert proof.headers["content-disposition"].startswith("attachment;")
+    assert proof.json()["tree_size"] > proof.json()["index"]
+
+
+def test_pages_a_role_may_not_see_are_refused_and_not_offered(
+    managed: tuple[World, Admin],
+) -> None:
+    _, admin = managed
+    with _login(admin, admin.keys[Role.SERVICE_ADMINISTRATOR]) as client:
+        status = client.get("/console/status")
+        refused = client.get("/console/audit")
+    assert 'href="/console/audit"' not in status.text
+    assert refused.status_code == 403
+    assert "Your role may not do this" in refused.text
+    assert refused.headers["content-type"].startswith("text/html")
