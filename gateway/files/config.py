@@ -28,10 +28,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError as RoundTripError
 
 from spean.gateway.config import PASSPHRASE_ENV, ServerConfig, parse_config
-from spean.gateway.errors import ConfigError
+from spean.gateway.errors import ConfigError, SpeanError
 from spean.gateway.files.keyfiles import write_file_atomically
 
 Edit = Callable[[Any, ServerConfig], None]
+After = Callable[[ServerConfig], None]
 
 
 def load_config(path: Path) -> ServerConfig:
@@ -64,15 +65,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def edit_config(path: Path, edit: Edit) -> ServerConfig:
+def edit_config(path: Path, edit: Edit, after: After | None = None) -> ServerConfig:
     """Apply `edit(document, current)` to the file and write it back; return the new config.
 
     `document` is the file's round-trip YAML mapping, which `edit` changes in
     place; `current` is the file's validated configuration as it is now, for
     the caller's precondition (an ETag), which `edit` may refuse by raising a
-    `SpeanError`: then nothing is written.
+    `SpeanError`: then nothing is written. `after(updated)` runs once the
+    file is written, still under the lock (the server's reload); if it
+    raises a `SpeanError` the previous file is put back, so file and server
+    stay equal.
     """
     with _locked(path):
+        original = path.read_bytes()
         current = load_config(path)
         rt = YAML()
         rt.preserve_quotes = True
@@ -85,7 +90,14 @@ def edit_config(path: Path, edit: Edit) -> ServerConfig:
         rt.dump(document, out)
         text = out.getvalue()
         updated = parse_config(yaml.safe_load(text), path.resolve())
-        write_file_atomically(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777)
+        mode = path.stat().st_mode & 0o777
+        write_file_atomically(path, text.encode("utf-8"), mode=mode)
+        if after is not None:
+            try:
+                after(updated)
+            except SpeanError:
+                write_file_atomically(path, original, mode=mode)
+                raise
     return updated
 
 

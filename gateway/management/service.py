@@ -14,9 +14,11 @@ changes access rights the one way that keeps file and server equal:
 4. write the file back atomically, comments and other settings kept
    (gateway/files/config.py, `edit_config`);
 5. reload the server from the file (`SecurityServer.reload`, SIGHUP's path),
-   so the new rules apply to the next call without a restart.
+   still under the lock, so the new rules apply to the next call without a
+   restart; if the reload fails, the previous file is put back.
 
-A failure after step 3 appends a FAILED record with the reason.
+A failure after step 3 appends a FAILED record with the reason; the file
+and the server then both hold the rules as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -33,7 +36,7 @@ from spean.adapters.base import Adapter
 from spean.gateway import pki
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import ServerConfig
-from spean.gateway.errors import NotFound, SpeanError
+from spean.gateway.errors import FailedPrecondition, NotFound, SpeanError
 from spean.gateway.files import keyfiles
 from spean.gateway.files.config import edit_config, load_config
 from spean.gateway.globalconf import GlobalConfiguration
@@ -256,9 +259,10 @@ class ManagementService:
     ) -> models.AccessChangeResult:
         change = AccessChange(request.client, request.service, tuple(request.methods))
         published = self._published(change.service)
-        outcome: dict[str, Any] = {}
+        recorded: _Recorded | None = None
 
         def edit(document: Any, current: ServerConfig) -> None:
+            nonlocal recorded
             rules = current.provider.access if current.provider else []
             check_if_match(if_match, access_etag(rules))
             plan = (
@@ -266,7 +270,6 @@ class ManagementService:
                 if action == "access.grant"
                 else plan_revoke(rules, change)
             )
-            outcome["plan"] = plan
             if not plan.changed:
                 return
             what = (
@@ -274,21 +277,34 @@ class ManagementService:
                 f" on {change.service}"
             )
             described = AdminAction(action, change.client, change.service, what)
-            outcome["action"] = described
-            outcome["id"] = self.admin_log.record(principal, described, APPLIED)
+            # No record, no change: the record is durable before the file is written.
+            recorded = _Recorded(described, self.admin_log.record(principal, described, APPLIED))
             _apply(document, plan, change, principal)
+
+        def reload(_: ServerConfig) -> None:
+            if recorded is None:
+                return
+            try:
+                self.server.reload()
+            except SpeanError as exc:
+                raise ReloadFailed(
+                    "the server could not reload its configuration, so the change was undone"
+                    f" (fix this and repeat it): {exc.message}"
+                ) from exc
 
         with self._write_lock:
             try:
-                edit_config(self.server.config.path, edit)
-                if "id" in outcome:
-                    self.server.reload()
+                edit_config(self.server.config.path, edit, after=reload)
             except SpeanError as exc:
-                if "id" in outcome:
-                    self.admin_log.record(principal, outcome["action"], FAILED, outcome["id"])
+                if recorded is not None:
+                    failed = replace(
+                        recorded.action,
+                        description=f"{recorded.action.description}: not applied: {exc.message}",
+                    )
+                    self.admin_log.record(principal, failed, FAILED, recorded.id)
                     log.error("management.change_failed", action=action, error=exc.message)
                 raise
-        if "id" in outcome:
+        if recorded is not None:
             log.info(
                 "management.changed",
                 action=action,
@@ -296,11 +312,25 @@ class ManagementService:
                 client=change.client,
                 service=change.service,
                 methods=list(change.methods),
-                action_id=outcome["id"],
+                action_id=recorded.id,
             )
         return models.AccessChangeResult(
-            changed="id" in outcome, action_id=outcome.get("id"), access=self.access()
+            changed=recorded is not None,
+            action_id=recorded.id if recorded else None,
+            access=self.access(),
         )
+
+
+class ReloadFailed(FailedPrecondition):
+    """The file was written but the server could not reload it (the file is put back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """An action in the admin log, and its id there."""
+
+    action: AdminAction
+    id: str
 
 
 def _apply(document: Any, plan: RulePlan, change: AccessChange, principal: Principal) -> None:

@@ -84,3 +84,18 @@ def test_concurrent_edits_take_turns_and_none_is_lost(config: Path) -> None:
     assert written is not None
     assert set(methods) <= set(written.access[0].methods)
     assert written.access[0].client == NHIS
+
+
+def test_when_the_step_after_the_write_fails_the_old_file_returns(config: Path) -> None:
+    before = config.read_bytes()
+    seen: list[list[str]] = []
+
+    def refuse_reload(updated: ServerConfig) -> None:
+        assert updated.provider is not None
+        seen.append(list(updated.provider.access[0].methods))
+        raise FailedPrecondition("the reload failed")
+
+    with pytest.raises(FailedPrecondition, match="the reload failed"):
+        edit_config(config, _set_methods(["*"]), after=refuse_reload)
+    assert seen == [["*"]]  # it saw the new file ...
+    assert config.read_bytes() == before  # ... which is gone again

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spean.gateway.audit.backends import open_store
-from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, NHIS, VEHICLES
+from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, MPWT, NHIS, VEHICLES
 from spean.gateway.errors import NotFound
 from spean.gateway.management import models
 from spean.gateway.management.admin_log import AdminLog
@@ -54,3 +54,33 @@ def test_its_consumer_calls_are_its_traffic(moh: ManagementService) -> None:
     traffic = moh.audit.traffic("1h", "consumer")
     assert all(t.client == NHIS for t in traffic.totals)
     assert moh.audit.traffic("1h", "provider").totals == []
+
+
+def test_a_change_the_server_cannot_reload_is_undone_in_the_file(
+    managed: tuple[World, Admin],
+) -> None:
+    world, admin = managed
+    mpwt = world.server(MPWT).config
+    certificate = mpwt.resolve(mpwt.keys.tls_certificate)
+    good = certificate.read_bytes()
+    before = admin.config.read_bytes()
+    certificate.write_bytes(b"not a certificate")  # the next reload fails on it
+    try:
+        with admin.client(admin.keys[Role.SERVICE_ADMINISTRATOR]) as client:
+            etag = client.get("/access").headers["etag"]
+            answer = client.post(
+                "/access/grants",
+                headers={"If-Match": etag},
+                json={"client": "KH/GOV/MOI/idreg", "service": VEHICLES, "methods": ["*"]},
+            )
+            assert client.get("/access").headers["etag"] == etag
+    finally:
+        certificate.write_bytes(good)
+    assert answer.status_code == 409
+    assert "tls" in answer.json()["detail"].lower()
+    assert admin.config.read_bytes() == before
+    with admin.client(admin.keys[Role.AUDITOR]) as client:
+        failed, applied = client.get("/admin-log", params={"limit": 2}).json()
+    assert (failed["status"], applied["status"]) == ("FAILED", "APPLIED")
+    assert failed["action_id"] == applied["action_id"]
+    assert "not applied" in failed["description"]
