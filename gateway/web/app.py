@@ -6,7 +6,7 @@ documentation pages, which would load scripts from a CDN), errors as RFC
 9457 problems (gateway/web/problems.py), a request body limit (413 before
 the body is read when Content-Length says so, and while it is read
 otherwise), and response headers that forbid caching, framing and MIME
-sniffing. `requires(permission)` is the dependency every route declares:
+sniffing (and, on TLS, plain HTTP). `requires(permission)` is the dependency every route declares:
 deny by default, so a route without it is a bug the tests catch
 (tests/gateway/management/test_api.py asks every route without credentials).
 """
@@ -33,6 +33,8 @@ _HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# On TLS only (RFC 6797): browsers then never try this origin over plain HTTP.
+_HSTS = [(b"strict-transport-security", b"max-age=31536000")]
 
 
 class _Limits:
@@ -67,9 +69,11 @@ class _Limits:
                 raise HTTPException(413, f"the request body is larger than {limit} bytes")
             return message
 
+        headers = _HEADERS + (_HSTS if scope.get("scheme") == "https" else [])
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         await self.app(scope, limited_receive, with_headers)

@@ -45,18 +45,23 @@ def test_openapi_document_is_3_1_and_lists_the_routes(managed: tuple[World, Admi
     with admin.client() as client:
         schema = client.get("/openapi.json").json()
     assert schema["openapi"].startswith("3.1")
+    assert {"bearer"} == set(schema["components"]["securitySchemes"])
     assert {"/api/v1/access", "/api/v1/access/grants", "/api/v1/health"} <= set(schema["paths"])
 
 
 def test_status_reads_with_an_auditor_key(managed: tuple[World, Admin]) -> None:
     world, admin = managed
     with admin.client(admin.keys[Role.AUDITOR]) as client:
-        health = client.get("/health").json()
+        answer = client.get("/health")
+        health = answer.json()
         conf = client.get("/global-configuration").json()
         certificates = client.get("/certificates").json()
         services = client.get("/services").json()
         clients = client.get("/clients").json()
     assert health["status"] == "serving"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["strict-transport-security"].startswith("max-age=")
     assert health["provider_port"] == world.server(MPWT).provider_port
     assert conf["valid"]
     assert conf["version"] == world.server(MPWT).globalconf.current().version
