@@ -66,6 +66,7 @@ from spean.adapters.sql._engines import (
     twin_in_error,
 )
 from spean.adapters.sql._mapping import MethodMapping, ServiceMapping, config_error, load_mapping
+from spean.adapters.sql._paging import LIMIT, Paging, after_name, decode_token, encode_token
 from spean.gateway.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -114,6 +115,7 @@ class _Plan:
     response_class: type[Message]
     row_type: Descriptor
     params: tuple[_Param, ...]
+    paging: Paging | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,8 @@ class SqlAdapter(Adapter):
 
     def unary(self, ctx: CallContext, request: bytes) -> bytes:
         plan = self._plan(ctx, MethodKind.UNARY)
+        if plan.paging is not None:
+            return self._page(ctx, plan, plan.paging, self._decode(plan, request))
         params = self._bind(plan, request)
         with self._connection(ctx, plan) as conn:
             result = conn.execute(plan.statement, params)
@@ -290,13 +294,50 @@ class SqlAdapter(Adapter):
             raise DeadlineExceeded(f"deadline exceeded before {ctx.method} reached the database")
         return plan
 
-    def _bind(self, plan: _Plan, request: bytes) -> dict[str, object]:
+    def _page(self, ctx: CallContext, plan: _Plan, paging: Paging, message: Message) -> bytes:
+        """One page of a paged method: `size` rows after the token's key, and the next token."""
+        spec = paging.spec
+        size = spec.rows_for(getattr(message, paging.size.name))
+        token = getattr(message, paging.token.name)
+        params = {param.name: param.read(message) for param in plan.params}
+        params[LIMIT] = size + 1  # one more row says whether another page follows
+        statement = paging.first
+        if token:
+            statement = paging.after
+            after = decode_token(token, len(spec.key), spec.token)
+            params.update({after_name(i): value for i, value in enumerate(after)})
+        with self._connection(ctx, plan) as conn:
+            result = conn.execute(statement, params)
+            keys = tuple(result.keys())
+            writer = self._writer(plan, keys, ctx)
+            rows = result.fetchall()
+        response = plan.response_class()
+        elements = getattr(response, plan.mapping.into or "")
+        for row in rows[:size]:
+            self._fill(plan, writer, elements.add(), row, ctx)
+        if len(rows) > size:
+            last = rows[size - 1]
+            try:
+                next_token = encode_token([last[keys.index(name)] for name in spec.key])
+            except TypeError as exc:
+                log.error("sql.page_key_unusable", method=plan.path, error=str(exc))
+                raise Internal(
+                    f"the page key of {plan.path} cannot be carried in a page token;"
+                    " the provider's log has details"
+                ) from exc
+            setattr(response, spec.next, next_token)
+        return response.SerializeToString()
+
+    def _decode(self, plan: _Plan, request: bytes) -> Message:
         try:
-            message = plan.request_class.FromString(request)
+            return plan.request_class.FromString(request)
         except DecodeError as exc:
             raise InvalidArgument(
                 f"request is not a valid {plan.request_class.DESCRIPTOR.full_name} message"
             ) from exc
+
+    def _bind(self, plan: _Plan, request: bytes) -> dict[str, object]:
+        message = self._decode(plan, request)
         return {param.name: param.read(message) for param in plan.params}
 
     @contextlib.contextmanager
@@ -415,6 +456,14 @@ class SqlAdapter(Adapter):
             raise config_error(self._mapping.source, where, f"the statement {what}") from exc
         finally:
             conn.rollback()
+        if plan.paging is not None:
+            for name in plan.paging.spec.key:
+                if name not in keys:
+                    raise config_error(
+                        self._mapping.source,
+                        f"methods.{plan.mapping.name}.page.key",
+                        f"the statement returns no column {name!r} (it returns {', '.join(keys)})",
+                    )
         return self._row_writer(plan, keys, kinds)
 
     def _row_writer(
@@ -490,6 +539,15 @@ class SqlAdapter(Adapter):
             # The operator's own statement, wrapped so it prepares but reads
             # no row; no request value is involved.
             probe = text(f"SELECT * FROM ({mapping.sql}) AS spean_probe LIMIT 0")  # noqa: S608
+            paging = None
+            if mapping.page is not None:
+                paging = Paging.plan(
+                    mapping.page,
+                    method,
+                    statement,
+                    paged=kind is MethodKind.UNARY and many and mapping.into is not None,
+                    where=f"{self._mapping.source}: methods.{mapping.name}.page",
+                )
             yield _Plan(
                 mapping=mapping,
                 path=f"/{service.full_name}/{method.name}",
@@ -501,6 +559,7 @@ class SqlAdapter(Adapter):
                 response_class=message_class(method.output_type),
                 row_type=row_type,
                 params=params,
+                paging=paging,
             )
 
     def _row_type(

@@ -25,13 +25,16 @@ import yaml
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
+from spean.adapters.sql._paging import PageSpec
 from spean.gateway.errors import ConfigError
 
 __all__ = [
     "DatabaseOptions",
     "MethodMapping",
+    "PageSpec",
     "ServiceMapping",
     "config_error",
+    "explicit_driver",
     "load_mapping",
     "parse_mapping",
 ]
@@ -42,7 +45,8 @@ _SERVICE_KEYS = frozenset(
 _DATABASE_KEYS = frozenset(
     {"url", "read_only", "password_file", "pool_size", "max_overflow", "pool_timeout"}
 )
-_METHOD_KEYS = frozenset({"sql", "params", "result", "into", "fields"})
+_METHOD_KEYS = frozenset({"sql", "params", "result", "into", "fields", "page"})
+_PAGE_KEYS = frozenset({"key", "size", "token", "next", "default", "max"})
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 # Engine name -> the one driver Spean runs it with (tested in CI against real servers).
@@ -82,6 +86,7 @@ class MethodMapping:
     result: str | None
     into: str | None
     fields: Mapping[str, str]
+    page: PageSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +184,18 @@ def _text(table: Mapping[str, Any], key: str, source: Path, where: str) -> str:
 
 
 def _number(
-    table: Mapping[str, Any], key: str, default: float, low: float, high: float, source: Path
+    table: Mapping[str, Any],
+    key: str,
+    default: float,
+    low: float,
+    high: float,
+    source: Path,
+    where: str | None = None,
 ) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise _error(source, f"database.{key}", f"must be a number from {low:g} to {high:g}")
+        place = where or f"database.{key}"
+        raise _error(source, place, f"must be a number from {low:g} to {high:g}")
     return float(value)
 
 
@@ -218,19 +230,22 @@ def _parse_database(value: object, source: Path) -> DatabaseOptions:
 
 
 def _with_driver(url: URL, source: Path) -> URL:
+    return explicit_driver(url, f"{source}: database")
+
+
+def explicit_driver(url: URL, where: str) -> URL:
+    """`url` with the one driver Spean runs its engine with (``postgresql+psycopg``...);
+    `ConfigError` starting with `where` for another engine or another driver."""
     backend, driver = url.get_backend_name(), url.get_driver_name()
     wanted = _DRIVERS.get(backend)
     if wanted is None:
-        raise _error(
-            source,
-            "database",
-            f"{backend} databases are not supported; use SQLite, PostgreSQL or MySQL/MariaDB",
+        raise ConfigError(
+            f"{where}: {backend} databases are not supported; use SQLite, PostgreSQL or"
+            " MySQL/MariaDB"
         )
     if "+" in url.drivername and driver != wanted:
-        raise _error(
-            source,
-            "database",
-            f"driver {driver!r} is not supported for {backend}; use {backend}+{wanted}://",
+        raise ConfigError(
+            f"{where}: driver {driver!r} is not supported for {backend}; use {backend}+{wanted}://"
         )
     return url.set(drivername=f"{backend}+{wanted}")
 
@@ -271,7 +286,32 @@ def _parse_method(name: str, body: object, source: Path) -> MethodMapping:
     into = table.get("into")
     if into is not None and (not isinstance(into, str) or not _PATH.match(into)):
         raise _error(source, f"{where}.into", "must name a repeated field of the response")
-    return MethodMapping(name, sql, params, result, into, fields)
+    page = None if table.get("page") is None else _parse_page(table["page"], source, where)
+    return MethodMapping(name, sql, params, result, into, fields, page)
+
+
+def _parse_page(value: object, source: Path, where: str) -> PageSpec:
+    """`page:` of a unary `many` method: the key columns and, optionally, the field names
+    and sizes (whether the fields exist is checked against the descriptor at load)."""
+    at = f"{where}.page"
+    table = _table(value, source, at, _PAGE_KEYS)
+    key = table.get("key")
+    key = [key] if isinstance(key, str) else key
+    if not isinstance(key, list) or not key or not all(isinstance(k, str) and k for k in key):
+        raise _error(source, f"{at}.key", "must name the column(s) the pages are ordered by")
+    names = {}
+    for part, default in (
+        ("size", "page_size"),
+        ("token", "page_token"),
+        ("next", "next_page_token"),
+    ):
+        name = table.get(part, default)
+        if not isinstance(name, str) or not _PATH.match(name) or "." in name:
+            raise _error(source, f"{at}.{part}", "must name a field such as page_size")
+        names[part] = name
+    most = _number(table, "max", 1000, 1, 100_000, source, f"{at}.max")
+    usual = _number(table, "default", min(100, most), 1, most, source, f"{at}.default")
+    return PageSpec(tuple(key), names["size"], names["token"], names["next"], int(usual), int(most))
 
 
 def _paths(value: object, source: Path, where: str) -> Mapping[str, str]:

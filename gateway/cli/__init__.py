@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "spean.gateway.cli.demo",
     "spean.gateway.cli.audit",
     "spean.gateway.cli.doctor",
+    "spean.gateway.cli.publish",
     "spean.gateway.cli.management",
 )
 

@@ -590,7 +590,7 @@ GET = "SELECT plate FROM vehicles WHERE plate = :plate"
         (
             {"GetVehicle": {"sq1": GET}},
             "methods.GetVehicle",
-            "unknown key 'sq1'; allowed: fields, into, params, result, sql",
+            "unknown key 'sq1'; allowed: fields, into, page, params, result, sql",
         ),
         (
             {"GetVehicle": {"sql": GET, "fields": {"plate": "owner_id.value"}}},

@@ -10,6 +10,7 @@ environment has no PYTHONPATH and its working folder is outside the checkout.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -90,3 +91,27 @@ def test_spean_demo_runs_from_the_installed_wheel(venv: Path, tmp_path: Path) ->
     assert statuses.get("GetVehicle") == "OK", result.stdout
     assert statuses.get("VerifyCitizen") == "OK", result.stdout
     assert (tmp_path / "demo" / "mpwt" / "state" / "audit.db").exists()
+
+
+def test_spean_publish_table_runs_from_the_installed_wheel(venv: Path, tmp_path: Path) -> None:
+    """No protoc and no checkout: the installed command compiles the contract itself, and
+    the installed SQL adapter serves the mapping it wrote."""
+    database = tmp_path / "clinics.db"
+    python = str(venv / "bin" / "python")
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE clinics (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        conn.execute("INSERT INTO clinics VALUES (1, 'Calmette')")
+    conn.close()
+    result = _run(
+        [str(venv / "bin" / "spean"), "publish-table", "--database", f"sqlite:///{database}",
+         "--table", "clinics", "--subsystem", "KH/GOV/MOH/clinics", "--out", "published"],
+        tmp_path,
+    )  # fmt: skip
+    assert "spean authority add-subsystem" in result.stdout
+    serve = (
+        "import sys; from pathlib import Path; from spean.adapters.sql import SqlAdapter;"
+        " a = SqlAdapter.from_file(Path(sys.argv[1])); a.start(); print(sorted(a.methods()))"
+    )
+    mapping = tmp_path / "published" / "clinics-mapping.yaml"
+    served = _run([python, "-c", serve, str(mapping)], tmp_path)
+    assert "/clinics.v1.ClinicsRegistry/Export" in served.stdout
