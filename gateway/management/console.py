@@ -134,8 +134,13 @@ def status_page(request: Request) -> HTMLResponse:
 @router.get("/console/services")
 def services_page(request: Request) -> HTMLResponse:
     session, _ = _page(request, Permission.VIEW_STATUS)
+    service = _service(request)
     return _console(request).render(
-        request, "services.html", session=session, services=_service(request).services()
+        request,
+        "services.html",
+        session=session,
+        services=service.services(),
+        clients=service.clients(),
     )
 
 
@@ -213,12 +218,14 @@ async def change_access(request: Request, action: str) -> Response:
 
 @router.get("/console/traffic")
 def traffic_page(
-    request: Request, window: Literal["1h", "6h", "24h", "7d", "30d"] = "24h"
+    request: Request,
+    window: Literal["1h", "6h", "24h", "7d", "30d"] = "24h",
+    side: Literal["provider", "consumer"] = "provider",
 ) -> HTMLResponse:
     session, _ = _page(request, Permission.VIEW_TRAFFIC)
     console = _console(request)
     t = Translator(console.locale(request))
-    traffic = _service(request).audit.traffic(window, "provider")
+    traffic = _service(request).audit.traffic(window, side)
     charts = []
     for series in traffic.series:
         labels = [
