@@ -73,7 +73,7 @@ def test_answers_conform_to_the_document(
 
     @given(case=operation.as_strategy())
     @settings(
-        max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def check(case: Any) -> None:
         case.call_and_validate(

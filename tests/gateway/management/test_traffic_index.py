@@ -1,14 +1,19 @@
-"""The traffic index: filled incrementally from a real audit store, rebuilt when deleted."""
+"""The traffic index: filled incrementally from a real audit store (SQLite and
+PostgreSQL), rebuilt when deleted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.merkle import leaf_hash
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.management.statistics import window
 from spean.gateway.management.traffic_index import Filters, TrafficIndex
+from tests.support.databases import postgres_schema
 
 SERVER = "KH/GOV/MPWT/ss1"
 NS = 1_000_000_000
@@ -29,8 +34,18 @@ def _record(origin: str, n: int, status: str = "OK") -> AuditRecord:
     )
 
 
-def test_index_follows_every_origin_of_this_server_only(tmp_path: Path) -> None:
-    url = str(tmp_path / "audit.sqlite")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh audit store of each backend (PostgreSQL: a schema of its own)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "audit.sqlite")
+        return
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+def test_index_follows_every_origin_of_this_server_only(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     w0, w1, other = (
         open_store(url, f"{SERVER}#w0"),
         open_store(url, f"{SERVER}#w1"),
