@@ -121,6 +121,16 @@ def revoke(
     return result
 
 
+@router.post("/reload", tags=["status"])
+def reload(
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.RELOAD))],
+) -> list[models.Certificate]:
+    """Reload the configuration, keys and certificates from their files, as SIGHUP does
+    (the last step of a key rotation); answers the certificates now in use."""
+    return service.reload(principal)
+
+
 @router.get("/admin-log", tags=["audit"])
 def admin_log(
     service: Service,

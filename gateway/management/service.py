@@ -244,6 +244,22 @@ class ManagementService:
     ) -> models.AccessChangeResult:
         return self._change(principal, "access.revoke", request, if_match)
 
+    def reload(self, principal: Principal) -> list[models.Certificate]:
+        """Reload from the files, as SIGHUP does (after a key rotation); recorded first."""
+        action = AdminAction("server.reload", "", "", "reload the configuration and keys")
+        with self._write_lock:
+            action_id = self.admin_log.record(principal, action, APPLIED)
+            try:
+                self.server.reload()
+            except SpeanError as exc:
+                failed = replace(action, description=f"{action.description}: failed: {exc.message}")
+                self.admin_log.record(principal, failed, FAILED, action_id)
+                raise ReloadFailed(
+                    f"the server kept its running configuration: {exc.message}"
+                ) from exc
+        log.info("management.reloaded", principal=principal.name, action_id=action_id)
+        return self.certificates()
+
     def _published(self, service: str) -> list[str]:
         adapter = self.server.published_adapters().get(SubsystemId.parse(service))
         if adapter is None:

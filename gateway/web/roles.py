@@ -36,6 +36,8 @@ class Permission(StrEnum):
     """traffic statistics"""
     VIEW_AUDIT = "view-audit"
     """the exchange audit log, the admin log and inclusion proofs"""
+    RELOAD = "reload"
+    """reload the configuration, keys and certificates from their files (SIGHUP's job)"""
     DECIDE_REGISTRATIONS = "decide-registrations"
     """approve or reject registration requests (the authority's API)"""
 
@@ -43,7 +45,8 @@ class Permission(StrEnum):
 _READ = frozenset({Permission.VIEW_STATUS, Permission.VIEW_ACCESS, Permission.VIEW_TRAFFIC})
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SYSTEM_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS, Permission.VIEW_AUDIT},
+    Role.SYSTEM_ADMINISTRATOR: _READ
+    | {Permission.EDIT_ACCESS, Permission.VIEW_AUDIT, Permission.RELOAD},
     Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS},
     Role.REGISTRATION_OFFICER: frozenset({Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS}),
     Role.AUDITOR: _READ | {Permission.VIEW_AUDIT},

@@ -33,6 +33,7 @@ OPERATIONS = [
     ("GET", "/api/v1/access"),
     ("POST", "/api/v1/access/grants"),
     ("POST", "/api/v1/access/revocations"),
+    ("POST", "/api/v1/reload"),
     ("GET", "/api/v1/admin-log"),
     ("GET", "/api/v1/traffic"),
     ("GET", "/api/v1/audit/records"),

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from spean.gateway import pki
 from spean.gateway.audit.backends import open_store
 from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, MPWT, NHIS, VEHICLES
 from spean.gateway.errors import NotFound
+from spean.gateway.files import keyfiles
 from spean.gateway.management import models
 from spean.gateway.management.admin_log import AdminLog
 from spean.gateway.management.audit_view import AuditView
@@ -84,3 +86,22 @@ def test_a_change_the_server_cannot_reload_is_undone_in_the_file(
     assert (failed["status"], applied["status"]) == ("FAILED", "APPLIED")
     assert failed["action_id"] == applied["action_id"]
     assert "not applied" in failed["description"]
+
+
+def test_a_reload_is_the_system_administrators_and_is_recorded(
+    managed: tuple[World, Admin],
+) -> None:
+    world, admin = managed
+    server = world.server(MPWT)
+    with admin.client(admin.keys[Role.SERVICE_ADMINISTRATOR]) as client:
+        assert client.post("/reload").status_code == 403  # a system administrator's job
+    with admin.client(cert=admin.admin_cert) as client:
+        answer = client.post("/reload")
+        log = client.get("/admin-log", params={"limit": 1}).json()
+    assert answer.status_code == 200, answer.text
+    tls = next(c for c in answer.json() if c["name"] == "tls")
+    assert tls["sha256"] == pki.thumbprint(
+        keyfiles.load_certificate(server.config.resolve(server.config.keys.tls_certificate))
+    )
+    assert (log[0]["action"], log[0]["status"]) == ("server.reload", "APPLIED")
+    assert log[0]["principal"] == "certificate:admin.mpwt.gov.kh"
