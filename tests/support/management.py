@@ -10,7 +10,9 @@ holds the paths and keys, and opens real HTTPS clients with them.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import ssl
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from pathlib import Path
 import httpx
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -79,12 +81,21 @@ class Admin:
 
     config: Path
     ca: Path
+    listener_cert: Path
     admin_cert: tuple[Path, Path]
     auditor_cert: tuple[Path, Path]
     stranger_cert: tuple[Path, Path]
     keys: dict[Role, str] = field(default_factory=dict)
     revoked_key: str = ""
     port: int = 0
+
+    def listener_spki_sha256(self) -> str:
+        """The listener key's SPKI pin (base64 SHA-256), as Chromium's flags take it."""
+        certificate = x509.load_pem_x509_certificate(self.listener_cert.read_bytes())
+        spki = certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
     @property
     def url(self) -> str:
@@ -142,6 +153,7 @@ def enable_management(config: Path, max_body_bytes: int = 8192) -> Admin:
     admin = Admin(
         config=config,
         ca=folder / "ca.crt",
+        listener_cert=listener_cert,
         admin_cert=issued(ADMIN_CN),
         auditor_cert=issued(AUDITOR_CN),
         stranger_cert=stranger,

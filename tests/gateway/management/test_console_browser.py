@@ -26,22 +26,25 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(managed: tuple[World, Admin]) -> Iterator[Browser]:
     executable = chromium()
+    _, admin = managed
     with sync_playwright() as playwright:
-        # Root in a container cannot use Chromium's sandbox; the pages are our own.
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                # Root in a container cannot use Chromium's sandbox; the pages are our own.
+                "--no-sandbox",
+                # Real TLS: the browser trusts exactly the listener's key, nothing else.
+                f"--ignore-certificate-errors-spki-list={admin.listener_spki_sha256()}",
+            ],
+        )
         yield browser
         browser.close()
 
 
 def _page(browser: Browser, admin: Admin, **options: Any) -> Page:
-    context = browser.new_context(
-        base_url=admin.url.removesuffix("/api/v1"),
-        # The ministry's own CA: the test trusts it for this origin only.
-        ignore_https_errors=True,
-        **options,
-    )
+    context = browser.new_context(base_url=admin.url.removesuffix("/api/v1"), **options)
     return context.new_page()
 
 
