@@ -84,9 +84,10 @@ class WebListener:
     def __init__(self, app: Asgi, listen: str, tls: ListenerTls | None, name: str) -> None:
         self.name = name
         self._listen = listen
+        # TLS files first: a bad one then leaves no socket behind.
+        context = _ssl_context(tls) if tls is not None else None
         self._socket = self._bind(listen)
         self.port: int = self._socket.getsockname()[1]
-        context = _ssl_context(tls) if tls is not None else None
         config = uvicorn.Config(
             app,
             http=_TlsH11Protocol,

@@ -37,6 +37,12 @@ def moh(managed: tuple[World, Admin], tmp_path: Path) -> Iterator[ManagementServ
     log.close()
 
 
+def test_without_a_management_section_there_is_no_listener(managed: tuple[World, Admin]) -> None:
+    world, _ = managed
+    assert world.server(MOH).management_port is None
+    assert world.server(MPWT).management_port is not None
+
+
 def test_moh_lists_its_client_and_what_it_publishes(moh: ManagementService) -> None:
     (client,) = moh.clients()
     assert (client.subsystem, client.certificate_sha256) == (NHIS, None)
