@@ -208,6 +208,12 @@ class AccessRuleConfig(_Model):
     service: Subsystem
     methods: list[MethodPattern] = Field(min_length=1)
     minimise: list[MinimiseConfig] = Field(default_factory=list)
+    granted_by: str | None = Field(
+        default=None, description="who last changed this rule through the management API"
+    )
+    granted_at: str | None = Field(
+        default=None, description="when (ISO 8601, UTC) the rule was last changed through the API"
+    )
 
     @model_validator(mode="after")
     def _minimise_allowed_methods(self) -> AccessRuleConfig:
@@ -393,6 +399,88 @@ class TracingConfig(_Model):
     service_name: str = Field(default="spean-security-server", min_length=1)
 
 
+# The management API's roles (spean.gateway.web.roles.Role names the same values; a
+# test keeps the two equal: the pure configuration does not import the web layer).
+RoleName = Literal[
+    "system-administrator", "service-administrator", "registration-officer", "auditor"
+]
+
+
+class ManagementTls(_Model):
+    """TLS of the management listener; with `client_ca`, client certificates log in."""
+
+    certificate: Path
+    key: Path
+    client_ca: Path | None = Field(
+        default=None, description="CA certificates (PEM) that issue administrators' certificates"
+    )
+
+
+class CertificateRoleConfig(_Model):
+    """The role of an administrator's client certificate, by its subject common name."""
+
+    common_name: str = Field(min_length=1)
+    role: RoleName
+
+
+JwsAlgorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
+
+
+class OidcConfig(_Model):
+    """Bearer tokens from the ministry's identity provider, checked against its JWKS."""
+
+    issuer: str = Field(min_length=1, description="the token's iss claim, exactly")
+    audience: str = Field(min_length=1, description="the token's aud claim (this API)")
+    jwks_url: str = Field(description="the identity provider's JWKS document (https)")
+    roles_claim: str = Field(default="roles", min_length=1)
+    role_map: dict[str, RoleName] = Field(
+        min_length=1, description="a value of roles_claim -> the Spean role it grants"
+    )
+    algorithms: list[JwsAlgorithm] = Field(
+        default_factory=lambda: list[JwsAlgorithm](["RS256", "ES256"]), min_length=1
+    )
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.", "http://localhost")):
+            raise ValueError("jwks_url must be https:// (plain http only on loopback)")
+        return value
+
+
+class ManagementConfig(_Model):
+    """The management REST API and console (docs/operator.md); absent means off."""
+
+    listen: Address
+    tls: ManagementTls | None = None
+    api_keys: Path = Field(
+        default=Path("state/management-keys.json"),
+        description="the API key store (hashes only), written by 'spean management api-key'",
+    )
+    audit_store: str = Field(
+        default="state/management-audit.sqlite",
+        description="the signed log of admin actions: SQLite path or database URL",
+    )
+    index: Path = Field(
+        default=Path("state/management-index.sqlite"),
+        description="the traffic index derived from the audit store (rebuilt if deleted)",
+    )
+    client_certificates: list[CertificateRoleConfig] = Field(default_factory=list)
+    oidc: OidcConfig | None = None
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> ManagementConfig:
+        host, _ = split_address(self.listen)
+        if self.tls is None and not is_loopback(host):
+            raise ValueError(
+                f"listen address {self.listen} is not loopback: configure management.tls"
+            )
+        if self.client_certificates and (self.tls is None or self.tls.client_ca is None):
+            raise ValueError("client_certificates need management.tls.client_ca")
+        return self
+
+
 class ServerConfig(_Model):
     """A whole security server configuration (one YAML file)."""
 
@@ -407,6 +495,7 @@ class ServerConfig(_Model):
     tracing: TracingConfig | None = None
     health: HealthConfig | None = None
     pubsub: PubSubConfig | None = None
+    management: ManagementConfig | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     path: Path = Field(default=Path("."), exclude=True)
 

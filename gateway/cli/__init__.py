@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "spean.gateway.cli.doctor",
     "spean.gateway.cli.publish",
     "spean.gateway.cli.catalogue",
+    "spean.gateway.cli.management",
 )
 
 

@@ -4,17 +4,35 @@
 the pure validation); the readers below take a validated configuration and
 read the secrets it points at, raising `ConfigError` naming the file and the
 field when they cannot. Secrets never live in the configuration file.
+
+`edit_config` is how the management API writes a change back: under an
+exclusive lock on the file (so two editors, in one process or several, take
+turns), it re-reads the file, lets the caller check its precondition and edit
+the document, validates the result completely and replaces the file
+atomically. Comments, key order and every other setting are kept (ruamel.yaml
+round trip); an edit that would not validate leaves the file untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError as RoundTripError
 
 from spean.gateway.config import PASSPHRASE_ENV, ServerConfig, parse_config
-from spean.gateway.errors import ConfigError
+from spean.gateway.errors import ConfigError, SpeanError
+from spean.gateway.files.keyfiles import write_file_atomically
+
+Edit = Callable[[Any, ServerConfig], None]
+After = Callable[[ServerConfig], None]
 
 
 def load_config(path: Path) -> ServerConfig:
@@ -30,6 +48,57 @@ def load_config(path: Path) -> ServerConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
     return parse_config(data, path.resolve())
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        handle = lock_path.open("a")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot lock the configuration: {exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def edit_config(path: Path, edit: Edit, after: After | None = None) -> ServerConfig:
+    """Apply `edit(document, current)` to the file and write it back; return the new config.
+
+    `document` is the file's round-trip YAML mapping, which `edit` changes in
+    place; `current` is the file's validated configuration as it is now, for
+    the caller's precondition (an ETag), which `edit` may refuse by raising a
+    `SpeanError`: then nothing is written. `after(updated)` runs once the
+    file is written, still under the lock (the server's reload); if it
+    raises a `SpeanError` the previous file is put back, so file and server
+    stay equal.
+    """
+    with _locked(path):
+        original = path.read_bytes()
+        current = load_config(path)
+        rt = YAML()
+        rt.preserve_quotes = True
+        try:
+            document = rt.load(path.read_text(encoding="utf-8"))
+        except (OSError, RoundTripError) as exc:
+            raise ConfigError(f"{path}: cannot re-read the configuration: {exc}") from None
+        edit(document, current)
+        out = io.StringIO()
+        rt.dump(document, out)
+        text = out.getvalue()
+        updated = parse_config(yaml.safe_load(text), path.resolve())
+        mode = path.stat().st_mode & 0o777
+        write_file_atomically(path, text.encode("utf-8"), mode=mode)
+        if after is not None:
+            try:
+                after(updated)
+            except SpeanError:
+                write_file_atomically(path, original, mode=mode)
+                raise
+    return updated
 
 
 def read_pseudonymisation_key(config: ServerConfig) -> bytes | None:

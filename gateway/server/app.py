@@ -16,7 +16,7 @@ certificate, open connections keep theirs, and no call is dropped.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from spean.gateway.files import keyfiles
 from spean.gateway.files.config import load_config, read_passphrase
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
+from spean.gateway.management.listener import ManagementListener
 from spean.gateway.server import health, metaservices, reflection, tracing
 from spean.gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
@@ -204,6 +205,7 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
             "metrics",
             "tracing",
             "health",
+            "management",
         )
         if getattr(old, name) != getattr(new, name)
     ]
@@ -232,8 +234,8 @@ class SecurityServer:
 
     def __init__(self, config: ServerConfig, worker: str = "w0") -> None:
         self.config = config
-        self.origin = f"{config.server_id}#{worker}"
         self.worker = worker
+        self.origin = f"{config.server_id}#{worker}"
         self.consumer_port: int | None = None
         self.provider_port: int | None = None
         self._servers: list[grpc.Server] = []
@@ -256,6 +258,8 @@ class SecurityServer:
         self.health_port: int | None = None
         # Publish/subscribe (docs/pubsub.md), when the configuration has a pubsub section.
         self.pubsub: PubSubNode | None = None
+        self._management: ManagementListener | None = None
+        self.management_port: int | None = None
 
     @property
     def globalconf(self) -> GlobalConfigurationClient:
@@ -330,6 +334,11 @@ class SecurityServer:
             self._start_health_port()
         if self.pubsub is not None:
             self.pubsub.start()
+        # One management listener per server: the first worker serves it (its port and
+        # its admin log origin cannot be shared by several processes).
+        worker = self.worker
+        if config.management is not None and (worker == "w0" or worker.endswith("-w0")):
+            self._start_management()
         for state in self._healths:
             state.serving()
         log.info(
@@ -518,6 +527,7 @@ class SecurityServer:
             state.draining()
         if self.pubsub is not None:
             self.pubsub.apps.close_streams()  # open Subscribe streams would hold the grace
+        self._stop_management()
         events = [server.stop(grace) for server in self._servers]
         for event in events:
             event.wait()
@@ -579,6 +589,25 @@ class SecurityServer:
             except SpeanError as exc:
                 log.warning("metrics.certificate_unreadable", certificate=name, error=exc.message)
         return found
+
+    # ---- the management API (gateway/management): its listener, and what it reads here
+
+    def _start_management(self) -> None:
+        listener = ManagementListener(self)
+        listener.start()
+        self._management = listener
+        self.management_port = listener.port
+
+    def _stop_management(self) -> None:
+        if self._management is not None:
+            self._management.stop()
+            self._management = None
+
+    def published_adapters(self) -> Mapping[SubsystemId, Adapter]:
+        """The provider's adapters by subsystem (empty without a provider)."""
+        return self._provider.services if self._provider is not None else {}
+
+    # ---- end of the management API's part
 
     def _start_health_port(self) -> None:
         """grpc.health.v1, plaintext, and nothing else: for probes without mutual TLS."""

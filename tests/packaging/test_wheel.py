@@ -67,6 +67,12 @@ def test_the_wheel_installs_one_spean_namespace_and_its_package_data(wheel: Path
         "spean/gateway/demo/mappings/moh-nhis.yaml",
         "spean/v1/config_pb2.py",
         "spean/demo/vehicles/v1/vehicles_pb2.py",
+        # The management console's templates, catalogues and vendored script with its licence.
+        "spean/gateway/web/templates/base.html",
+        "spean/gateway/web/locales/km.json",
+        "spean/gateway/web/static/vendor/htmx-2.0.11.min.js",
+        "spean/gateway/web/static/vendor/htmx-LICENSE.txt",
+        "spean/gateway/management/templates/access.html",
     ):
         assert needed in names, f"{needed} is missing from the wheel"
     assert not any("__pycache__" in name or name.startswith("tests/") for name in names)

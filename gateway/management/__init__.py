@@ -1,0 +1,1 @@
+"""The security server's management API: routes, the service behind them, the admin log."""

@@ -1,0 +1,302 @@
+"""The security server's web console: the pages of the management API, for people.
+
+Every page reads through the same `ManagementService` as the API and every
+change goes the same way (If-Match against the rules the page showed, the
+admin log, write-back, reload), so the console can do nothing the API
+cannot, and is refused what the API would refuse, with the same words.
+Pages: login (API key or client certificate), status with the certificate
+expiry timeline, services, access rights (grant and revoke, CSRF-checked;
+htmx swaps the table in place, and without scripts the form posts and
+redirects), traffic with a chart per service, and the audit log with
+inclusion proofs to download. English and Khmer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from spean.gateway.errors import NotFound, SpeanError
+from spean.gateway.management import models
+from spean.gateway.management.service import ManagementService
+from spean.gateway.management.traffic_index import Filters
+from spean.gateway.web.charts import Expiry, bar_chart, expiry_timeline
+from spean.gateway.web.console import Console, Session
+from spean.gateway.web.i18n import Translator
+from spean.gateway.web.problems import http_status
+from spean.gateway.web.roles import Permission, Principal
+
+NAVIGATION = [
+    ("/console/status", "nav.status", Permission.VIEW_STATUS),
+    ("/console/services", "nav.services", Permission.VIEW_STATUS),
+    ("/console/access", "nav.access", Permission.VIEW_ACCESS),
+    ("/console/traffic", "nav.traffic", Permission.VIEW_TRAFFIC),
+    ("/console/audit", "nav.audit", Permission.VIEW_AUDIT),
+]
+LOGIN = "/console/login"
+TEMPLATES = Path(__file__).parent / "templates"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def _service(request: Request) -> ManagementService:
+    service: ManagementService = request.app.state.management
+    return service
+
+
+def _page(request: Request, permission: Permission) -> tuple[Session, Principal]:
+    console = _console(request)
+    session = console.session(request)
+    return session, console.require(session, permission)
+
+
+@router.get("/console")
+@router.get("/console/")
+def home() -> Response:
+    return RedirectResponse("/console/status", status_code=303)
+
+
+@router.get("/console/login")
+def login_page(request: Request) -> HTMLResponse:
+    return _console(request).render(request, "login.html", refused=None)
+
+
+@router.post("/console/login")
+def login(request: Request, api_key: Annotated[str, Form(max_length=200)]) -> Response:
+    console = _console(request)
+    try:
+        principal = console.authenticator.api_keys.authenticate(api_key.strip())
+    except SpeanError as exc:
+        return console.render(request, "login.html", status=401, refused=exc.message)
+    return console.start_session(principal, api_key.strip(), "/console/status")
+
+
+@router.post("/console/login/certificate")
+def login_certificate(request: Request) -> Response:
+    console = _console(request)
+    try:
+        principal = console.authenticator.authenticate(request)
+    except SpeanError as exc:
+        return console.render(request, "login.html", status=401, refused=exc.message)
+    return console.start_session(principal, None, "/console/status")
+
+
+@router.post("/console/logout")
+async def logout(request: Request) -> Response:
+    console = _console(request)
+    session = console.session(request)
+    console.check_csrf(request, session, await request.form())
+    return console.end_session(request, LOGIN)
+
+
+@router.get("/console/status")
+def status_page(request: Request) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_STATUS)
+    service, console = _service(request), _console(request)
+    t = Translator(console.locale(request))
+    certificates = service.certificates()
+    now = dt.datetime.now(dt.UTC)
+    timeline = expiry_timeline(
+        [
+            Expiry(
+                t(f"certs.{c.name}"),
+                dt.datetime.fromisoformat(c.not_after),
+                t("certs.days_left", days=c.days_left),
+            )
+            for c in certificates
+        ],
+        now,
+        t("certs.timeline"),
+        t("certs.timeline_desc"),
+        t("certs.today"),
+    )
+    return console.render(
+        request,
+        "status.html",
+        session=session,
+        health=service.health(),
+        conf=service.globalconf_status(),
+        certificates=certificates,
+        timeline=timeline,
+    )
+
+
+@router.get("/console/services")
+def services_page(request: Request) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_STATUS)
+    service = _service(request)
+    return _console(request).render(
+        request,
+        "services.html",
+        session=session,
+        services=service.services(),
+        clients=service.clients(),
+    )
+
+
+def _access_context(request: Request, principal: Principal) -> dict[str, Any]:
+    service = _service(request)
+    return {
+        "access": service.access(),
+        "services": service.services(),
+        "may_edit": principal.may(Permission.EDIT_ACCESS),
+    }
+
+
+@router.get("/console/access")
+def access_page(request: Request) -> HTMLResponse:
+    session, principal = _page(request, Permission.VIEW_ACCESS)
+    return _console(request).render(
+        request,
+        "access.html",
+        session=session,
+        notice=None,
+        refused=None,
+        **_access_context(request, principal),
+    )
+
+
+@router.post("/console/access/{action}")
+async def change_access(request: Request, action: str) -> Response:
+    console = _console(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    principal = console.require(session, Permission.EDIT_ACCESS)
+    t = Translator(console.locale(request))
+    notice = refused = None
+    status = 200
+    try:
+        if action not in ("grant", "revoke"):
+            raise NotFound(f"no access action {action!r}: grant or revoke")
+        # The grant form names service and method in one choice ("service|method").
+        target = str(form.get("target", ""))
+        service_id, _, method = (
+            target.partition("|")
+            if target
+            else (str(form.get("service", "")), "", str(form.get("method", "")))
+        )
+        change = models.AccessChangeRequest.model_validate(
+            {
+                "client": str(form.get("client", "")).strip(),
+                "service": service_id,
+                "methods": [method],
+            }
+        )
+        service = _service(request)
+        apply = service.grant if action == "grant" else service.revoke
+        result = apply(principal, change, str(form.get("etag", "")) or None)
+        method = change.methods[0]
+        done = "access.granted" if action == "grant" else "access.revoked"
+        notice = (
+            t(done, method=method, client=change.client)
+            if result.changed
+            else t("access.unchanged")
+        )
+    except SpeanError as exc:
+        refused, status = exc.message, http_status(exc)
+    except ValidationError as exc:  # the form's fields, named as the API names them
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        refused, status = f"{where}: {first['msg'].removeprefix('Value error, ')}", 422
+    context = _access_context(request, principal)
+    template = "_access_rules.html" if request.headers.get("hx-request") else "access.html"
+    return console.render(
+        request, template, status=status, session=session, notice=notice, refused=refused, **context
+    )
+
+
+@router.get("/console/traffic")
+def traffic_page(
+    request: Request,
+    window: Literal["1h", "6h", "24h", "7d", "30d"] = "24h",
+    side: Literal["provider", "consumer"] = "provider",
+) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_TRAFFIC)
+    console = _console(request)
+    t = Translator(console.locale(request))
+    traffic = _service(request).audit.traffic(window, side)
+    charts = []
+    for series in traffic.series:
+        labels = [
+            p.bucket_start[11:16] if traffic.bucket_seconds < 86400 else p.bucket_start[5:10]
+            for p in series.points
+        ]
+        calls = [p.calls for p in series.points]
+        errors = [p.errors for p in series.points]
+        desc = t(
+            "traffic.chart_desc",
+            calls=sum(calls),
+            errors=sum(errors),
+            since=traffic.since[:16],
+            until=traffic.until[:16],
+        )
+        charts.append(
+            (
+                series.service,
+                bar_chart(calls, errors, labels, t("traffic.chart", service=series.service), desc),
+            )
+        )
+    return console.render(
+        request,
+        "traffic.html",
+        session=session,
+        traffic=traffic,
+        charts=charts,
+        windows=["1h", "6h", "24h", "7d", "30d"],
+    )
+
+
+@router.get("/console/audit")
+def audit_page(
+    request: Request,
+    exchange_id: Annotated[str | None, Query(max_length=64)] = None,
+    client: Annotated[str | None, Query(max_length=300)] = None,
+    service_id: Annotated[str | None, Query(alias="service", max_length=300)] = None,
+    status: Annotated[str | None, Query(pattern=r"^[A-Z_]{0,40}$")] = None,
+    before_ns: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_AUDIT)
+    filters = Filters(
+        exchange_id=exchange_id or None,
+        client=client or None,
+        service=service_id or None,
+        status=status or None,
+    )
+    found = _service(request).audit.records(filters, 50, before_ns)
+    return _console(request).render(
+        request, "audit.html", session=session, found=found, filters=filters
+    )
+
+
+@router.get("/console/audit/proof")
+def audit_proof(
+    request: Request,
+    origin: Annotated[str, Query(min_length=1, max_length=255)],
+    index: Annotated[int, Query(ge=0, le=2**63 - 1)],
+) -> Response:
+    """The inclusion proof as a file to keep (the API's answer, as an attachment)."""
+    _page(request, Permission.VIEW_AUDIT)
+    proof = _service(request).audit.proof(origin, index)
+    name = f"proof-{origin.replace('/', '_').replace('#', '_')}-{index}.json"
+    return Response(
+        proof.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def install_console(app: FastAPI, console: Console) -> None:
+    app.state.console = console
+    console.install(app, LOGIN)
+    app.include_router(router)

@@ -1,0 +1,95 @@
+"""Who may do what on a management API: roles, permissions and the decision (pure).
+
+Deny by default: a principal holds exactly one role, a role grants a fixed
+set of permissions, and `require` refuses anything not in that set with
+`PermissionDenied` naming the role, the permission and the roles that hold
+it. The table below is the one place the mapping lives; docs/operator.md
+shows it to operators and tests/gateway/web/test_roles.py checks that the two
+agree. The roles follow X-Road's: system administrator, service
+administrator, registration officer (the authority's), auditor (read-only
+observer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from spean.gateway.errors import InvalidArgument, PermissionDenied, Unauthenticated
+
+
+class Role(StrEnum):
+    SYSTEM_ADMINISTRATOR = "system-administrator"
+    SERVICE_ADMINISTRATOR = "service-administrator"
+    REGISTRATION_OFFICER = "registration-officer"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    VIEW_STATUS = "view-status"
+    """health, global configuration, keys and certificates, published services"""
+    VIEW_ACCESS = "view-access"
+    """access rights per method and client"""
+    EDIT_ACCESS = "edit-access"
+    """grant and revoke access rights"""
+    VIEW_TRAFFIC = "view-traffic"
+    """traffic statistics"""
+    VIEW_AUDIT = "view-audit"
+    """the exchange audit log, the admin log and inclusion proofs"""
+    RELOAD = "reload"
+    """reload the configuration, keys and certificates from their files (SIGHUP's job)"""
+    DECIDE_REGISTRATIONS = "decide-registrations"
+    """approve or reject registration requests (the authority's API)"""
+
+
+_READ = frozenset({Permission.VIEW_STATUS, Permission.VIEW_ACCESS, Permission.VIEW_TRAFFIC})
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.SYSTEM_ADMINISTRATOR: _READ
+    | {Permission.EDIT_ACCESS, Permission.VIEW_AUDIT, Permission.RELOAD},
+    Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS},
+    Role.REGISTRATION_OFFICER: frozenset({Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS}),
+    Role.AUDITOR: _READ | {Permission.VIEW_AUDIT},
+}
+
+
+def parse_role(value: str) -> Role:
+    """The role named `value`; `InvalidArgument` listing the roles otherwise."""
+    try:
+        return Role(value)
+    except ValueError:
+        names = ", ".join(role.value for role in Role)
+        raise InvalidArgument(f"unknown role {value!r}; the roles are {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: who (for the logs and the admin log), how, and its role."""
+
+    name: str
+    role: Role
+    method: str  # "api-key", "client-certificate" or "oidc"
+
+    def may(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+def holders(permission: Permission) -> list[Role]:
+    """The roles that hold `permission`, in the table's order."""
+    return [role for role, granted in PERMISSIONS.items() if permission in granted]
+
+
+def require(principal: Principal | None, permission: Permission) -> Principal:
+    """`principal` if it holds `permission`; else `Unauthenticated` or `PermissionDenied`."""
+    if principal is None:
+        raise Unauthenticated(
+            "no credentials: present an API key (Authorization: Bearer spk_...), an OIDC"
+            " bearer token or a client certificate"
+        )
+    if not principal.may(permission):
+        allowed = ", ".join(role.value for role in holders(permission))
+        raise PermissionDenied(
+            f"{principal.name} has role {principal.role.value}, which may not {permission.value};"
+            f" roles that may: {allowed}"
+        )
+    return principal
