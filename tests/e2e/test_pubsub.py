@@ -45,7 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield world
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -159,8 +159,14 @@ def test_the_logs_of_all_three_verify_with_the_event_tokens_checked(
             publish(moi, n)
         for member, client in ((MOH, NHIS), (MPWT, VEHICLES)):
             assert len(Subscriber(federation.consumer_addresses[member], client).take(3)) == 3
-        delivered = lambda: sum(  # noqa: E731
-            r.kind is Kind.EVENT_DELIVERY and r.status == "OK" for r in world.records(MOI)
+        # Counted once per (event, subscriber): what is waited for is that every event
+        # reached both subscribers, however many attempts each took on a loaded machine.
+        delivered = lambda: len(  # noqa: E731
+            {
+                (r.event_id, r.client)
+                for r in world.records(MOI)
+                if r.kind is Kind.EVENT_DELIVERY and r.status == "OK"
+            }
         )
         wait_for(lambda: delivered() == 6)
         # MoH away for one event: MoI's unanswered attempts stay out of reconcile's way.
