@@ -429,6 +429,43 @@ class Authority:
             servers=hosts,
         )
 
+    def update_subsystem(
+        self,
+        subsystem_id: str | SubsystemId,
+        methods: Sequence[tuple[str, bool]] = (),
+        file_descriptor_set: bytes = b"",
+    ) -> None:
+        """Replace a registered subsystem's published methods and descriptors: its
+        contract changed (`spean publish-table` run again after the table changed).
+
+        The methods are worked out as for `add_subsystem`; its servers, topics and
+        catalogue metadata stay as they are (a catalogue entry describing a method
+        that is gone is refused at the next publication, naming it).
+        """
+        subsystem = self._subsystem_id(subsystem_id)
+        if not file_descriptor_set and not methods:
+            raise InvalidArgument(
+                f"subsystem {subsystem}: give the new descriptor set or the methods it publishes"
+            )
+        published = published_methods(methods, file_descriptor_set, subsystem)
+        with self._registry() as registry:
+            entry = registry.find_subsystem(str(subsystem))
+            if entry is None:
+                raise NotFound(
+                    f"subsystem {subsystem} is not registered; register it with add-subsystem"
+                )
+            before = {path for path, _ in entry.methods}
+            entry.methods = published
+            entry.file_descriptor_set = file_descriptor_set
+        after = {path for path, _ in published}
+        log.info(
+            "authority.subsystem_updated",
+            subsystem=str(subsystem),
+            methods=len(published),
+            added=sorted(after - before),
+            removed=sorted(before - after),
+        )
+
     def add_topic(
         self,
         subsystem_id: str | SubsystemId,

@@ -98,6 +98,29 @@ def register(subparsers: Any) -> None:
     )
     subsystem.set_defaults(func=cmd_add_subsystem)
 
+    update = commands.add_parser(
+        "update-subsystem",
+        help="replace a registered subsystem's methods and descriptors (its contract changed)",
+    )
+    _dir(update)
+    update.add_argument("--id", required=True, help="subsystem identifier, e.g. KH/GOV/MOH/nhis")
+    update.add_argument(
+        "--method", action="append", default=[], help="a unary method /pkg.Service/Method (repeat)"
+    )
+    update.add_argument(
+        "--streaming-method",
+        action="append",
+        default=[],
+        help="a server-streaming method /pkg.Service/Method (repeat)",
+    )
+    update.add_argument(
+        "--descriptor-set",
+        type=Path,
+        required=True,
+        help="FileDescriptorSet of the published services, as spean publish-table wrote it",
+    )
+    update.set_defaults(func=cmd_update_subsystem)
+
     topic = commands.add_parser("add-topic", help="register a topic a subsystem publishes")
     _dir(topic)
     topic.add_argument(
@@ -263,6 +286,18 @@ def cmd_add_subsystem(args: argparse.Namespace) -> int:
     )
     hosted = f" on {', '.join(args.server)}" if args.server else ""
     print(f"registered subsystem {args.id}{hosted}; publish to make it known")
+    return 0
+
+
+def cmd_update_subsystem(args: argparse.Namespace) -> int:
+    ensure_logging()
+    methods = [(path, False) for path in args.method]
+    methods += [(path, True) for path in args.streaming_method]
+    descriptors = _read(args.descriptor_set, "descriptor set")
+    Authority.open(args.dir).update_subsystem(
+        args.id, methods=methods, file_descriptor_set=descriptors
+    )
+    print(f"updated subsystem {args.id}; publish to make its new contract known")
     return 0
 
 

@@ -10,7 +10,8 @@ adapter's mapping and the server.yaml entries into --out, prints what it
 wrote, what changed since the previous run and the next command to run: for
 a folder `spean join` prepared (a join request beside --config, not admitted
 yet), the authority's `admit --request` with this subsystem and descriptor
-set; otherwise its `add-subsystem`.
+set; otherwise its `add-subsystem`, or `update-subsystem` when a previous
+contract was in --out (the subsystem is registered; its contract changed).
 Exit 0 when published, 1 when refused (a breaking change, an unmappable
 column, an unknown table: the message says what to do); nothing is written
 on a refusal. The work is `spean.gateway.publish.io.publisher`.
@@ -165,9 +166,11 @@ def _report(outcome: Outcome, config: Path | None) -> None:
 
 def _next_command(outcome: Outcome) -> str:
     contract = outcome.contract
-    words = ["spean", "authority", "add-subsystem", "--dir", AUTHORITY_DIR]
+    # A rerun changes the contract of a subsystem the authority already knows.
+    command = "update-subsystem" if outcome.previous else "add-subsystem"
+    words = ["spean", "authority", command, "--dir", AUTHORITY_DIR]
     words += ["--id", str(contract.subsystem)]
-    if outcome.server_id is not None:
+    if outcome.server_id is not None and not outcome.previous:
         words += ["--server", outcome.server_id]
     words += ["--descriptor-set", shown(outcome.descriptor_set)]
     for method, streaming in contract.methods:

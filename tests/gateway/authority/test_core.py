@@ -402,3 +402,29 @@ def test_init_member_and_server_write_a_private_key_and_a_csr(tmp_path: Path) ->
         init_member(tmp_path / "moh", MOH)
     with pytest.raises(InvalidArgument, match="host:port"):
         init_server(tmp_path / "other", MOH_SS1, "no-port")
+
+
+def test_a_changed_contract_replaces_the_methods_and_keeps_the_hosts(
+    authority: Authority, tmp_path: Path
+) -> None:
+    admitted(authority, tmp_path)
+    streaming = "/health.v1.FacilityStats/ExportReports"
+    authority.update_subsystem(NHIS, methods=[(streaming, True)])
+    conf = published(authority)
+    nhis = conf.subsystem(SubsystemId.parse(NHIS))
+    assert nhis is not None
+    assert [(m.path, m.server_streaming) for m in nhis.methods] == [(streaming, True)]
+    assert [str(s) for s in nhis.servers] == [MOH_SS1]
+
+
+def test_updating_an_unregistered_subsystem_or_to_nothing_is_refused(
+    authority: Authority, tmp_path: Path
+) -> None:
+    admitted(authority, tmp_path)
+    with pytest.raises(NotFound, match="not registered; register it with add-subsystem"):
+        authority.update_subsystem("KH/GOV/MOH/other", methods=[(REPORT, False)])
+    with pytest.raises(InvalidArgument, match="give the new descriptor set or the methods"):
+        authority.update_subsystem(NHIS)
+    entry = authority.registry().find_subsystem(NHIS)
+    assert entry is not None
+    assert [path for path, _ in entry.methods] == [REPORT]

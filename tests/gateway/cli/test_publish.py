@@ -172,8 +172,15 @@ def test_into_a_joined_folder_the_next_command_admits_the_join_request_with_this
     assert any(s.id == "KH/GOV/MOE/clinics" for s in registry.subsystems)
 
     capsys.readouterr()
-    assert main(argv) == 0  # admitted since: a later run names add-subsystem
-    assert "spean authority add-subsystem --dir AUTHORITY_DIR" in capsys.readouterr().out
+    assert main(argv) == 0  # admitted since: a later run changes a registered contract
+    command = capsys.readouterr().out.rsplit("copy the .pb there):\n  ", 1)[1].strip()
+    words = shlex.split(command)
+    assert words[:5] == ["spean", "authority", "update-subsystem", "--dir", "AUTHORITY_DIR"]
+    words[4] = str(authority)
+    assert main(words[1:]) == 0  # the printed command replaces the contract as it stands
+    entry = Authority.open(authority).registry().find_subsystem("KH/GOV/MOE/clinics")
+    assert entry is not None
+    assert entry.file_descriptor_set == (folder / "clinics.pb").read_bytes()
 
 
 @pytest.mark.parametrize(
