@@ -75,6 +75,7 @@ class AuditRecord:
     peer_certificate_sha256: str = ""
     latency_us: int = 0
     witnessed_checkpoint: bytes = b""
+    subject_pseudonym: bytes = b""
 
     def to_bytes(self) -> bytes:
         """The canonical bytes of this record.
@@ -108,6 +109,7 @@ class AuditRecord:
                 peer_certificate_sha256=self.peer_certificate_sha256,
                 latency_us=self.latency_us,
                 witnessed_checkpoint=self.witnessed_checkpoint,
+                subject_pseudonym=self.subject_pseudonym,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(
@@ -150,6 +152,7 @@ class AuditRecord:
             peer_certificate_sha256=message.peer_certificate_sha256,
             latency_us=message.latency_us,
             witnessed_checkpoint=message.witnessed_checkpoint,
+            subject_pseudonym=message.subject_pseudonym,
         )
         # Re-encoding is the exact test of canonical form: it drops unknown
         # fields and normalises field order, duplicates and varint padding.

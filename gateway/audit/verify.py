@@ -88,6 +88,7 @@ from spean.gateway.globalconf import GlobalConfiguration, verify_signature
 from spean.gateway.identifiers import MemberId, SubsystemId, origin_server
 from spean.gateway.tokens import (
     KeyResolver,
+    check_recorded_subject,
     verify_request,
     verify_response,
 )
@@ -702,6 +703,7 @@ def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
                 f"response token counts {response.response_messages} messages (claim 'cnt'), "
                 f"the record says {record.response_messages}"
             )
+        check_recorded_subject(response, record.subject_pseudonym)
     except SpeanError:
         if consumer and record.status == REFUSED:
             # The consumer refused this answer because of its token: recorded as received.

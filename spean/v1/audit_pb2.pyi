@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditRecord(_message.Message):
-    __slots__ = ("exchange_id", "side", "origin", "client", "service", "method", "user", "purpose", "received_at_ns", "forwarded_at_ns", "answered_at_ns", "status", "message", "request_sha256", "request_size", "response_sha256", "response_size", "response_messages", "request_token", "response_token", "peer_certificate_sha256", "latency_us", "witnessed_checkpoint")
+    __slots__ = ("exchange_id", "side", "origin", "client", "service", "method", "user", "purpose", "received_at_ns", "forwarded_at_ns", "answered_at_ns", "status", "message", "request_sha256", "request_size", "response_sha256", "response_size", "response_messages", "request_token", "response_token", "peer_certificate_sha256", "latency_us", "witnessed_checkpoint", "subject_pseudonym")
     class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         SIDE_UNSPECIFIED: _ClassVar[AuditRecord.Side]
@@ -38,6 +38,7 @@ class AuditRecord(_message.Message):
     PEER_CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]
     LATENCY_US_FIELD_NUMBER: _ClassVar[int]
     WITNESSED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_PSEUDONYM_FIELD_NUMBER: _ClassVar[int]
     exchange_id: str
     side: AuditRecord.Side
     origin: str
@@ -61,4 +62,5 @@ class AuditRecord(_message.Message):
     peer_certificate_sha256: str
     latency_us: int
     witnessed_checkpoint: bytes
-    def __init__(self, exchange_id: _Optional[str] = ..., side: _Optional[_Union[AuditRecord.Side, str]] = ..., origin: _Optional[str] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user: _Optional[str] = ..., purpose: _Optional[str] = ..., received_at_ns: _Optional[int] = ..., forwarded_at_ns: _Optional[int] = ..., answered_at_ns: _Optional[int] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., request_sha256: _Optional[bytes] = ..., request_size: _Optional[int] = ..., response_sha256: _Optional[bytes] = ..., response_size: _Optional[int] = ..., response_messages: _Optional[int] = ..., request_token: _Optional[str] = ..., response_token: _Optional[str] = ..., peer_certificate_sha256: _Optional[str] = ..., latency_us: _Optional[int] = ..., witnessed_checkpoint: _Optional[bytes] = ...) -> None: ...
+    subject_pseudonym: bytes
+    def __init__(self, exchange_id: _Optional[str] = ..., side: _Optional[_Union[AuditRecord.Side, str]] = ..., origin: _Optional[str] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user: _Optional[str] = ..., purpose: _Optional[str] = ..., received_at_ns: _Optional[int] = ..., forwarded_at_ns: _Optional[int] = ..., answered_at_ns: _Optional[int] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., request_sha256: _Optional[bytes] = ..., request_size: _Optional[int] = ..., response_sha256: _Optional[bytes] = ..., response_size: _Optional[int] = ..., response_messages: _Optional[int] = ..., request_token: _Optional[str] = ..., response_token: _Optional[str] = ..., peer_certificate_sha256: _Optional[str] = ..., latency_us: _Optional[int] = ..., witnessed_checkpoint: _Optional[bytes] = ..., subject_pseudonym: _Optional[bytes] = ...) -> None: ...
