@@ -216,7 +216,7 @@ def check_subject_binding(claims: ResponseClaims, *, subject_sent: bool) -> None
         )
     if not subject_sent and claims.subject_pseudonym:
         raise Unauthenticated(
-            "the provider's answer names a data subject (claim 'sbj') this call did not send"
+            "the provider's answer names a data subject this call did not send (claim 'sbj')"
         )
 
 
