@@ -207,9 +207,13 @@ def check_subject_binding(claims: ResponseClaims, *, subject_sent: bool) -> None
     """Refuse a verified response token that does not acknowledge the call's data subject.
 
     The provider signs the subject's pseudonym (claim ``sbj``) into every
-    answer of an exchange that named one, and into no other (protocol.md 4.4).
+    answer of an exchange that named one once it read the subject (step 5a),
+    and into no other (protocol.md 4.4). A signed refusal without ``sbj`` is
+    the provider refusing at or before that step (a malformed subject, or no
+    key to pseudonymise it): no record of the subject was touched, and the
+    refusal stands. An ``OK`` without ``sbj`` is refused.
     """
-    if subject_sent and not claims.subject_pseudonym:
+    if subject_sent and not claims.subject_pseudonym and claims.status == "OK":
         raise Unauthenticated(
             "the provider's answer does not acknowledge the data subject (no claim 'sbj' in"
             " its response token): the exchange cannot be recorded against the subject"

@@ -557,6 +557,8 @@ def test_the_subject_binding_follows_what_the_consumer_sent() -> None:
     check_subject_binding(response_claims(), subject_sent=False)
     with pytest.raises(Unauthenticated, match="does not acknowledge the data subject"):
         check_subject_binding(response_claims(), subject_sent=True)
+    # The provider refused at step 5a (no key, a malformed subject): no record was read.
+    check_subject_binding(response_claims(status="FAILED_PRECONDITION"), subject_sent=True)
     with pytest.raises(Unauthenticated, match="names a data subject this call did not send"):
         check_subject_binding(with_subject, subject_sent=False)
 
