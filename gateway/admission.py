@@ -17,7 +17,8 @@ refused call names everything that was known (docs/protocol.md, section 11).
   docs/protocol.md section 3.3.
 - `admit_provider_call`: the provider's checks 1 to 12 of section 4.2, in
   that order; steps 1 to 5 authenticate (after them every answer is signed),
-  step 10 is the injected replay check.
+  step 5a reads the data subject and pseudonymises it (section 4.4), step 10
+  is the injected replay check.
 - `check_answer`: the consumer's classification of a provider's answer
   (section 3.5): a signed answer that binds this exchange, or an unsigned
   refusal passed on, or a forgery.
@@ -33,6 +34,7 @@ from spean.gateway import metadata
 from spean.gateway.access import AccessPolicy
 from spean.gateway.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -45,11 +47,13 @@ from spean.gateway.globalconf import GlobalConfiguration, ServerInfo
 from spean.gateway.identifiers import ServerId, SubsystemId, parse_method
 from spean.gateway.metadata import ConsumerHeaders
 from spean.gateway.pki import pem_thumbprint
+from spean.gateway.subjects import subject_pseudonym
 from spean.gateway.token_claims import parse_subsystem_cached
 from spean.gateway.tokens import (
     RequestClaims,
     check_request_binding,
     check_response_binding,
+    check_subject_binding,
     verify_request,
     verify_response,
 )
@@ -233,6 +237,9 @@ class ProviderRules:
     policy: AccessPolicy
     max_message_bytes: int
     clock_skew_seconds: int
+    # `subjects.subject_key` of the provider's pseudonymisation key; None: no key
+    # configured, so a call naming a data subject is refused (it could not be recorded).
+    subject_key: bytes | None = None
 
 
 ReplayCheck = Callable[[str, int, int], bool]
@@ -248,6 +255,7 @@ class ProviderAdmission:
     then the verified one; None when the call claims none. `claims` is set
     once the token verified; `established` once steps 1 to 5 passed: from
     then on every answer, refusals included, carries a signed response token.
+    `subject_pseudonym` is the data subject's pseudonym once step 5a read one.
     """
 
     exchange_id: str | None = None
@@ -256,6 +264,7 @@ class ProviderAdmission:
     claims: RequestClaims | None = None
     established: bool = False
     refusal: SpeanError | None = None
+    subject_pseudonym: bytes = b""
 
     @property
     def admitted(self) -> bool:
@@ -282,6 +291,7 @@ def admit_provider_call(
     token = ""
     claims: RequestClaims | None = None
     established = False
+    pseudonym = b""
     try:
         if isinstance(conf, SpeanError):  # 1: no configuration, or expired
             raise conf
@@ -296,6 +306,7 @@ def admit_provider_call(
                 f" {peer.id} of another member"
             )
         established = True
+        pseudonym = _subject(rules, invocation)  # 5a
         too_large = _too_large(request_size, rules.max_message_bytes)  # 6
         if too_large is not None:
             raise too_large
@@ -320,8 +331,23 @@ def admit_provider_call(
         # Until the token verifies, its exchange id is only a claim; the record
         # of a refusal still carries it, so both sides' logs can be matched.
         claimed = claimed_exchange_id(invocation) if claims is None else claims.exchange_id
-        return ProviderAdmission(claimed, thumbprint, token, claims, established, exc)
-    return ProviderAdmission(claims.exchange_id, thumbprint, token, claims, established)
+        return ProviderAdmission(claimed, thumbprint, token, claims, established, exc, pseudonym)
+    return ProviderAdmission(
+        claims.exchange_id, thumbprint, token, claims, established, subject_pseudonym=pseudonym
+    )
+
+
+def _subject(rules: ProviderRules, invocation: Metadata) -> bytes:
+    """Step 5a: the data subject's pseudonym, b"" when the call names none (protocol.md 4.4)."""
+    subject = metadata.parse_subject(invocation)
+    if not subject:
+        return b""
+    if rules.subject_key is None:
+        raise FailedPrecondition(
+            f"security server {rules.server_id} cannot record data subjects: the call names"
+            f" one in {metadata.SUBJECT}, but provider.pseudonymisation_key is not set"
+        )
+    return subject_pseudonym(rules.subject_key, subject)
 
 
 # ------------------------------------------------------------------ answers
@@ -349,8 +375,9 @@ class ProviderAnswer:
     """The consumer's reading of a provider's answer.
 
     `verified`: the answer carries one response token that verifies and binds
-    this exchange's status and messages; `response_token` is kept for the
-    record whenever exactly one was present. `refusal`: what the application
+    this exchange's status, messages and data subject; `response_token` is
+    kept for the record whenever exactly one was present, and
+    `subject_pseudonym` (its ``sbj``) when it verified. `refusal`: what the application
     gets instead of OK (the provider's own refusal, passed on, or the
     consumer's refusal of an answer it cannot trust); None for a verified OK.
     """
@@ -358,6 +385,7 @@ class ProviderAnswer:
     verified: bool
     response_token: str = ""
     refusal: SpeanError | None = None
+    subject_pseudonym: bytes = b""
 
 
 def check_answer(
@@ -371,8 +399,13 @@ def check_answer(
     response_messages: int,
     now: int,
     leeway: int,
+    subject_sent: bool = False,
 ) -> ProviderAnswer:
-    """Verify the provider's response token, then adopt its status (protocol.md 3.5)."""
+    """Verify the provider's response token, then adopt its status (protocol.md 3.5).
+
+    `subject_sent`: the call named a data subject, which the token must
+    acknowledge (and otherwise must not name one; protocol.md 4.4).
+    """
     tokens = [value for key, value in trailing if key == metadata.RESPONSE_TOKEN]
     if status == "DEADLINE_EXCEEDED" and not tokens:
         return ProviderAnswer(
@@ -408,10 +441,11 @@ def check_answer(
             response_sha256=response_sha256,
             response_messages=response_messages,
         )
+        check_subject_binding(response, subject_sent=subject_sent)
     except SpeanError as exc:
         return ProviderAnswer(False, token, exc)
     refusal = None if status == "OK" else passed_on(status, details)
-    return ProviderAnswer(True, token, refusal)
+    return ProviderAnswer(True, token, refusal, response.subject_pseudonym)
 
 
 # ------------------------------------------------------------------ failover

@@ -13,17 +13,19 @@ from dataclasses import dataclass
 
 from spean.gateway.errors import InvalidArgument, Unauthenticated
 from spean.gateway.identifiers import SubsystemId
+from spean.gateway.subjects import MAX_SUBJECT_CHARS, is_subject
 from spean.gateway.tokens import MAX_TOKEN_SIZE
 
 CLIENT = "spean-client"
 SERVICE = "spean-service"
 USER = "spean-user"
 PURPOSE = "spean-purpose"
+SUBJECT = "spean-subject"
 EXCHANGE_ID = "spean-exchange-id"
 REQUEST_TOKEN = "spean-request-token"  # noqa: S105 - a header name
 RESPONSE_TOKEN = "spean-response-token"  # noqa: S105 - a header name
 
-_CONSUMER_HEADERS = (CLIENT, SERVICE, USER, PURPOSE)
+_CONSUMER_HEADERS = (CLIENT, SERVICE, USER, PURPOSE, SUBJECT)
 MAX_TOKEN_BYTES = MAX_TOKEN_SIZE  # a token is ASCII: characters and bytes agree
 
 
@@ -33,6 +35,8 @@ class ConsumerHeaders:
     service: SubsystemId
     user: str
     purpose: str
+    # The data subject (docs/protocol.md 4.4): forwarded to the provider, never recorded.
+    subject: str = ""
 
 
 def _collect(metadata: Iterable[tuple[str, str | bytes]], names: tuple[str, ...]) -> dict[str, str]:
@@ -59,7 +63,7 @@ def _text(name: str, value: str, max_bytes: int) -> str:
 def parse_consumer_headers(
     metadata: Iterable[tuple[str, str | bytes]], max_bytes: int = 1024
 ) -> ConsumerHeaders:
-    """Read spean-client, spean-service and the optional spean-user, spean-purpose."""
+    """Read spean-client, spean-service and the optional user, purpose and subject headers."""
     found = _collect(metadata, _CONSUMER_HEADERS)
     for required in (CLIENT, SERVICE):
         if required not in found:
@@ -74,7 +78,25 @@ def parse_consumer_headers(
         service=service,
         user=_text(USER, found.get(USER, ""), max_bytes),
         purpose=_text(PURPOSE, found.get(PURPOSE, ""), max_bytes),
+        subject=_subject(found.get(SUBJECT)),
     )
+
+
+def _subject(value: str | None) -> str:
+    if value is None:
+        return ""
+    if not is_subject(value):
+        # The value is not quoted: it may be a person's id number, and messages are logged.
+        raise InvalidArgument(
+            f"header {SUBJECT} must be 1 to {MAX_SUBJECT_CHARS} characters of letters, digits"
+            " and . _ : / + -, starting with a letter or digit (the data subject's id)"
+        )
+    return value
+
+
+def parse_subject(metadata: Iterable[tuple[str, str | bytes]]) -> str:
+    """The optional spean-subject header as the provider reads it ("" when absent)."""
+    return _subject(_collect(metadata, (SUBJECT,)).get(SUBJECT))
 
 
 def single_token(metadata: Iterable[tuple[str, str | bytes]], name: str) -> str:

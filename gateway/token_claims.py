@@ -7,7 +7,9 @@ base64url SHA-256 of the request message, and optional ``usr`` / ``pur``
 strings, omitted when empty. Response claims: ``iss`` provider member,
 ``sub`` provider subsystem, ``aud`` client subsystem, ``jti``, ``iat``,
 ``exp``, ``sts`` gRPC status name, ``res`` base64url response digest (see
-`spean.gateway.digests`), ``cnt`` number of response messages.
+`spean.gateway.digests`), ``cnt`` number of response messages, and the
+optional ``sbj``, the base64url pseudonym of the data subject
+(`spean.gateway.subjects`), present only when the exchange named one.
 
 Guarantees:
 
@@ -21,7 +23,8 @@ Guarantees:
   `pki.algorithm_for`); a `VerifyingKey` refuses any other, so no resolver
   can widen what a key verifies.
 - The claim names of each token type are exactly `REQUEST_CLAIMS` (plus
-  `OPTIONAL_REQUEST_CLAIMS`) and `RESPONSE_CLAIMS`, and a header's
+  `OPTIONAL_REQUEST_CLAIMS`) and `RESPONSE_CLAIMS` (plus
+  `OPTIONAL_RESPONSE_CLAIMS`), and a header's
   parameters exactly `HEADER_PARAMETERS`: the signer writes these and the
   verifier accepts nothing else.
 """
@@ -61,6 +64,7 @@ HEADER_PARAMETERS: Final = frozenset({"alg", "typ", "kid"})
 REQUEST_CLAIMS: Final = frozenset({"iss", "sub", "aud", "mth", "jti", "iat", "exp", "req"})
 OPTIONAL_REQUEST_CLAIMS: Final = frozenset({"usr", "pur"})
 RESPONSE_CLAIMS: Final = frozenset({"iss", "sub", "aud", "jti", "iat", "exp", "sts", "res", "cnt"})
+OPTIONAL_RESPONSE_CLAIMS: Final = frozenset({"sbj"})
 
 _EXCHANGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 # C0 and C1 controls (log injection) and lone surrogates (not Unicode text).
@@ -137,6 +141,8 @@ class ResponseClaims:
     status: str
     response_sha256: bytes
     response_messages: int
+    # The data subject's pseudonym (docs/protocol.md 4.4): 32 bytes, or empty for none.
+    subject_pseudonym: bytes = b""
 
     def __post_init__(self) -> None:
         _check_parties(self.issuer, self.provider, self.audience, "provider")
@@ -149,6 +155,8 @@ class ResponseClaims:
                 f"response message count {quote(self.response_messages)}"
                 " must be a non-negative integer"
             )
+        if self.subject_pseudonym:
+            _check_digest(self.subject_pseudonym, "subject pseudonym")
 
 
 def _check_parties(issuer: MemberId, sender: SubsystemId, audience: SubsystemId, role: str) -> None:

@@ -9,7 +9,7 @@ A `TokenSigner` holds the member's signing key and certificate. Guarantees:
   algorithm, ``spean-req+jwt`` or ``spean-res+jwt``, and the certificate's
   thumbprint (`pki.thumbprint`) as ``kid``;
 - the payload holds exactly the claims of `spean.gateway.token_claims`
-  (``usr`` and ``pur`` omitted when empty), from claims whose construction
+  (``usr``, ``pur`` and ``sbj`` omitted when empty), from claims whose construction
   already checked every invariant;
 - signing is on the hot path: the two encoded headers are computed once per
   signer, and the signature is made as `spean.gateway.token_jws` describes.
@@ -87,6 +87,8 @@ class TokenSigner:
             "res": b64url(claims.response_sha256),
             "cnt": claims.response_messages,
         }
+        if claims.subject_pseudonym:
+            payload["sbj"] = b64url(claims.subject_pseudonym)
         return self._finish(self._response_prefix, payload)
 
     def sign_typed(self, typ: str, payload: dict[str, object]) -> str:

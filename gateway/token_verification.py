@@ -46,6 +46,7 @@ from spean.gateway.token_claims import (
     KID_SHOWN,
     MAX_TOKEN_SIZE,
     OPTIONAL_REQUEST_CLAIMS,
+    OPTIONAL_RESPONSE_CLAIMS,
     REQUEST_CLAIMS,
     REQUEST_TYPE,
     RESPONSE_CLAIMS,
@@ -127,7 +128,7 @@ def verify_response(
     """
     what = "response token"
     key, kid, payload = _verify_jws(token, resolve, RESPONSE_TYPE, what)
-    _check_claimquote_names(payload, RESPONSE_CLAIMS, frozenset(), what)
+    _check_claimquote_names(payload, RESPONSE_CLAIMS, OPTIONAL_RESPONSE_CLAIMS, what)
     issuer = _parsed_claim(payload, "iss", what, parse_member_cached)
     _check_issuer(issuer, key, kid, what)
     exchange_id = _exchange_id_claim(payload, what)
@@ -157,6 +158,9 @@ def verify_response(
             status=status,
             response_sha256=_parsed_claim(payload, "res", what, decode_digest),
             response_messages=count,
+            subject_pseudonym=(
+                _parsed_claim(payload, "sbj", what, decode_digest) if "sbj" in payload else b""
+            ),
         )
     except InvalidArgument as error:  # an invariant of ResponseClaims
         raise Unauthenticated(f"{what}: {error.message}") from None
@@ -196,6 +200,35 @@ def check_response_binding(
     if claims.status != status:
         raise Unauthenticated(
             f"response token carries status {claims.status}, but the call ended with {status}"
+        )
+
+
+def check_subject_binding(claims: ResponseClaims, *, subject_sent: bool) -> None:
+    """Refuse a verified response token that does not acknowledge the call's data subject.
+
+    The provider signs the subject's pseudonym (claim ``sbj``) into every
+    answer of an exchange that named one once it read the subject (step 5a),
+    and into no other (protocol.md 4.4). A signed refusal without ``sbj`` is
+    the provider refusing at or before that step (a malformed subject, or no
+    key to pseudonymise it): no record of the subject was touched, and the
+    refusal stands. An ``OK`` without ``sbj`` is refused.
+    """
+    if subject_sent and not claims.subject_pseudonym and claims.status == "OK":
+        raise Unauthenticated(
+            "the provider's answer does not acknowledge the data subject (no claim 'sbj' in"
+            " its response token): the exchange cannot be recorded against the subject"
+        )
+    if not subject_sent and claims.subject_pseudonym:
+        raise Unauthenticated(
+            "the provider's answer names a data subject this call did not send (claim 'sbj')"
+        )
+
+
+def check_recorded_subject(claims: ResponseClaims, recorded: bytes) -> None:
+    """Refuse an audit record whose subject pseudonym is not its response token's ``sbj``."""
+    if not hmac.compare_digest(claims.subject_pseudonym, recorded):
+        raise Unauthenticated(
+            "response token's subject pseudonym (claim 'sbj') is not the record's subject_pseudonym"
         )
 
 

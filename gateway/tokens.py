@@ -40,8 +40,10 @@ from spean.gateway.token_claims import (
 )
 from spean.gateway.token_signing import TokenSigner
 from spean.gateway.token_verification import (
+    check_recorded_subject,
     check_request_binding,
     check_response_binding,
+    check_subject_binding,
     verify_request,
     verify_response,
 )
@@ -61,8 +63,10 @@ __all__ = [
     "TokenSigner",
     "VerifyingKey",
     "algorithm_for_key",
+    "check_recorded_subject",
     "check_request_binding",
     "check_response_binding",
+    "check_subject_binding",
     "is_exchange_id",
     "new_exchange_id",
     "parse_exchange_id",

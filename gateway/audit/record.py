@@ -113,6 +113,8 @@ class AuditRecord:
     def is_event(self) -> bool:
         return self.kind is not Kind.EXCHANGE
 
+    subject_pseudonym: bytes = b""
+
     def to_bytes(self) -> bytes:
         """The canonical bytes of this record.
 
@@ -151,6 +153,7 @@ class AuditRecord:
                 sequence=self.sequence,
                 event_token=self.event_token,
                 ack_token=self.ack_token,
+                subject_pseudonym=self.subject_pseudonym,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(
@@ -196,6 +199,7 @@ class AuditRecord:
             sequence=message.sequence,
             event_token=message.event_token,
             ack_token=message.ack_token,
+            subject_pseudonym=message.subject_pseudonym,
         )
 
 

@@ -26,7 +26,12 @@ from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
-from spean.gateway.tokens import KeyResolver, verify_request, verify_response
+from spean.gateway.tokens import (
+    KeyResolver,
+    check_recorded_subject,
+    verify_request,
+    verify_response,
+)
 from spean.gateway.trust import key_resolver
 
 
@@ -133,6 +138,7 @@ def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
                 f"response token counts {response.response_messages} messages (claim 'cnt'), "
                 f"the record says {record.response_messages}"
             )
+        check_recorded_subject(response, record.subject_pseudonym)
     except SpeanError:
         if consumer and record.status == REFUSED:
             # The consumer refused this answer because of its token: recorded as received.

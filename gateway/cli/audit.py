@@ -145,6 +145,7 @@ def register(subparsers: Any) -> None:
     )
     archive.add_argument("--json", action="store_true")
     archive.set_defaults(func=cmd_archive)
+    _register_subject(commands)
 
 
 def _time(text: str | None, what: str) -> int | None:
@@ -628,3 +629,113 @@ def cmd_archive(args: argparse.Namespace) -> int:
         if not done:
             print(f"nothing to archive: no checkpointed records older than {days} days")
     return 0
+
+
+# -- access transparency: a data subject's view and its proof (docs/transparency.md) ------
+
+
+def _register_subject(commands: Any) -> None:
+    subject = commands.add_parser(
+        "subject",
+        help="provider side: write the proof of every exchange of a data subject in a bundle "
+        "of this server's log; the look-up is recorded in the server's audit store",
+    )
+    subject.add_argument("bundle", type=Path, metavar="BUNDLE", help="the whole exported log")
+    subject.add_argument(
+        "--config", type=Path, required=True, help="the provider's YAML file (key, store)"
+    )
+    subject.add_argument("--subject", required=True, help="the person's id (spean-subject)")
+    subject.add_argument("--requested-by", required=True, help="who asks: officer, ombudsman")
+    subject.add_argument("--purpose", required=True, help="why: the request's case or basis")
+    subject.add_argument("--out", type=Path, required=True, help="proof file to write (JSON)")
+    subject.set_defaults(func=cmd_subject)
+
+    proof = commands.add_parser(
+        "verify-proof", help="verify a data subject's proof file offline (exit 0 holds, 2 not)"
+    )
+    proof.add_argument("proof", type=Path, metavar="PROOF")
+    proof.add_argument("--anchor", type=Path, help="trusted configuration-signing certificate")
+    proof.add_argument("--json", action="store_true", help="print a JSON report")
+    proof.set_defaults(func=cmd_verify_proof)
+
+
+def cmd_subject(args: argparse.Namespace) -> int:
+    import time
+
+    from spean.gateway.audit.backends import open_store
+    from spean.gateway.audit.bundle import read_bundle
+    from spean.gateway.audit.subject import TRANSPARENCY, lookup_record, subject_view
+    from spean.gateway.audit.writer import server_checkpoint_policy
+    from spean.gateway.files.config import load_config, read_passphrase
+    from spean.gateway.server.prepare import subject_key_for
+    from spean.gateway.subjects import is_subject
+    from spean.gateway.tokens import TokenSigner, new_exchange_id
+
+    if not is_subject(args.subject):
+        raise InvalidArgument("--subject must be an id as spean-subject takes it (protocol.md 4.4)")
+    config = load_config(args.config)
+    key = subject_key_for(config)
+    if key is None:
+        raise ConfigError(f"{config.path}: provider.pseudonymisation_key is not set")
+    view = subject_view(read_bundle(args.bundle), key, args.subject)
+    text = view.to_json().encode("utf-8")
+    passphrase = read_passphrase(config)
+    signer = TokenSigner(
+        keyfiles.load_private_key(config.resolve(config.keys.signing_key), passphrase),
+        keyfiles.load_certificate(config.resolve(config.keys.signing_certificate)),
+    )
+    store_url = config.audit.store
+    if "://" not in store_url:
+        store_url = str(config.resolve(Path(store_url)))
+    origin = f"{config.server_id}#{TRANSPARENCY}"
+    record = lookup_record(
+        signer,
+        server=config.server,
+        origin=origin,
+        exchange_id=new_exchange_id(),
+        pseudonym=view.subject_pseudonym,
+        proof=text,
+        requested_by=args.requested_by,
+        purpose=args.purpose,
+        now_ns=time.time_ns(),
+    )
+    # Recorded before the proof is written: no record, no answer (fail closed).
+    with open_store(store_url, origin, checkpoints=server_checkpoint_policy(config)) as store:
+        store.append(record)
+    try:
+        args.out.write_bytes(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror}") from exc
+    print(
+        f"{len(view.entries)} exchanges of the subject proven in {view.origin}"
+        f" ({view.pending} after the latest checkpoint, not yet provable); look-up recorded"
+        f" as exchange {record.exchange_id} in {origin}; proof written to {args.out}"
+    )
+    return 0
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    from spean.gateway.audit.subject import parse_proof, verify_subject_proof
+
+    anchor = keyfiles.load_certificate(args.anchor) if args.anchor is not None else None
+    try:
+        text = args.proof.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        raise InvalidArgument(f"cannot read {args.proof}: {exc}") from exc
+    report = verify_subject_proof(parse_proof(text), anchor)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"{report.origin}: {len(report.exchanges)} exchanges under the checkpoint at size"
+            f" {report.checkpoint_size}, {report.pending} not yet provable, anchor {report.anchor}"
+        )
+        for exchange in report.exchanges:
+            print(
+                f"  {exchange['received_at']}  {exchange['client']}  user {exchange['user']!r}"
+                f"  purpose {exchange['purpose']!r}  {exchange['method']}  {exchange['status']}"
+            )
+        print("OK: every exchange is proven" if report.ok else "FAILED:")
+        for problem in report.problems:
+            print(f"  {problem}")
+    return 0 if report.ok else EXIT_PROBLEMS

@@ -50,7 +50,7 @@ from spean.gateway.server import health, metaservices, reflection, tracing
 from spean.gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 from spean.gateway.server.metrics import ServerMetrics
-from spean.gateway.server.prepare import masking_policy
+from spean.gateway.server.prepare import masking_policy, subject_key_for
 from spean.gateway.server.provider import ProviderEndpoint
 from spean.gateway.server.pubsub import PubSubNode
 from spean.gateway.server.replay_guard import ReplayCache, shared_store_for
@@ -415,6 +415,7 @@ class SecurityServer:
             observer=self._metrics,
             limits=config.limits,
             masking=masking_policy(config, services),
+            subject_key=subject_key_for(config),
             sealed_bodies=frozenset(
                 SubsystemId.parse(s.subsystem)
                 for s in provider.services
@@ -494,6 +495,7 @@ class SecurityServer:
             masking = (
                 masking_policy(new, self._provider.services) if self._provider is not None else None
             )
+            subject_key = subject_key_for(new)
             if self._consumer is not None:
                 self._consumer.reconfigure(signer=signer, clients=clients)
             if self._channels is not None:
@@ -502,7 +504,9 @@ class SecurityServer:
                 pairs, self._consumer_roots = consumer_tls
                 self._consumer_tls.use_pairs(pairs)
             if self._provider is not None and policy is not None:
-                self._provider.reconfigure(signer=signer, policy=policy, masking=masking)
+                self._provider.reconfigure(
+                    signer=signer, policy=policy, masking=masking, subject_key=subject_key
+                )
             if self._provider_tls is not None:
                 self._provider_tls.use_pairs([(identity.private_key_pem, identity.certificate_pem)])
             if self.pubsub is not None:

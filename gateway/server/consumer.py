@@ -387,7 +387,10 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         raise broken[1]
 
     def _outgoing(self, ex: ExchangeLog) -> tuple[tuple[str, str], ...]:
-        return ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
+        headers = ((metadata.REQUEST_TOKEN, ex.request_token), *tracing.outgoing_headers(ex))
+        if ex.subject:  # the data subject, for the provider to pseudonymise (protocol.md 4.4)
+            return (*headers, (metadata.SUBJECT, ex.subject))
+        return headers
 
     def _forward_unary(
         self,
@@ -567,6 +570,7 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
             response_messages=ex.response.count,
             now=int(time.time()),
             leeway=self._limits.clock_skew_seconds,
+            subject_sent=bool(ex.subject),
         )
         if not verdict.verified:
             assert verdict.refusal is not None
@@ -575,9 +579,9 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         # Never raises: an invalid checkpoint is recorded as absent (protocol.md 4.3).
         witnessed = self._witnessed(trailing, conf, claims.audience.member, claims.exchange_id)
         if verdict.refusal is not None:
-            ex.refuse(verdict.refusal, verdict.response_token, witnessed)
+            ex.refuse(verdict.refusal, verdict.response_token, witnessed, verdict.subject_pseudonym)
         else:
-            ex.answer(verdict.response_token, witnessed)
+            ex.answer(verdict.response_token, witnessed, verdict.subject_pseudonym)
 
 
 def _unreachable(call: grpc.Call) -> bool:

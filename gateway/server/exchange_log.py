@@ -49,6 +49,8 @@ class ExchangeLog:
         "side",
         "span",
         "stage",
+        "subject",
+        "subject_pseudonym",
         "user",
         "witnessed_checkpoint",
     )
@@ -69,6 +71,9 @@ class ExchangeLog:
         self.service = ""
         self.user = ""
         self.purpose = ""
+        # Consumer: the data subject to forward (protocol.md 4.4); never recorded or logged.
+        self.subject = ""
+        self.subject_pseudonym = b""
         self.code = grpc.StatusCode.OK
         self.message = ""
         self.request_token = ""
@@ -87,6 +92,7 @@ class ExchangeLog:
             headers = admission.headers
             self.client, self.service = str(headers.client), str(headers.service)
             self.user, self.purpose = headers.user, headers.purpose
+            self.subject = headers.subject
         self.peer_certificate = admission.peer_certificate
 
     def learn_provider(self, admission: ProviderAdmission) -> None:
@@ -95,6 +101,7 @@ class ExchangeLog:
             self.exchange_id = admission.exchange_id
         self.peer_certificate = admission.peer_certificate
         self.request_token = admission.request_token
+        self.subject_pseudonym = admission.subject_pseudonym
         if admission.claims is not None:
             claims = admission.claims
             self.client, self.service = str(claims.client), str(claims.audience)
@@ -113,22 +120,39 @@ class ExchangeLog:
         self.stage = advance(self.stage, Stage.FORWARDED)
         self.forwarded_ns = time.time_ns()
 
-    def answer(self, response_token: str = "", witnessed_checkpoint: bytes = b"") -> None:
-        """The answer is complete (on the consumer: its response token verified)."""
+    def answer(
+        self,
+        response_token: str = "",
+        witnessed_checkpoint: bytes = b"",
+        subject_pseudonym: bytes = b"",
+    ) -> None:
+        """The answer is complete (on the consumer: its response token verified).
+
+        On the consumer, `subject_pseudonym` is the verified token's ``sbj``.
+        """
         self.stage = advance(self.stage, Stage.ANSWERED)
         if response_token:
             self.response_token = response_token
         self.witnessed_checkpoint = witnessed_checkpoint
+        if subject_pseudonym:
+            self.subject_pseudonym = subject_pseudonym
 
     def refuse(
-        self, error: SpeanError, response_token: str = "", witnessed_checkpoint: bytes = b""
+        self,
+        error: SpeanError,
+        response_token: str = "",
+        witnessed_checkpoint: bytes = b"",
+        subject_pseudonym: bytes = b"",
     ) -> None:
         """Refused: the first refusal is kept; later ones do not overwrite it.
 
         On the consumer, `response_token` and `witnessed_checkpoint` are what
         the provider's answer carried, kept for the record when the provider
-        said no or its answer could not be trusted.
+        said no or its answer could not be trusted; `subject_pseudonym` is the
+        ``sbj`` of a token that verified (the provider's signed refusal).
         """
+        if subject_pseudonym:
+            self.subject_pseudonym = subject_pseudonym
         self.stage = advance(self.stage, Stage.REFUSED)
         if self.code is grpc.StatusCode.OK:
             self.code = error.code
@@ -183,6 +207,7 @@ class ExchangeLog:
         following.code, following.message = grpc.StatusCode.OK, ""
         following.forwarded_ns = following.answered_ns = 0
         following.response_token, following.witnessed_checkpoint = "", b""
+        following.subject_pseudonym = b""
         following.response = (
             RetainingDigest() if isinstance(self.response, RetainingDigest) else ResponseDigest()
         )
@@ -240,4 +265,5 @@ class ExchangeLog:
             peer_certificate_sha256=self.peer_certificate,
             latency_us=latency_us,
             witnessed_checkpoint=self.witnessed_checkpoint,
+            subject_pseudonym=self.subject_pseudonym,
         )

@@ -10,12 +10,14 @@ the calling server; 6 the request's size; 7 and 8 the token binds this
 method and body; 9 the audience is published here; 10 its exchange id was
 never seen before (replay, `ReplayCache`); 11 the adapter publishes the
 method; 12 an access right for (client subsystem, provider subsystem,
-method). Only then is the adapter called. Every answer made after step 5
-carries a signed response token over the status and the digest of every
-message sent; the last message is held back until the audit record is
-durable. A method every adapter here serves as unary is framed as unary
-(answer, trailers and status in one batch, `exchange.unary_handler`); the
-exchange and its checks are the same code.
+method). Between 5 and 6, step 5a pseudonymises the data subject a call
+names (`spean-subject`, protocol.md 4.4); the pseudonym goes into the record
+and, as claim ``sbj``, into the response token. Only then is the adapter
+called. Every answer made after step 5 carries a signed response token over
+the status and the digest of every message sent; the last message is held
+back until the audit record is durable. A method every adapter here serves
+as unary is framed as unary (answer, trailers and status in one batch,
+`exchange.unary_handler`); the exchange and its checks are the same code.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         limits: LimitsConfig,
         masking: MaskingPolicy | None = None,
         sealed_bodies: frozenset[SubsystemId] = frozenset(),
+        subject_key: bytes | None = None,
     ) -> None:
         self._server_id = server_id
         self._sealed_bodies = sealed_bodies  # services with audit_bodies: encrypted
@@ -104,6 +107,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             policy=policy,
             max_message_bytes=limits.max_message_bytes,
             clock_skew_seconds=limits.clock_skew_seconds,
+            subject_key=subject_key,
         )
         self._replay = replay
         self._audit = audit
@@ -112,12 +116,18 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         self._masking = masking or MaskingPolicy((), {}, None)
 
     def reconfigure(
-        self, *, signer: TokenSigner, policy: AccessPolicy, masking: MaskingPolicy | None = None
+        self,
+        *,
+        signer: TokenSigner,
+        policy: AccessPolicy,
+        masking: MaskingPolicy | None = None,
+        subject_key: bytes | None = None,
     ) -> None:
-        """Swap the signing key and access rules (SIGHUP); calls in flight keep theirs."""
+        """Swap the signing key, access rules and subject key (SIGHUP); calls in flight keep
+        theirs."""
         # Each exchange reads these attributes once; rebinding them is atomic.
         self._signer = signer
-        self._rules = replace(self._rules, policy=policy)
+        self._rules = replace(self._rules, policy=policy, subject_key=subject_key)
         if masking is not None:
             self._masking = masking
 
@@ -264,6 +274,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
                 status=ex.code.name,
                 response_sha256=ex.response.digest(),
                 response_messages=ex.response.count,
+                subject_pseudonym=ex.subject_pseudonym,
             )
         )
 

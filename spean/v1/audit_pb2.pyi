@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditRecord(_message.Message):
-    __slots__ = ("exchange_id", "side", "origin", "client", "service", "method", "user", "purpose", "received_at_ns", "forwarded_at_ns", "answered_at_ns", "status", "message", "request_sha256", "request_size", "response_sha256", "response_size", "response_messages", "request_token", "response_token", "peer_certificate_sha256", "latency_us", "witnessed_checkpoint", "kind", "topic", "event_id", "sequence", "event_token", "ack_token")
+    __slots__ = ("exchange_id", "side", "origin", "client", "service", "method", "user", "purpose", "received_at_ns", "forwarded_at_ns", "answered_at_ns", "status", "message", "request_sha256", "request_size", "response_sha256", "response_size", "response_messages", "request_token", "response_token", "peer_certificate_sha256", "latency_us", "witnessed_checkpoint", "kind", "topic", "event_id", "sequence", "event_token", "ack_token", "subject_pseudonym")
     class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         SIDE_UNSPECIFIED: _ClassVar[AuditRecord.Side]
@@ -54,6 +54,7 @@ class AuditRecord(_message.Message):
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EVENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ACK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_PSEUDONYM_FIELD_NUMBER: _ClassVar[int]
     exchange_id: str
     side: AuditRecord.Side
     origin: str
@@ -83,4 +84,5 @@ class AuditRecord(_message.Message):
     sequence: int
     event_token: str
     ack_token: str
-    def __init__(self, exchange_id: _Optional[str] = ..., side: _Optional[_Union[AuditRecord.Side, str]] = ..., origin: _Optional[str] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user: _Optional[str] = ..., purpose: _Optional[str] = ..., received_at_ns: _Optional[int] = ..., forwarded_at_ns: _Optional[int] = ..., answered_at_ns: _Optional[int] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., request_sha256: _Optional[bytes] = ..., request_size: _Optional[int] = ..., response_sha256: _Optional[bytes] = ..., response_size: _Optional[int] = ..., response_messages: _Optional[int] = ..., request_token: _Optional[str] = ..., response_token: _Optional[str] = ..., peer_certificate_sha256: _Optional[str] = ..., latency_us: _Optional[int] = ..., witnessed_checkpoint: _Optional[bytes] = ..., kind: _Optional[_Union[AuditRecord.Kind, str]] = ..., topic: _Optional[str] = ..., event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., event_token: _Optional[str] = ..., ack_token: _Optional[str] = ...) -> None: ...
+    subject_pseudonym: bytes
+    def __init__(self, exchange_id: _Optional[str] = ..., side: _Optional[_Union[AuditRecord.Side, str]] = ..., origin: _Optional[str] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user: _Optional[str] = ..., purpose: _Optional[str] = ..., received_at_ns: _Optional[int] = ..., forwarded_at_ns: _Optional[int] = ..., answered_at_ns: _Optional[int] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., request_sha256: _Optional[bytes] = ..., request_size: _Optional[int] = ..., response_sha256: _Optional[bytes] = ..., response_size: _Optional[int] = ..., response_messages: _Optional[int] = ..., request_token: _Optional[str] = ..., response_token: _Optional[str] = ..., peer_certificate_sha256: _Optional[str] = ..., latency_us: _Optional[int] = ..., witnessed_checkpoint: _Optional[bytes] = ..., kind: _Optional[_Union[AuditRecord.Kind, str]] = ..., topic: _Optional[str] = ..., event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., event_token: _Optional[str] = ..., ack_token: _Optional[str] = ..., subject_pseudonym: _Optional[bytes] = ...) -> None: ...

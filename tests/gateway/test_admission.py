@@ -45,6 +45,7 @@ from spean.gateway.errors import (
 )
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.pki import pem_thumbprint
+from spean.gateway.subjects import subject_key, subject_pseudonym
 from spean.gateway.tokens import RequestClaims, ResponseClaims, new_exchange_id
 from tests.support.conf import (
     GET_VEHICLE,
@@ -436,6 +437,60 @@ def test_allowed_methods_skips_steps_11_and_12(world: PureFederation) -> None:
     assert _provider(world, _claims(method=ALLOWED_METHODS), rules=rules).admitted
 
 
+SUBJECT_KEY = subject_key(b"\x5a" * 32)
+SUBJECTS = replace(PROVIDER, subject_key=SUBJECT_KEY)
+
+
+def test_step_5a_the_data_subject_is_pseudonymised_with_the_providers_key(
+    world: PureFederation,
+) -> None:
+    claims = _claims()
+    token = world.signer(MOH).sign_request(claims)
+    invocation = [(metadata.REQUEST_TOKEN, token), (metadata.SUBJECT, "KH-NID-010203")]
+    admission = _provider(world, claims, invocation=invocation, rules=SUBJECTS)
+    assert admission.admitted
+    assert admission.subject_pseudonym == subject_pseudonym(SUBJECT_KEY, "KH-NID-010203")
+    assert _provider(world, rules=SUBJECTS).subject_pseudonym == b"", "no subject, no pseudonym"
+
+
+def test_step_5a_a_refusal_after_it_still_carries_the_pseudonym(world: PureFederation) -> None:
+    claims = _claims(method=LIST_VEHICLES)  # no access right: refused at step 12
+    token = world.signer(MOH).sign_request(claims)
+    invocation = [(metadata.REQUEST_TOKEN, token), (metadata.SUBJECT, "KH-NID-010203")]
+    admission = _provider(world, claims, invocation=invocation, rules=SUBJECTS)
+    assert isinstance(admission.refusal, PermissionDenied)
+    assert admission.subject_pseudonym == subject_pseudonym(SUBJECT_KEY, "KH-NID-010203")
+
+
+@pytest.mark.parametrize(
+    ("subject", "rules", "error", "match"),
+    [
+        ("KH NID 0102", "subjects", InvalidArgument, "header spean-subject must be"),
+        ("KH-NID-010203", "plain", FailedPrecondition, "provider.pseudonymisation_key is not set"),
+    ],
+)
+def test_step_5a_refusals_are_signed_and_never_quote_the_subject(
+    world: PureFederation, subject: str, rules: str, error: type[SpeanError], match: str
+) -> None:
+    claims = _claims()
+    token = world.signer(MOH).sign_request(claims)
+    invocation = [(metadata.REQUEST_TOKEN, token), (metadata.SUBJECT, subject)]
+    replay = Replay()
+    admission = _provider(
+        world,
+        claims,
+        invocation=invocation,
+        replay=replay,
+        rules=SUBJECTS if rules == "subjects" else PROVIDER,
+    )
+    assert isinstance(admission.refusal, error)
+    assert match in admission.refusal.message
+    assert subject not in admission.refusal.message
+    assert admission.established, "the answer is signed"
+    assert admission.subject_pseudonym == b""
+    assert replay.asked == [], "refused before the replay check"
+
+
 # ------------------------------------------------------------------ answers
 
 
@@ -448,6 +503,8 @@ def _answer(
     signed: str | None = None,
     tokens: int = 1,
     details: str = "",
+    pseudonym: bytes = b"",
+    subject_sent: bool = False,
 ) -> Any:
     digest = ResponseDigest()
     for message in messages:
@@ -464,6 +521,7 @@ def _answer(
             status=signed or status,
             response_sha256=digest.digest(),
             response_messages=digest.count,
+            subject_pseudonym=pseudonym,
         )
     )
     return check_answer(
@@ -476,6 +534,7 @@ def _answer(
         response_messages=digest.count,
         now=now,
         leeway=5,
+        subject_sent=subject_sent,
     )
 
 
@@ -491,6 +550,25 @@ def test_a_signed_refusal_is_passed_on_with_the_providers_words(world: PureFeder
     assert verdict.verified
     assert verdict.refusal.code.name == "PERMISSION_DENIED"
     assert verdict.refusal.message == "no"
+
+
+def test_an_answer_must_acknowledge_the_subject_exactly_when_one_was_sent(
+    world: PureFederation,
+) -> None:
+    pseudonym = subject_pseudonym(SUBJECT_KEY, "KH-NID-010203")
+    acknowledged = _answer(world, _claims(), pseudonym=pseudonym, subject_sent=True)
+    assert acknowledged.verified
+    assert acknowledged.subject_pseudonym == pseudonym
+
+    silent = _answer(world, _claims(), subject_sent=True)
+    assert not silent.verified
+    assert isinstance(silent.refusal, Unauthenticated)
+    assert "does not acknowledge the data subject" in silent.refusal.message
+    assert silent.subject_pseudonym == b""
+
+    unasked = _answer(world, _claims(), pseudonym=pseudonym)
+    assert not unasked.verified
+    assert "names a data subject" in unasked.refusal.message
 
 
 def test_a_status_the_token_does_not_sign_is_a_forgery(world: PureFederation) -> None:

@@ -10,8 +10,10 @@ from spean.gateway.metadata import (
     PURPOSE,
     REQUEST_TOKEN,
     SERVICE,
+    SUBJECT,
     USER,
     parse_consumer_headers,
+    parse_subject,
     single_token,
 )
 
@@ -56,3 +58,32 @@ def test_single_token() -> None:
         single_token([(REQUEST_TOKEN, "a"), (REQUEST_TOKEN, "b")], REQUEST_TOKEN)
     with pytest.raises(Unauthenticated, match="longer than"):
         single_token([(REQUEST_TOKEN, "a" * 9000)], REQUEST_TOKEN)
+
+
+def test_the_data_subject_is_optional_and_kept_apart_from_the_user() -> None:
+    headers = parse_consumer_headers([*BASE, (USER, "dr.sokha"), (SUBJECT, "KH-NID:0102/03")])
+    assert (headers.user, headers.subject) == ("dr.sokha", "KH-NID:0102/03")
+    assert parse_consumer_headers(BASE).subject == ""
+    assert parse_subject([(SUBJECT, "0102")]) == "0102"
+    assert parse_subject(BASE) == ""
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["", " 0102", "01 02", "-0102", "x" * 65, "0102\n", "\u17e0\u17e1", "01;02", "01*"],
+)
+def test_a_malformed_subject_is_refused_without_being_quoted(subject: str) -> None:
+    for parse in (lambda m: parse_consumer_headers([*BASE, *m]), parse_subject):
+        with pytest.raises(InvalidArgument) as info:
+            parse([(SUBJECT, subject)])
+        assert info.value.code.name == "INVALID_ARGUMENT"
+        assert "header spean-subject must be 1 to 64 characters" in info.value.message
+        if subject.strip():
+            assert subject not in info.value.message
+
+
+def test_the_subject_may_be_sent_once_only() -> None:
+    with pytest.raises(InvalidArgument, match="spean-subject appears more than once"):
+        parse_subject([(SUBJECT, "0102"), (SUBJECT, "0103")])
+    with pytest.raises(InvalidArgument, match="spean-subject must be text"):
+        parse_subject([(SUBJECT, b"0102")])

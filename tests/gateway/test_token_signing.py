@@ -166,3 +166,20 @@ def test_any_response_round_trips(claims: ResponseClaims, algorithm: str) -> Non
         expected_client=claims.audience,
     )
     assert verified == claims
+
+
+def test_a_response_naming_a_data_subject_carries_its_pseudonym_as_sbj() -> None:
+    pseudonym = hashlib.sha256(b"a subject's pseudonym").digest()
+    token = MPWT.signer.sign_response(response_claims(subject_pseudonym=pseudonym))
+    payload = json.loads(base64.urlsafe_b64decode(segments(token)[1] + "=="))
+    assert payload["sbj"] == b64url(pseudonym)
+    assert len(payload["sbj"]) == 43
+    verified = verify_response(
+        token,
+        RESOLVE,
+        now=NOW,
+        expected_exchange_id=EXCHANGE,
+        expected_provider=MPWT.member.child("vehicles"),
+        expected_client=NHIS,
+    )
+    assert verified.subject_pseudonym == pseudonym

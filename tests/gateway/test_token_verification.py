@@ -27,9 +27,12 @@ from spean.gateway.errors import Unauthenticated
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.token_claims import MAX_TOKEN_SIZE, RequestClaims, VerifyingKey, new_exchange_id
 from spean.gateway.token_verification import (
+    check_recorded_subject,
     check_request_binding,
     check_response_binding,
+    check_subject_binding,
     verify_request,
+    verify_response,
 )
 from tests.support.tokens import (
     BODY,
@@ -39,6 +42,7 @@ from tests.support.tokens import (
     MOF,
     MOH,
     MPWT,
+    NHIS,
     NOW,
     PARTIES,
     RESOLVE,
@@ -512,3 +516,57 @@ def test_any_single_byte_mutation_is_refused(
     mutated = (token[:position] + bytes([byte]) + token[position + 1 :]).decode("latin-1")
     with pytest.raises(Unauthenticated):
         verify_request(mutated, resolver_for(party, claims.issuer), now=claims.issued_at)
+
+
+# --- the data subject (protocol.md 4.4) ---------------------------------------------------
+
+PSEUDONYM = hashlib.sha256(b"pseudonym").digest()
+
+
+def _response(payload: dict[str, Any]) -> Any:
+    return verify_response(
+        forge_response(payload),
+        RESOLVE,
+        now=NOW,
+        expected_exchange_id=EXCHANGE,
+        expected_provider=VEHICLES,
+        expected_client=NHIS,
+    )
+
+
+def test_a_response_token_without_sbj_verifies_as_before() -> None:
+    assert _response(response_payload()).subject_pseudonym == b""
+    assert _response(response_payload(sbj=b64url(PSEUDONYM))).subject_pseudonym == PSEUDONYM
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("", "claim 'sbj'"),
+        (b64url(PSEUDONYM[:16]), "claim 'sbj'"),
+        (7, "claim 'sbj' must be a string"),
+    ],
+)
+def test_a_malformed_sbj_is_refused(value: Any, match: str) -> None:
+    refused_response(forge_response(response_payload(sbj=value)), match)
+
+
+def test_the_subject_binding_follows_what_the_consumer_sent() -> None:
+    with_subject = response_claims(subject_pseudonym=PSEUDONYM)
+    check_subject_binding(with_subject, subject_sent=True)
+    check_subject_binding(response_claims(), subject_sent=False)
+    with pytest.raises(Unauthenticated, match="does not acknowledge the data subject"):
+        check_subject_binding(response_claims(), subject_sent=True)
+    # The provider refused at step 5a (no key, a malformed subject): no record was read.
+    check_subject_binding(response_claims(status="FAILED_PRECONDITION"), subject_sent=True)
+    with pytest.raises(Unauthenticated, match="names a data subject this call did not send"):
+        check_subject_binding(with_subject, subject_sent=False)
+
+
+def test_a_record_must_hold_the_pseudonym_its_response_token_signs() -> None:
+    check_recorded_subject(response_claims(subject_pseudonym=PSEUDONYM), PSEUDONYM)
+    check_recorded_subject(response_claims(), b"")
+    with pytest.raises(Unauthenticated, match="not the record's subject_pseudonym"):
+        check_recorded_subject(response_claims(subject_pseudonym=PSEUDONYM), b"")
+    with pytest.raises(Unauthenticated, match="not the record's subject_pseudonym"):
+        check_recorded_subject(response_claims(), PSEUDONYM)

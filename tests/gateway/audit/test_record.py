@@ -50,7 +50,19 @@ def full_record() -> AuditRecord:
         sequence=2**64 - 1,
         event_token="eyJhbGciOiJFUzI1NiJ9.eyJldnQiOiJ4In0.c2ln",
         ack_token="eyJhbGciOiJFZERTQSJ9.eyJzZXEiOjF9.c2ln",
+        subject_pseudonym=hashlib.sha256(b"subject").digest(),
     )
+
+
+def test_the_subject_pseudonym_is_appended_and_leaves_older_records_unchanged() -> None:
+    with_subject = full_record()
+    without = dataclasses.replace(with_subject, subject_pseudonym=b"")
+
+    # Field 40 (tag 0xc2 0x02, 32 bytes) goes last; without it a record has
+    # exactly the bytes it had before the field existed, so old logs verify.
+    field_40 = b"\xc2\x02\x20" + hashlib.sha256(b"subject").digest()
+    assert with_subject.to_bytes() == without.to_bytes() + field_40
+    assert AuditRecord.from_bytes(without.to_bytes()).subject_pseudonym == b""
 
 
 def test_round_trip_of_every_field_is_exact() -> None:

@@ -52,7 +52,9 @@ def resolve(log: Log) -> KeyResolver:
     return bundle_resolver(conf)
 
 
-def refused(log: Log, index: int, status: str = "NOT_FOUND") -> AuditRecord:
+def refused(
+    log: Log, index: int, status: str = "NOT_FOUND", subject_pseudonym: bytes = b""
+) -> AuditRecord:
     """Record `index` as the honest record of a refusal the provider signed."""
     record = log.records[index]
     empty = response_digest([])
@@ -68,10 +70,12 @@ def refused(log: Log, index: int, status: str = "NOT_FOUND") -> AuditRecord:
             status=status,
             response_sha256=empty,
             response_messages=0,
+            subject_pseudonym=subject_pseudonym,
         )
     )
     return dataclasses.replace(
         record,
+        subject_pseudonym=subject_pseudonym,
         status=status,
         message="no such plate",
         response_sha256=empty,
@@ -142,7 +146,9 @@ def test_an_unavailable_record_still_has_its_request_token_checked(log: Log) -> 
 
 
 def provider_record(log: Log, index: int, **changes: object) -> AuditRecord:
-    record = refused(log, index, str(changes.pop("status", "NOT_FOUND")))
+    pseudonym = changes.pop("subject_pseudonym", b"")
+    assert isinstance(pseudonym, bytes)
+    record = refused(log, index, str(changes.pop("status", "NOT_FOUND")), pseudonym)
     return dataclasses.replace(
         record,
         side=Side.PROVIDER,
@@ -236,3 +242,23 @@ def test_a_bad_witnessed_checkpoint_is_reported_on_every_record_that_holds_it(
         (3, Check.WITNESS),
         (30, Check.WITNESS),
     ]
+
+
+def test_a_records_subject_pseudonym_is_bound_by_its_response_token(
+    log: Log, resolve: KeyResolver
+) -> None:
+    pseudonym = hashlib.sha256(b"a data subject").digest()
+    honest = refused(log, 6, subject_pseudonym=pseudonym)
+    assert token_problems(log, 6, honest) == []
+    assert token_outcome(provider_record(log, 6, subject_pseudonym=pseudonym), resolve) == 2
+
+    # Rewriting whom an exchange concerned, or hiding that it concerned anyone, is caught.
+    for edited in (hashlib.sha256(b"someone else").digest(), b""):
+        (reason,) = token_problems(log, 6, dataclasses.replace(honest, subject_pseudonym=edited))
+        assert "subject pseudonym (claim 'sbj') is not the record's subject_pseudonym" in reason
+    outcome = token_outcome(
+        dataclasses.replace(provider_record(log, 6), subject_pseudonym=pseudonym), resolve
+    )
+    assert outcome == (
+        "response token's subject pseudonym (claim 'sbj') is not the record's subject_pseudonym"
+    )

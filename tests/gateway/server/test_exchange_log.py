@@ -92,3 +92,24 @@ def test_only_a_final_status_is_signed() -> None:
     ex.answer()
     ex.sign("response-token")
     assert ex.response_token == "response-token"
+
+
+def test_the_subject_is_forwarded_but_only_its_pseudonym_is_recorded() -> None:
+    ex = _exchange()
+    ex.subject = "KH-NID-010203"
+    ex.forward()
+    ex.answer("response-token", b"", b"\x07" * 32)
+    record = ex.record("KH/GOV/MOH/ss1#w0")
+    assert record.subject_pseudonym == b"\x07" * 32
+    assert b"KH-NID-010203" not in record.to_bytes()
+
+
+def test_a_successor_keeps_the_subject_and_waits_for_its_own_pseudonym() -> None:
+    ex = _exchange()
+    ex.subject, ex.subject_pseudonym = "KH-NID-010203", b"\x07" * 32
+    ex.forward()
+    ex.refuse(Unavailable("ss1 is unreachable"))
+    ex.recorded()
+    following = ex.successor(new_exchange_id(), "token-2")
+    assert following.subject == "KH-NID-010203", "the retry names the same person"
+    assert following.subject_pseudonym == b"", "only a verified answer gives one"
