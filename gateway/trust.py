@@ -46,6 +46,10 @@ def key_resolver(
     certificates may have expired, and every token in them had its
     certificate's period checked when it was accepted. (Revocation counts
     for it all the same: the configuration it judges by revokes the key.)
+
+    The keys come from a table built once per configuration (`_trusted_keys`),
+    so a resolver costs nothing to make and a token's key is one lookup; the
+    validity period is still checked on every call.
     """
     moment = now or datetime.now(UTC)
     trusted_keys = _trusted_keys(conf)
