@@ -145,7 +145,7 @@ def child(mode: str, consumer: Path, provider: Path) -> None:
         assert result.ok, result.findings[:3]
         assert result.swapped
         records = result.consumer.records + result.provider.records
-        extra = {"matched": result.matched, "witnessed": result.witnessed_checkpoints}
+        extra |= {"matched": result.matched, "witnessed": result.witnessed_checkpoints}
     elif mode == "structure":
         source = open_bundle(consumer)
         conf, _ = load_configuration(source.frame, None)
@@ -154,13 +154,13 @@ def child(mode: str, consumer: Path, provider: Path) -> None:
         verified, problems = verify_structure(source, info.signing_certificates)
         assert not problems, problems[:3]
         records = source.frame.declared_records or 0
-        extra = {"checkpoints": verified}
+        extra |= {"checkpoints": verified}
     else:
         jobs = 2 if mode == "full-jobs2" else 1
         report = verify_bundle(open_bundle(consumer), check_tokens=mode != "no-tokens", jobs=jobs)
         assert report.ok, report.problems[:3]
         records = report.records
-        extra = {"tokens": report.tokens_verified, "checkpoints": report.checkpoints}
+        extra |= {"tokens": report.tokens_verified, "checkpoints": report.checkpoints}
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     result = {"records": records, "seconds": seconds, "cpu": cpu, "rss_mb": _peak_rss_mb()}

@@ -17,10 +17,16 @@ with the header and payload compact JSON objects. Guarantees:
   them (the tests check every token against pyjwt both ways); using
   `cryptography` directly costs a few microseconds over the bare signature
   where pyjwt costs tens (``bench/tokens.py``).
+- The segments of a token `is_compact` accepted are decoded without reading
+  their alphabet again (`decode_compact_signature`, `decode_compact_object`):
+  a segment that is canonical decodes to exactly the bytes `b64url_decode`
+  gives, and any other takes `decode_segment`, so a refusal's message is the
+  same whichever path met it.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import re
 from typing import Any, Final
@@ -40,6 +46,18 @@ from spean.gateway.token_claims import ES256, quote
 SIGNATURE_SIZE: Final = 64
 """Bytes of every token signature: ES256 (r || s, 32 bytes each) and Ed25519 alike."""
 _ES256_HALF: Final = 32  # bytes of r and of s in a JWS ES256 signature (RFC 7518 3.4)
+
+_SIGNATURE_CHARS: Final = 86  # unpadded base64url characters of SIGNATURE_SIZE bytes
+# A base64url character's value is its index here; after 2 (3) leftover
+# characters the last one's low 4 (2) bits are padding, zero when canonical.
+_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST: Final = {
+    0: frozenset(_ALPHABET),
+    2: frozenset(_ALPHABET[::16]),
+    3: frozenset(_ALPHABET[::4]),
+}
+_PADDING: Final = ("", "", "==", "=")  # indexed by length % 4 (1 is never canonical)
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
 # Built once: json.dumps would build a new encoder on every call.
@@ -95,6 +113,44 @@ def decode_segment(part: str, what: str, name: str) -> bytes:
         return b64url_decode(part)
     except InvalidArgument as error:
         raise Unauthenticated(f"{what} {name}: {error.message}") from None
+
+
+def _decode_compact(part: str) -> bytes | None:
+    """The bytes of a segment of an `is_compact` token, or None unless canonical."""
+    remainder = len(part) % 4
+    allowed = _CANONICAL_LAST.get(remainder)
+    if allowed is None or part[-1] not in allowed:
+        return None
+    return binascii.a2b_base64((part + _PADDING[remainder]).encode("ascii").translate(_TO_STANDARD))
+
+
+def decode_compact_signature(part: str, what: str) -> bytes:
+    """The signature segment of an `is_compact` token: as `decode_segment`, faster."""
+    if len(part) == _SIGNATURE_CHARS:
+        data = _decode_compact(part)
+        if data is not None:
+            return data
+    return decode_segment(part, what, "signature")
+
+
+def decode_compact_object(part: str, what: str, name: str) -> dict[str, Any]:
+    """A JSON segment of an `is_compact` token: as `decode_object`, faster.
+
+    The fast path takes only a canonical segment holding one object with no
+    space around it (what every signer writes); anything else, including
+    every error, goes through `decode_object` and its messages.
+    """
+    data = _decode_compact(part)
+    if data is not None and data[:1] == b"{" and data[-1:] == b"}":
+        try:
+            text = data.decode("utf-8")
+            value, end = _JSON.raw_decode(text)
+        except (ValueError, RecursionError):  # _DuplicateKeyError included: said below
+            pass
+        else:
+            if end == len(text) and isinstance(value, dict):
+                return value
+    return decode_object(part, what, name)
 
 
 class _DuplicateKeyError(ValueError):

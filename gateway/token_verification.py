@@ -64,8 +64,9 @@ from spean.gateway.token_claims import (
 )
 from spean.gateway.token_jws import (
     SIGNATURE_SIZE,
+    decode_compact_object,
+    decode_compact_signature,
     decode_object,
-    decode_segment,
     is_compact,
     verify_raw,
 )
@@ -88,7 +89,7 @@ def verify_request(
     key, kid, payload = _verify_jws(token, resolve, REQUEST_TYPE, what)
     _check_claimquote_names(payload, REQUEST_CLAIMS, OPTIONAL_REQUEST_CLAIMS, what)
     for name in OPTIONAL_REQUEST_CLAIMS:
-        if payload.get(name) == "":
+        if name in payload and payload[name] == "":
             raise Unauthenticated(f"{what} claim {name!r} must be omitted when empty")
     issuer = _parsed_claim(payload, "iss", what, parse_member_cached)
     _check_issuer(issuer, key, kid, what)
@@ -265,7 +266,7 @@ def _verify_jws(
             f" takes {key.algorithm} only"
         )
 
-    signature = decode_segment(signature_part, what, "signature")
+    signature = decode_compact_signature(signature_part, what)
     if len(signature) != SIGNATURE_SIZE:
         raise Unauthenticated(
             f"{what} signature is {len(signature)} bytes; {alg} signatures are {SIGNATURE_SIZE}"
@@ -275,7 +276,7 @@ def _verify_jws(
         raise Unauthenticated(
             f"{what} signature does not verify with key {kid[:KID_SHOWN]} of {key.member}"
         )
-    return key, kid, decode_object(payload_part, what, "payload")
+    return key, kid, decode_compact_object(payload_part, what, "payload")
 
 
 @functools.lru_cache(maxsize=256)
@@ -312,6 +313,8 @@ def _read_header(part: str, typ: str, what: str) -> tuple[str, str]:
 def _check_claimquote_names(
     payload: dict[str, Any], required: frozenset[str], optional: frozenset[str], what: str
 ) -> None:
+    if payload.keys() == required:  # the common case, one comparison
+        return
     missing = required - payload.keys()
     if missing:
         raise Unauthenticated(f"{what} lacks claim {quote_names(sorted(missing))}")

@@ -46,28 +46,67 @@ def key_resolver(
     certificates may have expired, and every token in them had its
     certificate's period checked when it was accepted. (Revocation counts
     for it all the same: the configuration it judges by revokes the key.)
+
+    The keys come from a table built once per configuration (`_trusted_keys`),
+    so a resolver costs nothing to make and a token's key is one lookup; the
+    validity period is still checked on every call.
     """
     moment = now or datetime.now(UTC)
+    trusted_keys = _trusted_keys(conf)
 
     def resolve(kid: str) -> VerifyingKey | None:
-        trusted = conf.signing_key(kid)
-        if trusted is None:
-            listed = _signing_certificates(conf).get(kid.lower())
-            if listed is not None and conf.is_revoked(listed[1].serial_number):
-                member, certificate = listed
-                raise Unauthenticated(
-                    f"signing certificate of {member} (serial"
-                    f" {pki.serial_hex(certificate.serial_number)}) is revoked"
-                    f" (global configuration version {conf.version})"
-                )
-            return None
+        found = trusted_keys.get(kid)
+        if found is None:
+            return _untrusted(conf, kid)
+        key, certificate = found
         if check_validity:
-            conf.check_certificate_valid(trusted.certificate, moment)
+            conf.check_certificate_valid(certificate, moment)
+        return key
+
+    return resolve
+
+
+def _untrusted(conf: GlobalConfiguration, kid: str) -> VerifyingKey | None:
+    """A kid `_trusted_keys` does not hold: revoked (raises), unknown (None), or
+    spelled otherwise than its thumbprint (upper case), which `conf` resolves."""
+    trusted = conf.signing_key(kid)
+    if trusted is not None:
         return VerifyingKey(
             member=trusted.member, public_key=trusted.public_key, algorithm=trusted.algorithm
         )
+    listed = _signing_certificates(conf).get(kid.lower())
+    if listed is not None and conf.is_revoked(listed[1].serial_number):
+        member, certificate = listed
+        raise Unauthenticated(
+            f"signing certificate of {member} (serial"
+            f" {pki.serial_hex(certificate.serial_number)}) is revoked"
+            f" (global configuration version {conf.version})"
+        )
+    return None
 
-    return resolve
+
+@functools.lru_cache(maxsize=8)
+def _trusted_keys(
+    conf: GlobalConfiguration,
+) -> dict[str, tuple[VerifyingKey, x509.Certificate]]:
+    """The verifying key of every signing certificate `conf` trusts, by thumbprint.
+
+    Built once per configuration (immutable, hashed by identity), so that a
+    token's key is one dictionary lookup instead of a revocation check and a
+    new `VerifyingKey` per token. Revoked certificates are left out: their
+    kids take `_untrusted`, which says so. A new configuration (one that
+    revokes a key, say) is another object and gets its own table, never this
+    one's.
+    """
+    table: dict[str, tuple[VerifyingKey, x509.Certificate]] = {}
+    for kid in _signing_certificates(conf):
+        trusted = conf.signing_key(kid)
+        if trusted is not None:
+            key = VerifyingKey(
+                member=trusted.member, public_key=trusted.public_key, algorithm=trusted.algorithm
+            )
+            table[kid] = (key, trusted.certificate)
+    return table
 
 
 @functools.lru_cache(maxsize=8)

@@ -25,7 +25,7 @@ from spean.gateway.audit.events import check_event_tokens, checks_event_tokens
 from spean.gateway.audit.record import AuditRecord, Side
 from spean.gateway.errors import SpeanError, Unauthenticated
 from spean.gateway.globalconf import GlobalConfiguration
-from spean.gateway.identifiers import SubsystemId
+from spean.gateway.token_claims import parse_subsystem_cached
 from spean.gateway.tokens import (
     KeyResolver,
     check_recorded_subject,
@@ -122,8 +122,8 @@ def _check_response_token(record: AuditRecord, resolve: KeyResolver) -> int:
             resolve,
             now=(record.answered_at_ns or record.received_at_ns) // 1_000_000_000,
             expected_exchange_id=record.exchange_id,
-            expected_provider=SubsystemId.parse(record.service),
-            expected_client=SubsystemId.parse(record.client),
+            expected_provider=parse_subsystem_cached(record.service),
+            expected_client=parse_subsystem_cached(record.client),
         )
         status = response.status
         if consumer and record.status == "INTERNAL" and status == "UNKNOWN":

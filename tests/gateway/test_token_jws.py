@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -18,6 +19,8 @@ from spean.gateway.errors import Unauthenticated
 from spean.gateway.token_claims import RequestClaims, ResponseClaims
 from spean.gateway.token_jws import (
     SIGNATURE_SIZE,
+    decode_compact_object,
+    decode_compact_signature,
     decode_object,
     decode_segment,
     encode_segment,
@@ -61,6 +64,52 @@ def test_a_segment_that_is_not_canonical_base64url_is_refused_naming_it() -> Non
         decode_segment("AB=", "request token", "signature")
     with pytest.raises(Unauthenticated, match="response token header is not a JSON object"):
         decode_object(b64url(b"[]"), "response token", "header")
+
+
+def _outcome(decode: Callable[..., object], *args: str) -> object:
+    """What `decode(*args)` returns, or the message it refuses with."""
+    try:
+        return decode(*args)
+    except Unauthenticated as error:
+        return ("refused", error.message)
+
+
+def _respellings(segment: str) -> list[str]:
+    """`segment`, and the same with its last character's every other spelling
+    (non-canonical where the low bits are padding), with a character more and less."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return [segment[:-1] + c for c in alphabet] + [segment + "A", segment[:-1], segment[:-2]]
+
+
+@pytest.mark.parametrize("size", [SIGNATURE_SIZE, SIGNATURE_SIZE - 1, SIGNATURE_SIZE + 1])
+def test_the_fast_signature_decoder_agrees_with_decode_segment_on_every_spelling(
+    size: int,
+) -> None:
+    for segment in _respellings(b64url(bytes(range(100, 100 + size)))):
+        fast = _outcome(decode_compact_signature, segment, "request token")
+        strict = _outcome(decode_segment, segment, "request token", "signature")
+        assert fast == strict, segment
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"iss":"KH/GOV/MOH","iat":1}',
+        b'{"a":1,"a":2}',  # repeated name: the strict path's message
+        b' {"a":1} ',  # space around the object: accepted by both
+        b'{"a":1}x',
+        b"{}",
+        b'{"a":NaN}',
+        b'{"a":"\xe9"}',  # not UTF-8
+        b"[1]",
+        b'{"a":"\\u00e9"}',
+    ],
+)
+def test_the_fast_object_decoder_agrees_with_decode_object(payload: bytes) -> None:
+    for segment in _respellings(b64url(payload)):
+        fast = _outcome(decode_compact_object, segment, "response token", "payload")
+        strict = _outcome(decode_object, segment, "response token", "payload")
+        assert fast == strict, segment
 
 
 def test_compact_framing_is_three_non_empty_base64url_segments() -> None:

@@ -113,6 +113,50 @@ def test_the_three_reasons_a_kid_does_not_resolve_differ(authority: Authority) -
         key_resolver(conf, later)(pki.thumbprint(s.mpwt_key))  # listed, out of its period
 
 
+def test_a_resolved_key_is_the_same_object_for_every_token_of_one_configuration(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    # The per-configuration table: a token's key is looked up, never rebuilt.
+    kid = pki.thumbprint(base.moh_key)
+    first = key_resolver(conf, NOW)(kid)
+    assert first is not None
+    assert key_resolver(conf, check_validity=False)(kid) is first
+    assert key_resolver(conf, NOW)(kid) is first
+    assert first.public_key == base.moh_key.public_key()
+
+
+def test_a_key_revoked_by_a_new_configuration_is_not_served_from_the_old_ones_table(
+    authority: Authority,
+) -> None:
+    s = sample(authority)
+    kid = pki.thumbprint(s.mpwt_key)
+    before = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    trusted = key_resolver(before, NOW)(kid)
+    assert trusted is not None
+    assert trusted.member == MPWT
+    s.msg.version += 1
+    s.msg.revoked_serials.append(pki.serial_hex(s.mpwt_key.serial_number))
+    after = verify_global_configuration(authority.sign(s.msg), authority.anchor, NOW)
+    for resolve in (key_resolver(after, NOW), key_resolver(after, check_validity=False)):
+        with pytest.raises(
+            Unauthenticated, match=rf"is revoked \(global configuration version {after.version}\)"
+        ):
+            resolve(kid)
+    # The old configuration still says what it said: the table is its own.
+    assert key_resolver(before, NOW)(kid) is trusted
+
+
+def test_the_validity_period_is_checked_on_every_resolution_not_remembered(
+    conf: GlobalConfiguration, base: Sample
+) -> None:
+    kid = pki.thumbprint(base.mpwt_key)
+    assert key_resolver(conf, NOW)(kid) is not None  # fills the table
+    later = base.mpwt_key.not_valid_after_utc + dt.timedelta(seconds=1)
+    with pytest.raises(Unauthenticated, match="expired at"):
+        key_resolver(conf, later)(kid)
+    assert key_resolver(conf, NOW)(kid) is not None
+
+
 # ---------------------------------------------------------------- TLS peers
 
 
