@@ -26,7 +26,6 @@ from spean.v1 import config_pb2
 MOH = "KH/GOV/MOH"
 SS1 = parse_server("KH/GOV/MOH/ss1")
 ADDRESS = "127.0.0.1:9443"
-NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def new_csr(tmp_path: Path, server: str = str(SS1), address: str = ADDRESS) -> b
 def published(authority: Authority) -> GlobalConfiguration:
     authority.publish()
     data = authority.published_path.read_bytes()
-    return verify_global_configuration(data, authority.signing_certificate, NOW)
+    return verify_global_configuration(data, authority.signing_certificate, dt.datetime.now(dt.UTC))
 
 
 def listed(conf: GlobalConfiguration) -> tuple[str, ...]:
@@ -152,7 +151,7 @@ def test_the_registry_keeps_the_overlap(authority: Authority, tmp_path: Path) ->
 
 def _message(authority: Authority, tmp_path: Path) -> config_pb2.GlobalConfiguration:
     authority.admit_server(SS1, ADDRESS, new_csr(tmp_path), rotate=True)
-    return authority.build_configuration(1, NOW, dt.timedelta(days=1))
+    return authority.build_configuration(1, dt.datetime.now(dt.UTC), dt.timedelta(days=1))
 
 
 def test_the_verifier_refuses_a_certificate_listed_twice(
