@@ -33,6 +33,9 @@ from spean.gateway.audit.backends.urls import parse_postgres_url, redact_url
 from spean.gateway.errors import AlreadyExists, EventStoreError, InvalidArgument, Unauthenticated
 from spean.gateway.events import Cursor, TopicId
 from spean.gateway.eventstore.store import (
+    CURSOR_COLUMNS,
+    EVENT_COLUMNS,
+    INBOX_COLUMNS,
     Appended,
     DeadLetter,
     Delivery,
@@ -40,6 +43,9 @@ from spean.gateway.eventstore.store import (
     InboxEvent,
     Received,
     StoredEvent,
+    cursor_of_row,
+    event_of_row,
+    inbox_event_of_row,
 )
 from spean.gateway.identifiers import SubsystemId
 
@@ -73,7 +79,6 @@ _SCHEMA = (
         PRIMARY KEY (subscriber, topic))""",
 )
 
-_INBOX_COLUMNS = "position, subscriber, topic, seq, event_id, payload, digest, published_at_ms"
 # Schema creation by several processes at once: one at a time.
 _SCHEMA_LOCK = 0x5350_4541_4E45_5653 & 0x7FFF_FFFF_FFFF_FFFF
 
@@ -206,35 +211,24 @@ class PostgresEventStore(EventStore):
         with self._read() as conn:
             row = conn.execute(
                 self._q(
-                    "SELECT event_id, payload, digest, published_at_ms FROM {schema}.topic_events"
+                    f"SELECT {EVENT_COLUMNS} FROM {{schema}}.topic_events"  # noqa: S608 - constant
                     " WHERE topic = %s AND seq = %s"
                 ),
                 (str(topic), sequence),
             ).fetchone()
         if row is None:
             return None
-        return StoredEvent(topic, sequence, row[0], bytes(row[1]), bytes(row[2]), row[3])
+        return event_of_row(topic, sequence, row)
 
     def cursors(self) -> list[Cursor]:
         with self._read() as conn:
             rows = conn.execute(
                 self._q(
-                    "SELECT topic, subscriber, acked, attempts, next_attempt_ns, last_error,"
-                    " dead_letters FROM {schema}.cursors ORDER BY topic, subscriber"
+                    f"SELECT {CURSOR_COLUMNS} FROM {{schema}}.cursors"  # noqa: S608 - constant
+                    " ORDER BY topic, subscriber"
                 )
             ).fetchall()
-        return [
-            Cursor(
-                TopicId.parse(row[0]),
-                SubsystemId.parse(row[1]),
-                acked=row[2],
-                attempts=row[3],
-                next_attempt_ns=row[4],
-                last_error=row[5],
-                dead_letters=row[6],
-            )
-            for row in rows
-        ]
+        return [cursor_of_row(row) for row in rows]
 
     def save_cursor(self, cursor: Cursor, dead_letter: DeadLetter | None = None) -> None:
         with self._write() as tx:
@@ -374,13 +368,13 @@ class PostgresEventStore(EventStore):
         with self._read() as conn:
             rows = conn.execute(
                 self._q(
-                    f"SELECT {_INBOX_COLUMNS} FROM {{schema}}.inbox"  # noqa: S608 - constant columns
+                    f"SELECT {INBOX_COLUMNS} FROM {{schema}}.inbox"  # noqa: S608 - constant columns
                     " WHERE subscriber = %s AND topic = %s AND position > %s"
                     " ORDER BY position LIMIT %s"
                 ),
                 (str(subscriber), str(topic), after, limit),
             ).fetchall()
-        return [_inbox_event(row) for row in rows]
+        return [inbox_event_of_row(row) for row in rows]
 
     def acked_position(self, subscriber: SubsystemId, topic: TopicId) -> int:
         with self._read() as conn:
@@ -396,7 +390,7 @@ class PostgresEventStore(EventStore):
         with self._write() as tx:
             row = tx.execute(
                 self._q(
-                    f"SELECT {_INBOX_COLUMNS} FROM {{schema}}.inbox"  # noqa: S608 - constant columns
+                    f"SELECT {INBOX_COLUMNS} FROM {{schema}}.inbox"  # noqa: S608 - constant columns
                     " WHERE position = %s AND subscriber = %s AND topic = %s"
                 ),
                 (position, str(subscriber), str(topic)),
@@ -414,7 +408,7 @@ class PostgresEventStore(EventStore):
                 ),
                 (str(subscriber), str(topic), position),
             )
-        return _inbox_event(row)
+        return inbox_event_of_row(row)
 
     def wait_for_inbox(self, timeout: float) -> None:
         # Deliveries may land in any process of the server: poll, briefly.
@@ -428,17 +422,3 @@ class PostgresEventStore(EventStore):
                 with contextlib.suppress(psycopg.Error):
                     self._lease.close()
                 self._lease = None
-
-
-def _inbox_event(row: tuple[Any, ...]) -> InboxEvent:
-    position, subscriber, topic, seq, event_id, payload, digest, published = row
-    return InboxEvent(
-        int(position),
-        SubsystemId.parse(str(subscriber)),
-        TopicId.parse(str(topic)),
-        int(seq),
-        str(event_id),
-        bytes(payload),
-        bytes(digest),
-        int(published),
-    )

@@ -33,11 +33,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from spean.gateway.errors import AlreadyExists, EventStoreError, InvalidArgument, Unauthenticated
 from spean.gateway.events import Cursor, TopicId
 from spean.gateway.eventstore.store import (
+    CURSOR_COLUMNS,
+    EVENT_COLUMNS,
+    INBOX_COLUMNS,
     Appended,
     DeadLetter,
     Delivery,
@@ -45,6 +47,9 @@ from spean.gateway.eventstore.store import (
     InboxEvent,
     Received,
     StoredEvent,
+    cursor_of_row,
+    event_of_row,
+    inbox_event_of_row,
 )
 from spean.gateway.identifiers import SubsystemId
 
@@ -75,8 +80,6 @@ _SCHEMA = (
         subscriber TEXT NOT NULL, topic TEXT NOT NULL, position INTEGER NOT NULL,
         PRIMARY KEY (subscriber, topic))""",
 )
-
-_INBOX_COLUMNS = "position, subscriber, topic, seq, event_id, payload, digest, published_at_ms"
 
 
 class SqliteEventStore(EventStore):
@@ -194,7 +197,7 @@ class SqliteEventStore(EventStore):
         try:
             with self._read() as conn:
                 row = conn.execute(
-                    "SELECT event_id, payload, digest, published_at_ms FROM topic_events"
+                    f"SELECT {EVENT_COLUMNS} FROM topic_events"  # noqa: S608 - constant columns
                     " WHERE topic = ? AND seq = ?",
                     (str(topic), sequence),
                 ).fetchone()
@@ -202,29 +205,18 @@ class SqliteEventStore(EventStore):
             raise self._error(f"could not read event {sequence} of {topic}", exc) from exc
         if row is None:
             return None
-        return StoredEvent(topic, sequence, row[0], bytes(row[1]), bytes(row[2]), row[3])
+        return event_of_row(topic, sequence, row)
 
     def cursors(self) -> list[Cursor]:
         try:
             with self._read() as conn:
                 rows = conn.execute(
-                    "SELECT topic, subscriber, acked, attempts, next_attempt_ns, last_error,"
-                    " dead_letters FROM cursors ORDER BY topic, subscriber"
+                    f"SELECT {CURSOR_COLUMNS} FROM cursors"  # noqa: S608 - constant columns
+                    " ORDER BY topic, subscriber"
                 ).fetchall()
         except sqlite3.Error as exc:
             raise self._error("could not read the delivery cursors", exc) from exc
-        return [
-            Cursor(
-                TopicId.parse(row[0]),
-                SubsystemId.parse(row[1]),
-                acked=row[2],
-                attempts=row[3],
-                next_attempt_ns=row[4],
-                last_error=row[5],
-                dead_letters=row[6],
-            )
-            for row in rows
-        ]
+        return [cursor_of_row(row) for row in rows]
 
     def save_cursor(self, cursor: Cursor, dead_letter: DeadLetter | None = None) -> None:
         try:
@@ -324,14 +316,14 @@ class SqliteEventStore(EventStore):
         try:
             with self._read() as conn:
                 rows = conn.execute(
-                    f"SELECT {_INBOX_COLUMNS} FROM inbox"  # noqa: S608 - a constant column list
+                    f"SELECT {INBOX_COLUMNS} FROM inbox"  # noqa: S608 - a constant column list
                     " WHERE subscriber = ? AND topic = ? AND position > ?"
                     " ORDER BY position LIMIT ?",
                     (str(subscriber), str(topic), after, limit),
                 ).fetchall()
         except sqlite3.Error as exc:
             raise self._error(f"could not read the inbox of {subscriber}", exc) from exc
-        return [_inbox_event(row) for row in rows]
+        return [inbox_event_of_row(row) for row in rows]
 
     def acked_position(self, subscriber: SubsystemId, topic: TopicId) -> int:
         try:
@@ -348,7 +340,7 @@ class SqliteEventStore(EventStore):
         try:
             with self._write() as tx:
                 row = tx.execute(
-                    f"SELECT {_INBOX_COLUMNS} FROM inbox"  # noqa: S608 - a constant column list
+                    f"SELECT {INBOX_COLUMNS} FROM inbox"  # noqa: S608 - a constant column list
                     " WHERE position = ? AND subscriber = ? AND topic = ?",
                     (position, str(subscriber), str(topic)),
                 ).fetchone()
@@ -364,7 +356,7 @@ class SqliteEventStore(EventStore):
                 )
         except sqlite3.Error as exc:
             raise self._error(f"could not acknowledge position {position}", exc) from exc
-        return _inbox_event(row)
+        return inbox_event_of_row(row)
 
     def wait_for_inbox(self, timeout: float) -> None:
         with self._arrived:
@@ -378,17 +370,3 @@ class SqliteEventStore(EventStore):
             self._conn.close()
         with self._arrived:
             self._arrived.notify_all()
-
-
-def _inbox_event(row: tuple[Any, ...]) -> InboxEvent:
-    position, subscriber, topic, seq, event_id, payload, digest, published = row
-    return InboxEvent(
-        int(position),
-        SubsystemId.parse(str(subscriber)),
-        TopicId.parse(str(topic)),
-        int(seq),
-        str(event_id),
-        bytes(payload),
-        bytes(digest),
-        int(published),
-    )

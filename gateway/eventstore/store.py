@@ -36,6 +36,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from spean.gateway.events import Cursor, TopicId
 from spean.gateway.identifiers import MemberId, SubsystemId
@@ -110,6 +111,48 @@ class DeadLetter:
     attempts: int
     error: str
     at_ns: int
+
+
+# -- rows: the column lists every engine selects, and the values made of them ------------------
+
+EVENT_COLUMNS = "event_id, payload, digest, published_at_ms"
+CURSOR_COLUMNS = "topic, subscriber, acked, attempts, next_attempt_ns, last_error, dead_letters"
+INBOX_COLUMNS = "position, subscriber, topic, seq, event_id, payload, digest, published_at_ms"
+
+
+def event_of_row(topic: TopicId, sequence: int, row: Sequence[Any]) -> StoredEvent:
+    """The event of a row of `EVENT_COLUMNS`."""
+    event_id, payload, digest, published = row
+    return StoredEvent(topic, sequence, str(event_id), bytes(payload), bytes(digest), published)
+
+
+def cursor_of_row(row: Sequence[Any]) -> Cursor:
+    """The cursor of a row of `CURSOR_COLUMNS`."""
+    topic, subscriber, acked, attempts, next_attempt_ns, last_error, dead_letters = row
+    return Cursor(
+        TopicId.parse(str(topic)),
+        SubsystemId.parse(str(subscriber)),
+        acked=acked,
+        attempts=attempts,
+        next_attempt_ns=next_attempt_ns,
+        last_error=last_error,
+        dead_letters=dead_letters,
+    )
+
+
+def inbox_event_of_row(row: Sequence[Any]) -> InboxEvent:
+    """The inbox event of a row of `INBOX_COLUMNS`."""
+    position, subscriber, topic, seq, event_id, payload, digest, published = row
+    return InboxEvent(
+        int(position),
+        SubsystemId.parse(str(subscriber)),
+        TopicId.parse(str(topic)),
+        int(seq),
+        str(event_id),
+        bytes(payload),
+        bytes(digest),
+        int(published),
+    )
 
 
 class EventStore(ABC):
