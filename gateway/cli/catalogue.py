@@ -13,18 +13,15 @@ PostgreSQL (docs/catalogue.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
-import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from spean.gateway.authority import GLOBALCONF, SIGNING_CERT
 from spean.gateway.cli.member import ensure_logging
-from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument
+from spean.gateway.errors import ConfigError, InvalidArgument
 from spean.gateway.files import keyfiles
 
 
@@ -55,19 +52,6 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
-def _server_without_signals(config: Any) -> Any:
-    """uvicorn's server without its own signal handling: it re-raises SIGTERM after shutting
-    down, which would end the process before the catalogue stops; `cmd_serve` handles it."""
-    import uvicorn  # only `serve` needs it; other commands start without it
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server(config)
-
-
 def _source(args: argparse.Namespace) -> tuple[str, Path]:
     if args.authority is not None:
         if args.anchor is not None:
@@ -78,25 +62,13 @@ def _source(args: argparse.Namespace) -> tuple[str, Path]:
     return str(args.source), args.anchor
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(128)
-    return sock
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
 
     from spean.gateway.catalogue.api import PREFIX, create_app
     from spean.gateway.catalogue.index import open_index
     from spean.gateway.catalogue.service import CatalogueService
     from spean.gateway.server.globalconf_client import GlobalConfigurationClient
+    from spean.gateway.web.serve import WebListener
 
     ensure_logging()
     source, anchor_path = _source(args)
@@ -110,28 +82,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise InvalidArgument("--source needs --cache (where to keep the verified copy)")
         cache = args.authority / "catalogue" / GLOBALCONF
     client = GlobalConfigurationClient(source, anchor, cache, args.refresh_seconds)
-    sock = _listen(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    base_url = args.base_url or f"http://{host}:{sock.getsockname()[1]}"
+    listener = WebListener(f"{host}:{args.port}", None, name="catalogue")
+    base_url = args.base_url or f"http://{host}:{listener.port}"
     service = CatalogueService(
         client, open_index(args.index), endpoint=args.endpoint, base_url=base_url
     )
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
     service.start()
     try:
+        listener.start(create_app(service))
         print(f"serving {base_url}{PREFIX}", flush=True)
-        from uvicorn import Config
-
-        config = Config(create_app(service), log_config=None, access_log=False)
-        server = _server_without_signals(config)
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            server.should_exit = True
-
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
-        server.run(sockets=[sock])
+        stopped.wait()
     finally:
+        listener.stop()
         service.stop()
-        sock.close()
     return 0

@@ -62,7 +62,8 @@ class ManagementListener:
                     secure_cookies=tls is not None,
                 ),
             )
-            self._listener = WebListener(app, section.listen, tls, name="management")
+            self._listener = WebListener(section.listen, tls, name="management")
+            self._app = app
         except BaseException:
             self.index.close()
             self.admin_log.close()
@@ -71,7 +72,7 @@ class ManagementListener:
         self.scheme = self._listener.scheme
 
     def start(self) -> None:
-        self._listener.start()
+        self._listener.start(self._app)
 
     def stop(self) -> None:
         self._listener.stop()

@@ -262,6 +262,13 @@ class SecurityServer:
         self.management_port: int | None = None
 
     @property
+    def first_worker(self) -> bool:
+        """Whether this process is worker 0 (``w0`` or ``INSTANCE-w0``, as
+        `workers.worker_name` names it): the one that runs what a server runs once,
+        event delivery and the management listener."""
+        return self.worker == "w0" or self.worker.endswith("-w0")
+
+    @property
     def globalconf(self) -> GlobalConfigurationClient:
         assert self._globalconf is not None, "start() first"
         return self._globalconf
@@ -318,8 +325,7 @@ class SecurityServer:
             self.pubsub = PubSubNode(
                 config,
                 origin=self.origin,
-                # One delivery loop per server: worker 0's (w0, or INSTANCE-w0).
-                delivers=self.worker == "w0" or self.worker.endswith("-w0"),
+                delivers=self.first_worker,  # one delivery loop per server
                 configuration=self.current_configuration,
                 signer=signer,
                 identity=identity,
@@ -336,8 +342,7 @@ class SecurityServer:
             self.pubsub.start()
         # One management listener per server: the first worker serves it (its port and
         # its admin log origin cannot be shared by several processes).
-        worker = self.worker
-        if config.management is not None and (worker == "w0" or worker.endswith("-w0")):
+        if config.management is not None and self.first_worker:
             self._start_management()
         for state in self._healths:
             state.serving()

@@ -79,15 +79,44 @@ def _ssl_context(tls: ListenerTls) -> ssl.SSLContext:
 
 
 class WebListener:
-    """One uvicorn server on its own thread."""
+    """One uvicorn server on its own thread: bound at construction, serving from `start`.
 
-    def __init__(self, app: Asgi, listen: str, tls: ListenerTls | None, name: str) -> None:
+    The port is known before the application is given (port 0 picks a free one),
+    so an application that names its own address (the catalogue's base URL) can
+    be built with it."""
+
+    def __init__(self, listen: str, tls: ListenerTls | None, name: str) -> None:
         self.name = name
         self._listen = listen
+        self._tls = tls
         # TLS files first: a bad one then leaves no socket behind.
-        context = _ssl_context(tls) if tls is not None else None
+        self._context = _ssl_context(tls) if tls is not None else None
         self._socket = self._bind(listen)
         self.port: int = self._socket.getsockname()[1]
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.scheme = "https" if tls else "http"
+
+    @staticmethod
+    def _bind(listen: str) -> socket.socket:
+        try:
+            host, port = split_address(listen)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"cannot listen on {listen}: {exc.strerror}") from None
+        sock.listen(128)
+        return sock
+
+    def start(self, app: Asgi) -> None:
+        """Serve `app` on the bound socket, on a thread of its own."""
+        tls, context = self._tls, self._context
         config = uvicorn.Config(
             app,
             http=_TlsH11Protocol,
@@ -101,24 +130,6 @@ class WebListener:
             timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-        self.scheme = "https" if tls else "http"
-
-    @staticmethod
-    def _bind(listen: str) -> socket.socket:
-        host, port = split_address(listen)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"cannot listen on {listen}: {exc.strerror}") from None
-        sock.listen(128)
-        return sock
-
-    def start(self) -> None:
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -129,7 +140,8 @@ class WebListener:
         log.info(f"{self.name}.listening", address=self._listen, port=self.port, scheme=self.scheme)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
+        if self._server is not None:
+            self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -20,9 +20,9 @@ async def _hello(scope: dict[str, object], receive: object, send: object) -> Non
 
 
 def test_a_free_port_is_known_before_serving_and_answers() -> None:
-    listener = WebListener(_hello, "127.0.0.1:0", None, name="test-web")
+    listener = WebListener("127.0.0.1:0", None, name="test-web")
     assert listener.port > 0
-    listener.start()
+    listener.start(_hello)
     try:
         with httpx.Client() as client:
             assert client.get(f"http://127.0.0.1:{listener.port}/").text == "hello"
@@ -36,10 +36,15 @@ def test_a_port_in_use_is_refused_by_name() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=re.escape(f"cannot listen on 127.0.0.1:{port}")):
-            WebListener(_hello, f"127.0.0.1:{port}", None, name="test-web")
+            WebListener(f"127.0.0.1:{port}", None, name="test-web")
 
 
 def test_unreadable_tls_files_are_a_configuration_error(tmp_path: Path) -> None:
     tls = ListenerTls(certificate=tmp_path / "missing.crt", key=tmp_path / "missing.key")
     with pytest.raises(ConfigError, match=r"management\.tls: cannot load the TLS files"):
-        WebListener(_hello, "127.0.0.1:0", tls, name="test-web")
+        WebListener("127.0.0.1:0", tls, name="test-web")
+
+
+def test_an_address_without_a_valid_port_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=re.escape("'127.0.0.1:70000' has an invalid port")):
+        WebListener("127.0.0.1:70000", None, name="test-web")
