@@ -582,3 +582,25 @@ def parse_config(data: object, path: Path) -> ServerConfig:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{path}: {_field_path(error['loc'])}: {message}")
         raise ConfigError("\n".join(problems)) from None
+
+
+def member_folder_document(server_id: str, source: str, anchor: str) -> dict[str, Any]:
+    """The part of a server.yaml that every member folder Spean prepares shares
+    (`spean join`, the demo): the keys under ``keys/`` where the member's and the
+    server's initialisation write them, the global configuration from `source`
+    checked against `anchor` and cached under ``state/``, and the audit store there."""
+    return {
+        "server_id": server_id,
+        "keys": {
+            "tls_key": "keys/tls.key",
+            "tls_certificate": "keys/tls.crt",
+            "signing_key": "keys/signing.key",
+            "signing_certificate": "keys/signing.crt",
+        },
+        "global_configuration": {
+            "source": source,
+            "anchor": anchor,
+            "cache": "state/globalconf.signed",
+        },
+        "audit": {"store": "state/audit.db"},
+    }

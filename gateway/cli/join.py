@@ -59,7 +59,7 @@ from spean.gateway.authority import (
     join_request_yaml,
 )
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
-from spean.gateway.config import is_loopback
+from spean.gateway.config import is_loopback, member_folder_document
 from spean.gateway.demo.federation import free_port
 from spean.gateway.errors import (
     ConfigError,
@@ -266,21 +266,7 @@ def server_document(
     # Listen where peers connect on a loopback address; elsewhere on every interface
     # (a NAT or load balancer may stand between the published address and this host).
     listen_host = host if is_loopback(host) else "0.0.0.0"
-    document: dict[str, Any] = {
-        "server_id": server,
-        "keys": {
-            "tls_key": "keys/tls.key",
-            "tls_certificate": "keys/tls.crt",
-            "signing_key": "keys/signing.key",
-            "signing_certificate": "keys/signing.crt",
-        },
-        "global_configuration": {
-            "source": source,
-            "anchor": ANCHOR,
-            "cache": "state/globalconf.signed",
-        },
-        "audit": {"store": "state/audit.db"},
-    }
+    document = member_folder_document(server, source, ANCHOR)
     if consumer_listen is not None:
         document["consumer"] = {
             "listen": consumer_listen,

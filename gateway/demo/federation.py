@@ -35,7 +35,7 @@ import yaml
 from spean.gateway import pki
 from spean.gateway.authority import Authority, init_member, init_server
 from spean.gateway.authority.describe import CatalogueDocument, parse_document, read_metadata_file
-from spean.gateway.config import ServerConfig
+from spean.gateway.config import ServerConfig, member_folder_document
 from spean.gateway.files.config import load_config
 from spean.gateway.files.keyfiles import generate_auditor_key
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
@@ -265,22 +265,12 @@ def _server_document(
     consumer_address: str | None,
     root: Path,
 ) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "server_id": str(server_id),
-        "keys": {
-            "tls_key": "keys/tls.key",
-            "tls_certificate": "keys/tls.crt",
-            "signing_key": "keys/signing.key",
-            "signing_certificate": "keys/signing.crt",
-        },
-        "global_configuration": {
-            "source": str((root / "authority" / "globalconf.signed").resolve()),
-            "anchor": "keys/authority.crt",
-            "cache": "state/globalconf.signed",
-            "refresh_seconds": 5,
-        },
-        "audit": {"store": "state/audit.db"},
-    }
+    document = member_folder_document(
+        str(server_id),
+        str((root / "authority" / "globalconf.signed").resolve()),
+        "keys/authority.crt",
+    )
+    document["global_configuration"]["refresh_seconds"] = 5
     if consumer_address is not None:
         document["consumer"] = {
             "listen": consumer_address,

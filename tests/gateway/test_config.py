@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from spean.gateway.config import parse_config
+from spean.gateway.config import member_folder_document, parse_config
 from spean.gateway.errors import ConfigError
 from spean.gateway.files.config import load_config
 
@@ -137,3 +137,14 @@ def test_client_certificates_are_all_or_none() -> None:
     assert "missing for KH/GOV/MPWT/desk" in errors_of(document)
     document["consumer"]["clients"][1]["certificate"] = "clients/desk.crt"
     parse_config(document, Path("/etc/spean/server.yaml"))
+
+
+def test_a_member_folder_document_is_a_valid_server_yaml_with_its_files_in_the_folder() -> None:
+    document = member_folder_document("KH/GOV/MOE/ss1", "http://127.0.0.1:4400", "keys/a.crt")
+    document["provider"] = {"listen": "127.0.0.1:9551", "services": [], "access": []}
+    config = parse_config(document, Path("/srv/moe/server.yaml"))
+    assert str(config.server) == "KH/GOV/MOE/ss1"
+    assert config.resolve(config.keys.signing_key) == Path("/srv/moe/keys/signing.key")
+    assert config.resolve(config.keys.tls_certificate) == Path("/srv/moe/keys/tls.crt")
+    assert config.resolve(config.global_configuration.anchor) == Path("/srv/moe/keys/a.crt")
+    assert config.audit.store == "state/audit.db"
