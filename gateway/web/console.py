@@ -37,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 from spean.gateway.errors import PermissionDenied, SpeanError, Unauthenticated
 from spean.gateway.web.auth import Authenticator
 from spean.gateway.web.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
-from spean.gateway.web.problems import http_status
+from spean.gateway.web.problems import http_status, log_refusal
 from spean.gateway.web.roles import Permission, Principal, require
 
 log = structlog.get_logger("spean.web")
@@ -246,26 +246,14 @@ class Console:
 
         def login_required(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, LoginRequired)
-            log.warning(
-                "management.refused",
-                status=401,
-                method=request.method,
-                path=request.url.path,
-                reason=exc.message,
-            )
+            log_refusal(request, 401, exc.message)
             if request.headers.get("hx-request"):
                 return Response(status_code=401, headers={"HX-Redirect": login_path})
             return RedirectResponse(login_path, status_code=303)
 
         def csrf_refused(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, CsrfRefused)
-            log.warning(
-                "management.refused",
-                status=403,
-                method=request.method,
-                path=request.url.path,
-                reason=exc.message,
-            )
+            log_refusal(request, 403, exc.message)
             t = Translator(self.locale(request))
             return self.render(
                 request, "error.html", status=http_status(exc), message=t("error.csrf")
@@ -273,13 +261,7 @@ class Console:
 
         def forbidden(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, Forbidden)
-            log.warning(
-                "management.refused",
-                status=403,
-                method=request.method,
-                path=request.url.path,
-                reason=exc.message,
-            )
+            log_refusal(request, 403, exc.message)
             t = Translator(self.locale(request))
             return self.render(
                 request, "error.html", status=403, message=t("error.forbidden", reason=exc.message)
