@@ -57,7 +57,12 @@ from spean.gateway.tokens import (
     verify_request,
     verify_response,
 )
-from spean.gateway.trust import claimed_exchange_id, identify_server, key_resolver
+from spean.gateway.trust import (
+    claimed_exchange_id,
+    key_resolver,
+    listed_server,
+    presented_certificate,
+)
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -295,7 +300,7 @@ def admit_provider_call(
     try:
         if isinstance(conf, SpeanError):  # 1: no configuration, or expired
             raise conf
-        peer, _ = identify_server(conf, peer_pem)  # 2
+        peer = listed_server(conf, presented_certificate(peer_pem), thumbprint)  # 2
         token = metadata.single_token(invocation, metadata.REQUEST_TOKEN)  # 3
         claims = verify_request(  # 4
             token, key_resolver(conf), now=now, leeway=rules.clock_skew_seconds
