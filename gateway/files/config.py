@@ -11,6 +11,10 @@ turns), it re-reads the file, lets the caller check its precondition and edit
 the document, validates the result completely and replaces the file
 atomically. Comments, key order and every other setting are kept (ruamel.yaml
 round trip); an edit that would not validate leaves the file untouched.
+`edit_document` is the same lock, round trip and atomic replacement without
+the validation, for an editor of one part of a file that may not be complete
+yet (`spean publish-table --config`); both keep the file's mode, and neither
+rewrites a file the edit left as it was.
 """
 
 from __future__ import annotations
@@ -79,26 +83,61 @@ def edit_config(path: Path, edit: Edit, after: After | None = None) -> ServerCon
     with _locked(path):
         original = path.read_bytes()
         current = load_config(path)
-        rt = YAML()
-        rt.preserve_quotes = True
-        try:
-            document = rt.load(path.read_text(encoding="utf-8"))
-        except (OSError, RoundTripError) as exc:
-            raise ConfigError(f"{path}: cannot re-read the configuration: {exc}") from None
+        rt, document = _round_trip(path)
         edit(document, current)
-        out = io.StringIO()
-        rt.dump(document, out)
-        text = out.getvalue()
+        text = _dump(rt, document)
         updated = parse_config(yaml.safe_load(text), path.resolve())
-        mode = path.stat().st_mode & 0o777
-        write_file_atomically(path, text.encode("utf-8"), mode=mode)
+        _replace(path, text, original)
         if after is not None:
             try:
                 after(updated)
             except SpeanError:
-                write_file_atomically(path, original, mode=mode)
+                write_file_atomically(path, original, mode=_mode(path))
                 raise
     return updated
+
+
+def edit_document(path: Path, edit: Callable[[Any], None]) -> bool:
+    """Apply `edit(document)` to the file's round-trip YAML under `edit_config`'s
+    lock and replace the file atomically; True when the text changed (else the
+    file is not rewritten). Nothing is validated: the caller checks what it edits."""
+    with _locked(path):
+        try:
+            original = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+        rt, document = _round_trip(path)
+        edit(document)
+        return _replace(path, _dump(rt, document), original)
+
+
+def _round_trip(path: Path) -> tuple[YAML, Any]:
+    rt = YAML()
+    rt.preserve_quotes = True
+    try:
+        return rt, rt.load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot re-read the configuration: {exc}") from None
+    except RoundTripError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+
+
+def _dump(rt: YAML, document: Any) -> str:
+    out = io.StringIO()
+    rt.dump(document, out)
+    return out.getvalue()
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _replace(path: Path, text: str, original: bytes) -> bool:
+    data = text.encode("utf-8")
+    if data == original:
+        return False
+    write_file_atomically(path, data, mode=_mode(path))
+    return True
 
 
 def read_pseudonymisation_key(config: ServerConfig) -> bytes | None:

@@ -1,9 +1,10 @@
 """Merging a published table's entries into an existing server.yaml, keeping everything else.
 
-`merge_into(path, entries)` reads the file with ruamel.yaml's round-trip
-loader, so its comments, order and quoting survive; adds the `services`
-entry and the `access` entries under `provider`; and writes it back
-atomically. It is safe to run again: an entry already there is left as it
+`merge_into(path, entries)` edits the file as the management API does
+(`files.config.edit_document`: under the same lock, ruamel.yaml's round
+trip, so its comments, order and quoting survive, and an atomic replacement
+keeping the file's mode): it adds the `services` entry and the `access`
+entries under `provider`. It is safe to run again: an entry already there is left as it
 is, and an access rule for the same client and service gains only the
 methods it lacks (its `minimise` rules and anything else stay). It refuses,
 changing nothing, a file without a `provider` section (the server's listen
@@ -13,16 +14,12 @@ through another adapter.
 
 from __future__ import annotations
 
-import io
 from collections.abc import MutableMapping, MutableSequence
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from spean.gateway.errors import ConfigError, FailedPrecondition
-from spean.gateway.files.keyfiles import write_file_atomically
+from spean.gateway.files.config import edit_document
 
 __all__ = ["merge_into"]
 
@@ -31,30 +28,25 @@ def merge_into(
     path: Path, entries: dict[str, list[dict[str, object]]]
 ) -> tuple[tuple[str, ...], str | None]:
     """Merge `entries` into server.yaml `path`: what changed, and the file's server_id."""
-    loader = YAML()  # round-trip: comments and order are kept
-    loader.preserve_quotes = True
-    try:
-        document = loader.load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot read {path}: {exc.strerror}") from exc
-    except YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(document, MutableMapping):
-        raise ConfigError(f"{path}: must be a mapping of settings")
-    provider = document.get("provider")
-    if not isinstance(provider, MutableMapping):
-        raise ConfigError(
-            f"{path}: has no provider section: add provider.listen (the address other security"
-            " servers call, see docs/operator.md) and run again"
-        )
-    notes = _services(path, provider, entries["services"])
-    notes += _access(path, provider, entries["access"])
-    if notes:
-        buffer = io.StringIO()
-        loader.dump(document, buffer)
-        write_file_atomically(path, buffer.getvalue().encode("utf-8"))
-    server_id = document.get("server_id")
-    return tuple(notes), server_id if isinstance(server_id, str) else None
+    notes: list[str] = []
+    found: list[str | None] = [None]
+
+    def merge(document: Any) -> None:
+        if not isinstance(document, MutableMapping):
+            raise ConfigError(f"{path}: must be a mapping of settings")
+        provider = document.get("provider")
+        if not isinstance(provider, MutableMapping):
+            raise ConfigError(
+                f"{path}: has no provider section: add provider.listen (the address other"
+                " security servers call, see docs/operator.md) and run again"
+            )
+        notes.extend(_services(path, provider, entries["services"]))
+        notes.extend(_access(path, provider, entries["access"]))
+        server_id = document.get("server_id")
+        found[0] = server_id if isinstance(server_id, str) else None
+
+    edit_document(path, merge)
+    return tuple(notes), found[0]
 
 
 def _list(path: Path, provider: MutableMapping[str, Any], key: str) -> MutableSequence[Any]:

@@ -105,3 +105,18 @@ def test_a_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         merge_into(path, ENTRIES)
     assert refused.value.message.startswith(f"{path}: not valid YAML")
+
+
+def test_the_file_keeps_its_mode(server_yaml: Path) -> None:
+    server_yaml.chmod(0o600)  # a server.yaml the operator keeps private
+    merge_into(server_yaml, ENTRIES)
+    assert server_yaml.stat().st_mode & 0o777 == 0o600
+    assert "KH/GOV/MOH/patients" in server_yaml.read_text(encoding="utf-8")
+
+
+def test_a_merge_that_changes_nothing_does_not_rewrite_the_file(server_yaml: Path) -> None:
+    merge_into(server_yaml, ENTRIES)
+    before = server_yaml.stat().st_ino
+    notes, _ = merge_into(server_yaml, ENTRIES)
+    assert notes == ()
+    assert server_yaml.stat().st_ino == before  # an atomic replacement would be a new inode
