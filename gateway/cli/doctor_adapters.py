@@ -126,8 +126,8 @@ def _compare(name: str, adapter: Adapter, conf: GlobalConfiguration) -> Iterator
     served = adapter.methods()
     listed = {m.path: m.server_streaming for m in published.methods}
     republish = (
-        f"publish the descriptors the adapter serves: spean authority add-subsystem --id {name}"
-        " --descriptor-set FILE (or the join request), then publish"
+        "publish the descriptors the adapter serves: spean authority update-subsystem"
+        f" --id {name} --descriptor-set FILE, then publish"
     )
     for path in sorted(set(listed) - set(served)):
         yield Finding(

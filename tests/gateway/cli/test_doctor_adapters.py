@@ -108,6 +108,8 @@ def test_a_published_method_the_adapter_does_not_serve_fails(
     assert [f.level for f in findings] == ["ok", "fail"]
     assert "/vehicles.v1.VehicleRegistry/ListVehiclesByOwner is published" in findings[1].message
     assert "UNIMPLEMENTED" in findings[1].message
+    # The subsystem is registered: its contract is replaced, not added again.
+    assert "spean authority update-subsystem --id KH/GOV/MPWT/vehicles" in findings[1].fix
 
 
 def test_a_missing_audit_folder_is_a_warning_and_the_cli_passes(
