@@ -21,7 +21,8 @@ Then it reports:
   crashed before its record was durable, so its application never got the
   answer);
 - exchanges whose status, request digest, response digest (status OK) or
-  parties differ (`fields-differ`: client, service, method, user, purpose;
+  parties differ (`fields-differ`: client, service, method, user, purpose,
+  and the data subject's pseudonym;
   a field one side left empty is compared only when the provider forwarded
   the request, so knew every field), each with both records' values;
 - checkpoints of the provider's log that the consumer witnessed (recorded in
@@ -386,9 +387,10 @@ def _fingerprint(message: _Pb) -> bytes:
         message.purpose,
     )
     request, response = message.request_sha256, message.response_sha256
-    lengths = (*map(len, texts), len(request), len(response))
-    framed = "%d,%d,%d,%d,%d,%d,%d,%d:" % lengths + "".join(texts)  # noqa: UP031
-    return _blake2b(framed.encode("utf-8") + request + response, digest_size=16).digest()
+    subject = message.subject_pseudonym
+    lengths = (*map(len, texts), len(request), len(response), len(subject))
+    framed = "%d,%d,%d,%d,%d,%d,%d,%d,%d:" % lengths + "".join(texts)  # noqa: UP031
+    return _blake2b(framed.encode("utf-8") + request + response + subject, digest_size=16).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +402,7 @@ class _Compared:
     request_sha256: bytes
     response_sha256: bytes
     parties: tuple[str, ...]
+    subject_pseudonym: bytes
 
 
 def _compared(index: int, message: _Pb) -> _Compared:
@@ -409,6 +412,7 @@ def _compared(index: int, message: _Pb) -> _Compared:
         message.request_sha256,
         message.response_sha256,
         tuple(getattr(message, name) for name in PARTIES),
+        message.subject_pseudonym,
     )
 
 
@@ -449,6 +453,13 @@ def _differences(exchange_id: str, ours: _Compared, theirs: _Pb, name: str) -> I
         # all once it forwarded the request.
         if mine != other and ((mine and other) or theirs.forwarded_at_ns):
             differing[name_] = (mine, other)
+    # The data subject's pseudonym (protocol.md 4.4), by the same rule: the provider
+    # made it before forwarding; the consumer holds it from the verified answer.
+    mine_subject, other_subject = ours.subject_pseudonym, theirs.subject_pseudonym
+    if mine_subject != other_subject and (
+        (mine_subject and other_subject) or theirs.forwarded_at_ns
+    ):
+        differing["subject_pseudonym"] = (mine_subject.hex(), other_subject.hex())
     if differing:
         listed = ", ".join(f"{k} {v[0]!r} / {v[1]!r}" for k, v in differing.items())
         yield finding(Kind.FIELDS_DIFFER, f"consumer and provider recorded {listed}", differing)

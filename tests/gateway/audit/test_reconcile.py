@@ -488,3 +488,18 @@ def test_a_progress_bar_only_on_a_terminal(
     main(["audit", "reconcile", str(moh), str(mpwt)])
     assert given == [False, False, True]
     assert "DIFFERENT: 1 findings" in capsys.readouterr().out
+
+
+def test_a_rewritten_data_subject_pseudonym_is_caught_against_the_other_side() -> None:
+    pseudonym = hashlib.sha256(b"subject 1").digest()
+    ours, theirs = both_logs(3)
+    ours[1] = dataclasses.replace(ours[1], subject_pseudonym=pseudonym)
+    # The provider's owner hides which person the exchange touched, and re-signs.
+    theirs[1] = dataclasses.replace(
+        theirs[1], subject_pseudonym=hashlib.sha256(b"subject 2").digest()
+    )
+    result = reconcile(signed_log(ours, MOH_SIGNER), signed_log(theirs, MPWT_SIGNER))
+    (found,) = result.findings
+    assert (found.kind, found.exchange_id) == (Kind.FIELDS_DIFFER, ours[1].exchange_id)
+    assert found.consumer == {"subject_pseudonym": pseudonym.hex()}
+    assert found.provider == {"subject_pseudonym": hashlib.sha256(b"subject 2").digest().hex()}
