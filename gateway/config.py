@@ -402,7 +402,11 @@ class TracingConfig(_Model):
 # The management API's roles (spean.gateway.web.roles.Role names the same values; a
 # test keeps the two equal: the pure configuration does not import the web layer).
 RoleName = Literal[
-    "system-administrator", "service-administrator", "registration-officer", "auditor"
+    "system-administrator",
+    "service-administrator",
+    "registration-officer",
+    "auditor",
+    "data-subject",
 ]
 
 
@@ -422,8 +426,53 @@ class CertificateRoleConfig(_Model):
     common_name: str = Field(min_length=1)
     role: RoleName
 
+    @field_validator("role")
+    @classmethod
+    def _not_a_data_subject(cls, value: str) -> str:
+        if value == "data-subject":
+            raise ValueError(
+                "a certificate cannot have the data-subject role: a data subject"
+                " logs in through the identity provider (management.oidc)"
+            )
+        return value
+
 
 JwsAlgorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
+
+
+class OidcLoginConfig(_Model):
+    """Logging in to the console through the identity provider in a browser: the
+    OAuth 2.0 authorization code flow with PKCE (RFC 7636), an OpenID Connect ID token."""
+
+    authorization_url: str = Field(description="the provider's authorization endpoint")
+    token_url: str = Field(description="the provider's token endpoint")
+    client_id: str = Field(min_length=1, description="this console's client id at the provider")
+    client_secret_file: Path | None = Field(
+        default=None,
+        description="a file holding the client secret, for a confidential client (none: public)",
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid"], min_length=1)
+    redirect_url: str | None = Field(
+        default=None,
+        description="the callback URL registered at the provider (default: this listener's"
+        " /console/login/oidc/callback as the browser reached it)",
+    )
+
+    @field_validator("authorization_url", "token_url")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.", "http://localhost")):
+            raise ValueError(
+                "the identity provider's endpoints must be https:// (plain http only on loopback)"
+            )
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("scopes must include openid (the console reads the ID token)")
+        return value
 
 
 class OidcConfig(_Model):
@@ -439,6 +488,23 @@ class OidcConfig(_Model):
     algorithms: list[JwsAlgorithm] = Field(
         default_factory=lambda: list[JwsAlgorithm](["RS256", "ES256"]), min_length=1
     )
+    subject_claim: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the claim holding the person's id (as spean-subject carries it), for"
+        " the data-subject role: citizens who see the exchanges that touched their records",
+    )
+    login: OidcLoginConfig | None = Field(
+        default=None, description="browser login to the console (authorization code + PKCE)"
+    )
+
+    @model_validator(mode="after")
+    def _data_subjects_need_their_id(self) -> OidcConfig:
+        if "data-subject" in self.role_map.values() and self.subject_claim is None:
+            raise ValueError(
+                "role_map grants data-subject: set subject_claim, the claim holding the person's id"
+            )
+        return self
 
     @field_validator("jwks_url")
     @classmethod

@@ -660,16 +660,11 @@ def _register_subject(commands: Any) -> None:
 
 
 def cmd_subject(args: argparse.Namespace) -> int:
-    import time
-
-    from spean.gateway.audit.backends import open_store
     from spean.gateway.audit.bundle import read_bundle
-    from spean.gateway.audit.subject import TRANSPARENCY, lookup_record, subject_view
-    from spean.gateway.audit.writer import server_checkpoint_policy
-    from spean.gateway.files.config import load_config, read_passphrase
-    from spean.gateway.server.prepare import subject_key_for
+    from spean.gateway.audit.subject import TRANSPARENCY, subject_view
+    from spean.gateway.files.config import load_config, subject_key_for
+    from spean.gateway.management.transparency import record_lookup
     from spean.gateway.subjects import is_subject
-    from spean.gateway.tokens import TokenSigner, new_exchange_id
 
     if not is_subject(args.subject):
         raise InvalidArgument("--subject must be an id as spean-subject takes it (protocol.md 4.4)")
@@ -679,29 +674,8 @@ def cmd_subject(args: argparse.Namespace) -> int:
         raise ConfigError(f"{config.path}: provider.pseudonymisation_key is not set")
     view = subject_view(read_bundle(args.bundle), key, args.subject)
     text = view.to_json().encode("utf-8")
-    passphrase = read_passphrase(config)
-    signer = TokenSigner(
-        keyfiles.load_private_key(config.resolve(config.keys.signing_key), passphrase),
-        keyfiles.load_certificate(config.resolve(config.keys.signing_certificate)),
-    )
-    store_url = config.audit.store
-    if "://" not in store_url:
-        store_url = str(config.resolve(Path(store_url)))
-    origin = f"{config.server_id}#{TRANSPARENCY}"
-    record = lookup_record(
-        signer,
-        server=config.server,
-        origin=origin,
-        exchange_id=new_exchange_id(),
-        pseudonym=view.subject_pseudonym,
-        proof=text,
-        requested_by=args.requested_by,
-        purpose=args.purpose,
-        now_ns=time.time_ns(),
-    )
     # Recorded before the proof is written: no record, no answer (fail closed).
-    with open_store(store_url, origin, checkpoints=server_checkpoint_policy(config)) as store:
-        store.append(record)
+    record = record_lookup(config, view, text, args.requested_by, args.purpose)
     try:
         args.out.write_bytes(text)
     except OSError as exc:
@@ -709,7 +683,8 @@ def cmd_subject(args: argparse.Namespace) -> int:
     print(
         f"{len(view.entries)} exchanges of the subject proven in {view.origin}"
         f" ({view.pending} after the latest checkpoint, not yet provable); look-up recorded"
-        f" as exchange {record.exchange_id} in {origin}; proof written to {args.out}"
+        f" as exchange {record.exchange_id} in {config.server_id}#{TRANSPARENCY};"
+        f" proof written to {args.out}"
     )
     return 0
 

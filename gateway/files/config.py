@@ -34,6 +34,7 @@ from ruamel.yaml.error import YAMLError as RoundTripError
 from spean.gateway.config import PASSPHRASE_ENV, ServerConfig, parse_config
 from spean.gateway.errors import ConfigError, SpeanError
 from spean.gateway.files.keyfiles import write_file_atomically
+from spean.gateway.subjects import subject_key
 
 Edit = Callable[[Any, ServerConfig], None]
 After = Callable[[ServerConfig], None]
@@ -151,6 +152,21 @@ def read_pseudonymisation_key(config: ServerConfig) -> bytes | None:
         raise ConfigError(
             f"{config.path}: provider.pseudonymisation_key: cannot read {path}: {exc.strerror}"
         ) from None
+
+
+def subject_key_for(config: ServerConfig) -> bytes | None:
+    """The provider's key for data subjects' pseudonyms (docs/protocol.md 4.4), or None.
+
+    None when no pseudonymisation key is configured: the provider then refuses
+    calls that name a data subject. A key file too short is a `ConfigError`.
+    """
+    secret = read_pseudonymisation_key(config)
+    if secret is None:
+        return None
+    try:
+        return subject_key(secret)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.path}: {exc.message}") from None
 
 
 def read_passphrase(config: ServerConfig) -> bytes | None:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
-from spean.gateway.errors import InvalidArgument
+from spean.gateway.errors import InvalidArgument, PermissionDenied
 from spean.gateway.management import models
 from spean.gateway.management.service import ManagementService
 from spean.gateway.management.traffic_index import Filters
@@ -197,6 +197,40 @@ def audit_proof(
 ) -> models.InclusionProof:
     """The inclusion proof of one record under a signed checkpoint (RFC 9162)."""
     return service.audit.proof(origin, index)
+
+
+OWN_VIEW_PURPOSE = "the data subject's own view"
+
+
+@router.get("/transparency/me", tags=["transparency"])
+def own_exchanges(
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.VIEW_OWN_EXCHANGES))],
+) -> models.SubjectView:
+    """Every exchange of this server that touched the logged-in person's records, with the
+    proofs `spean audit verify-proof` checks offline (the look-up is itself recorded)."""
+    return service.subject_view(own_subject(principal), principal.name, OWN_VIEW_PURPOSE)
+
+
+@router.post("/transparency/lookups", tags=["transparency"])
+def look_up_subject(
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.LOOK_UP_SUBJECTS))],
+    body: models.SubjectLookup,
+) -> models.SubjectView:
+    """An auditor's (an ombudsman's) look-up of one person for a stated purpose; recorded
+    with who asked and why."""
+    return service.subject_view(body.subject, principal.name, body.purpose)
+
+
+def own_subject(principal: Principal) -> str:
+    """The person a data subject's login names; `PermissionDenied` for a login without one."""
+    if principal.subject is None:
+        raise PermissionDenied(
+            f"{principal.name} names no person: a data subject logs in through the identity"
+            " provider, whose token carries the person's id"
+        )
+    return principal.subject
 
 
 def _ns(moment: dt.datetime | None, name: str) -> int | None:

@@ -21,8 +21,9 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from spean.gateway.errors import NotFound, SpeanError
+from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
 from spean.gateway.management import models
+from spean.gateway.management.api import OWN_VIEW_PURPOSE, own_subject
 from spean.gateway.management.service import ManagementService
 from spean.gateway.management.traffic_index import Filters
 from spean.gateway.web.charts import Expiry, bar_chart, expiry_timeline
@@ -37,6 +38,8 @@ NAVIGATION = [
     ("/console/access", "nav.access", Permission.VIEW_ACCESS),
     ("/console/traffic", "nav.traffic", Permission.VIEW_TRAFFIC),
     ("/console/audit", "nav.audit", Permission.VIEW_AUDIT),
+    ("/console/transparency", "nav.transparency", Permission.VIEW_OWN_EXCHANGES),
+    ("/console/transparency", "nav.lookups", Permission.LOOK_UP_SUBJECTS),
 ]
 LOGIN = "/console/login"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -206,9 +209,7 @@ async def change_access(request: Request, action: str) -> Response:
     except SpeanError as exc:
         refused, status = exc.message, http_status(exc)
     except ValidationError as exc:  # the form's fields, named as the API names them
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        refused, status = f"{where}: {first['msg'].removeprefix('Value error, ')}", 422
+        refused, status = _first_error(exc), 422
     context = _access_context(request, principal)
     template = "_access_rules.html" if request.headers.get("hx-request") else "access.html"
     return console.render(
@@ -294,6 +295,105 @@ def audit_proof(
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def home_of(principal: Principal) -> str:
+    """Where a login lands: a data subject on their own exchanges, staff on the status."""
+    if principal.may(Permission.VIEW_OWN_EXCHANGES):
+        return "/console/transparency"
+    return "/console/status"
+
+
+@router.get("/console/transparency")
+def transparency_page(request: Request) -> HTMLResponse:
+    """A data subject's own exchanges (the look-up recorded); an auditor's look-up form."""
+    session = _console(request).session(request)
+    principal = session.principal
+    view = None
+    if principal.may(Permission.VIEW_OWN_EXCHANGES):
+        view = _service(request).subject_view(
+            own_subject(principal), principal.name, OWN_VIEW_PURPOSE
+        )
+    else:
+        _console(request).require(session, Permission.LOOK_UP_SUBJECTS)
+    return _console(request).render(
+        request, "transparency.html", session=session, view=view, asked=None, refused=None
+    )
+
+
+@router.post("/console/transparency")
+async def transparency_lookup(request: Request) -> Response:
+    """An auditor's look-up of one person, for a stated purpose (CSRF-checked, recorded)."""
+    console = _console(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    principal = console.require(session, Permission.LOOK_UP_SUBJECTS)
+    asked = {"subject": str(form.get("subject") or ""), "purpose": str(form.get("purpose") or "")}
+    try:
+        lookup = models.SubjectLookup.model_validate(asked)
+        view = _service(request).subject_view(lookup.subject, principal.name, lookup.purpose)
+    except (ValidationError, SpeanError) as exc:
+        reason = exc.message if isinstance(exc, SpeanError) else _first_error(exc)
+        status = http_status(exc) if isinstance(exc, SpeanError) else 422
+        return console.render(
+            request,
+            "transparency.html",
+            status=status,
+            session=session,
+            view=None,
+            asked=asked,
+            refused=reason,
+        )
+    return console.render(
+        request, "transparency.html", session=session, view=view, asked=asked, refused=None
+    )
+
+
+@router.get("/console/transparency/proof")
+def transparency_proof(
+    request: Request, origin: Annotated[str, Query(min_length=1, max_length=255)]
+) -> Response:
+    """One log's proof of the data subject's own exchanges, as a file (recorded)."""
+    _, principal = _page(request, Permission.VIEW_OWN_EXCHANGES)
+    view = _service(request).subject_view(own_subject(principal), principal.name, OWN_VIEW_PURPOSE)
+    return _proof_file(view, origin)
+
+
+@router.post("/console/transparency/proof")
+async def transparency_lookup_proof(request: Request) -> Response:
+    """One log's proof of an auditor's look-up, as a file (CSRF-checked, recorded)."""
+    console = _console(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    principal = console.require(session, Permission.LOOK_UP_SUBJECTS)
+    try:
+        lookup = models.SubjectLookup.model_validate(
+            {"subject": form.get("subject"), "purpose": form.get("purpose")}
+        )
+    except ValidationError as exc:
+        raise InvalidArgument(_first_error(exc)) from None
+    view = _service(request).subject_view(lookup.subject, principal.name, lookup.purpose)
+    return _proof_file(view, str(form.get("origin") or ""))
+
+
+def _proof_file(view: models.SubjectView, origin: str) -> Response:
+    for log in view.logs:
+        if log.origin == origin:
+            name = f"subject-proof-{origin.replace('/', '_').replace('#', '_')}.json"
+            return Response(
+                log.proof,
+                media_type="application/json",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+    raise NotFound(f"{origin!r} is not a log of this server with a signed checkpoint")
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def install_console(app: FastAPI, console: Console) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from spean.gateway.management.admin_log import AdminLog, open_admin_log
 from spean.gateway.management.api import security_server_app
 from spean.gateway.management.audit_view import AuditView
-from spean.gateway.management.console import NAVIGATION, install_console
+from spean.gateway.management.console import NAVIGATION, home_of, install_console
 from spean.gateway.management.console import TEMPLATES as CONSOLE_TEMPLATES
 from spean.gateway.management.service import ManagementService, ServerView
 from spean.gateway.management.traffic_index import TrafficIndex
 from spean.gateway.web.api_keys import ApiKeyStore
 from spean.gateway.web.auth import Authenticator, OidcVerifier
 from spean.gateway.web.console import Console
+from spean.gateway.web.oidc_login import OidcLogin
 from spean.gateway.web.roles import Role
 from spean.gateway.web.serve import ListenerTls, WebListener
 
@@ -27,11 +28,15 @@ class ManagementListener:
         config = server.config
         section = config.management
         assert section is not None
+        oidc = OidcVerifier(section.oidc) if section.oidc is not None else None
         authenticator = Authenticator(
             ApiKeyStore(config.resolve(section.api_keys)),
             certificate_roles={c.common_name: Role(c.role) for c in section.client_certificates},
-            oidc=OidcVerifier(section.oidc) if section.oidc is not None else None,
+            oidc=oidc,
         )
+        browser_login = None
+        if section.oidc is not None and section.oidc.login is not None and oidc is not None:
+            browser_login = OidcLogin(section.oidc, oidc, config.resolve)
         tls = None
         if section.tls is not None:
             tls = ListenerTls(
@@ -60,6 +65,8 @@ class ManagementListener:
                     navigation=NAVIGATION,
                     title_key="app.title",
                     secure_cookies=tls is not None,
+                    oidc_login=browser_login,
+                    home=home_of,
                 ),
             )
             self._listener = WebListener(section.listen, tls, name="management")

@@ -193,3 +193,41 @@ class InclusionProof(_Model):
     leaf_hash: str = Field(description="SHA-256(0x00 || record), hex")
     proof: list[str] = Field(description="the audit path, leaf first, hex")
     checkpoint: str = Field(description="the signed checkpoint (C2SP note) at tree_size")
+
+
+class SubjectExchange(_Model):
+    """One exchange that touched the person: who asked, for which service, why, when."""
+
+    exchange_id: str
+    client: str
+    service: str
+    method: str
+    user: str
+    purpose: str
+    status: str
+    received_at: str
+
+
+class SubjectLog(_Model):
+    """One log of the server: the person's proven exchanges in it, and its proof file."""
+
+    origin: str
+    exchanges: list[SubjectExchange]
+    pending: int = Field(description="the person's records after the latest signed checkpoint")
+    lookup_exchange_id: str = Field(description="this look-up's own record, in SERVER#transparency")
+    proof: str = Field(description="the spean-subject-proof/1 file: spean audit verify-proof")
+
+
+class SubjectView(_Model):
+    """Every exchange of this server that touched one person, log by log, with proofs."""
+
+    server_id: str
+    subject_pseudonym: str = Field(description="the provider's pseudonym of the person (hex)")
+    logs: list[SubjectLog]
+
+
+class SubjectLookup(_Model):
+    """An auditor's (an ombudsman's) look-up of one person, for a stated purpose."""
+
+    subject: str = Field(min_length=1, max_length=64, description="the person's id")
+    purpose: str = Field(min_length=1, max_length=200, description="why: the case or its basis")

@@ -42,7 +42,7 @@ from spean.gateway.config import (
 )
 from spean.gateway.errors import ConfigError, NotFound, SpeanError
 from spean.gateway.files import keyfiles
-from spean.gateway.files.config import load_config, read_passphrase
+from spean.gateway.files.config import load_config, read_passphrase, subject_key_for
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.management.listener import ManagementListener
@@ -50,7 +50,7 @@ from spean.gateway.server import health, metaservices, reflection, tracing
 from spean.gateway.server.consumer import ConsumerEndpoint, ProviderChannels, TlsIdentity
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
 from spean.gateway.server.metrics import ServerMetrics
-from spean.gateway.server.prepare import masking_policy, subject_key_for
+from spean.gateway.server.prepare import masking_policy
 from spean.gateway.server.provider import ProviderEndpoint
 from spean.gateway.server.pubsub import PubSubNode
 from spean.gateway.server.replay_guard import ReplayCache, shared_store_for

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 
 from spean.adapters.base import Adapter
 from spean.gateway.config import ServerConfig
-from spean.gateway.errors import ConfigError
 from spean.gateway.files.config import read_pseudonymisation_key
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.masking import MaskingPolicy, rules_from_config
-from spean.gateway.subjects import subject_key
 
 
 def masking_policy(config: ServerConfig, services: Mapping[SubsystemId, Adapter]) -> MaskingPolicy:
@@ -33,18 +31,3 @@ def masking_policy(config: ServerConfig, services: Mapping[SubsystemId, Adapter]
         {subsystem: adapter.services() for subsystem, adapter in services.items()},
         read_pseudonymisation_key(config),
     )
-
-
-def subject_key_for(config: ServerConfig) -> bytes | None:
-    """The provider's key for data subjects' pseudonyms (docs/protocol.md 4.4), or None.
-
-    None when no pseudonymisation key is configured: the provider then refuses
-    calls that name a data subject. A key file too short is a `ConfigError`.
-    """
-    secret = read_pseudonymisation_key(config)
-    if secret is None:
-        return None
-    try:
-        return subject_key(secret)
-    except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {exc.message}") from None

@@ -26,7 +26,7 @@ import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from spean.gateway.errors import ConfigError, NotFound, Unauthenticated
+from spean.gateway.errors import ConfigError, InvalidArgument, NotFound, Unauthenticated
 from spean.gateway.files.keyfiles import write_file_atomically
 from spean.gateway.web.roles import Principal, Role, parse_role
 
@@ -90,6 +90,11 @@ class ApiKeyStore:
 
     def create(self, name: str, role: Role) -> tuple[str, ApiKeyEntry]:
         """Issue a key; returns it (shown once) and its entry."""
+        if role is Role.DATA_SUBJECT:
+            raise InvalidArgument(
+                "an API key cannot have the data-subject role: a data subject logs in through"
+                " the identity provider, whose token carries the person's id"
+            )
         key, key_id = new_key()
         entry = ApiKeyEntry(id=key_id, name=name, role=role, sha256=digest(key), created_at=_now())
         with self._lock:

@@ -21,6 +21,7 @@ in the role table (spean.gateway.web.roles) wins.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from fastapi import Request
 
 from spean.gateway.config import OidcConfig
 from spean.gateway.errors import Unauthenticated, Unavailable
+from spean.gateway.subjects import is_subject
 from spean.gateway.web.api_keys import PREFIX, ApiKeyStore
 from spean.gateway.web.roles import PERMISSIONS, Principal, Role
 
@@ -47,6 +49,16 @@ class OidcVerifier:
         )
 
     def verify(self, token: str) -> Principal:
+        """The principal of an access token presented as a bearer token (aud: this API)."""
+        return self.verify_token(token, self._config.audience)[0]
+
+    def verify_token(
+        self, token: str, audience: str, nonce: str | None = None
+    ) -> tuple[Principal, int]:
+        """The principal of a token for `audience` and its expiry (seconds since the epoch).
+
+        `nonce`, for an ID token of a browser login, must equal its nonce claim.
+        """
         config = self._config
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
@@ -61,19 +73,36 @@ class OidcVerifier:
                 token,
                 key.key,
                 algorithms=list(config.algorithms),
-                audience=config.audience,
+                audience=audience,
                 issuer=config.issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the bearer token was refused: {exc}") from exc
+        if nonce is not None and not hmac.compare_digest(
+            str(claims.get("nonce", "")).encode(), nonce.encode()
+        ):
+            raise Unauthenticated("the ID token's nonce is not this login's: log in again")
         role = _mapped_role(claims.get(config.roles_claim), config.role_map)
         if role is None:
             raise Unauthenticated(
                 f"the bearer token of {claims['sub']} carries no role that this server maps"
                 f" (claim {config.roles_claim!r}; mapped: {', '.join(sorted(config.role_map))})"
             )
-        return Principal(name=f"oidc:{claims['sub']}", role=role, method="oidc")
+        subject = None
+        if role is Role.DATA_SUBJECT:
+            assert config.subject_claim is not None  # the configuration requires it
+            value = claims.get(config.subject_claim)
+            if not isinstance(value, str) or not is_subject(value):
+                raise Unauthenticated(
+                    f"the token of {claims['sub']} grants data-subject but its claim"
+                    f" {config.subject_claim!r} holds no person's id"
+                )
+            subject = value
+        principal = Principal(
+            name=f"oidc:{claims['sub']}", role=role, method="oidc", subject=subject
+        )
+        return principal, int(claims["exp"])
 
 
 def _mapped_role(values: object, role_map: Mapping[str, str]) -> Role | None:

@@ -23,7 +23,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from spean.gateway.errors import PermissionDenied, SpeanError, Unauthenticated
+from spean.gateway.web import oidc_login
 from spean.gateway.web.auth import Authenticator
 from spean.gateway.web.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
+from spean.gateway.web.oidc_login import OidcLogin
 from spean.gateway.web.problems import http_status, log_refusal
 from spean.gateway.web.roles import Permission, Principal, require
 
@@ -61,6 +63,8 @@ class Session:
     api_key: str | None
     created: float
     seen: float
+    expires_at: float | None = None
+    """For an identity provider's login: its ID token's expiry (seconds since the epoch)."""
 
 
 class LoginRequired(Unauthenticated):
@@ -80,10 +84,18 @@ class Sessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
 
-    def create(self, principal: Principal, api_key: str | None) -> Session:
+    def create(
+        self, principal: Principal, api_key: str | None, expires_at: float | None = None
+    ) -> Session:
         now = time.monotonic()
         session = Session(
-            secrets.token_urlsafe(32), secrets.token_urlsafe(32), principal, api_key, now, now
+            secrets.token_urlsafe(32),
+            secrets.token_urlsafe(32),
+            principal,
+            api_key,
+            now,
+            now,
+            expires_at,
         )
         with self._lock:
             if len(self._sessions) >= MAX_SESSIONS:
@@ -121,8 +133,12 @@ class Console:
         navigation: Sequence[tuple[str, str, Permission]],
         title_key: str,
         secure_cookies: bool,
+        oidc_login: OidcLogin | None = None,
+        home: Callable[[Principal], str] = lambda _: "/console/status",
     ) -> None:
         self.authenticator = authenticator
+        self.oidc_login = oidc_login
+        self.home = home
         self.sessions = Sessions()
         self.navigation = list(navigation)
         self.title_key = title_key
@@ -162,6 +178,7 @@ class Console:
             htmx=HTMX,
             path=path,
             csrf_field=CSRF_FIELD,
+            oidc_login=self.oidc_login is not None,
             **context,
         )
         response = HTMLResponse(page, status_code=status)
@@ -182,15 +199,30 @@ class Console:
 
     # ------------------------------------------------------------ sessions
 
-    def start_session(self, principal: Principal, api_key: str | None, to: str) -> Response:
-        session = self.sessions.create(principal, api_key)
+    def start_session(
+        self,
+        principal: Principal,
+        api_key: str | None,
+        to: str,
+        expires_at: float | None = None,
+        request: Request | None = None,
+    ) -> Response:
+        """A new session, then `to`: by a redirect, or, after a cross-site arrival (the
+        identity provider's redirect, `request` given), by a page of this origin."""
+        session = self.sessions.create(principal, api_key, expires_at)
         log.info(
             "console.login",
             principal=principal.name,
             role=principal.role.value,
             method=principal.method,
         )
-        response = RedirectResponse(to, status_code=303)
+        response: Response
+        if request is None:
+            response = RedirectResponse(to, status_code=303)
+        else:
+            # A SameSite=Strict cookie set here would not go with a redirect that is
+            # still part of the provider's cross-site navigation; a page of ours goes on.
+            response = self.render(request, "continue.html", to=to)
         response.set_cookie(
             SESSION_COOKIE,
             session.id,
@@ -213,6 +245,12 @@ class Console:
         session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
         if session is None:
             raise LoginRequired("no session: log in")
+        if session.expires_at is not None:
+            # An identity provider's login holds until its ID token expires.
+            if time.time() >= session.expires_at:
+                self.sessions.drop(session.id)
+                raise LoginRequired("the identity provider's login has expired: log in again")
+            return session
         try:
             if session.api_key is not None:
                 current = self.authenticator.api_keys.authenticate(session.api_key)
@@ -267,6 +305,56 @@ class Console:
                 request, "error.html", status=403, message=t("error.forbidden", reason=exc.message)
             )
 
+        if self.oidc_login is not None:
+            self._install_oidc(app, self.oidc_login)
         app.add_exception_handler(LoginRequired, login_required)
         app.add_exception_handler(CsrfRefused, csrf_refused)
         app.add_exception_handler(Forbidden, forbidden)
+
+    def _install_oidc(self, app: FastAPI, login: OidcLogin) -> None:
+        """The two routes of a browser login through the identity provider."""
+
+        def refused(request: Request, status: int, reason: str) -> Response:
+            log_refusal(request, status, reason)
+            response = self.render(request, "login.html", status=status, refused=reason)
+            response.delete_cookie(oidc_login.COOKIE, path=oidc_login.COOKIE_PATH)
+            return response
+
+        @app.get(oidc_login.COOKIE_PATH, include_in_schema=False)
+        def start(request: Request) -> Response:
+            callback = str(request.url.replace(path=oidc_login.CALLBACK_PATH, query=""))
+            pending_id, url = login.begin(callback)
+            response = RedirectResponse(url, status_code=303)
+            response.set_cookie(
+                oidc_login.COOKIE,
+                pending_id,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure_cookies,
+                path=oidc_login.COOKIE_PATH,
+                max_age=oidc_login.PENDING_SECONDS,
+            )
+            return response
+
+        @app.get(oidc_login.CALLBACK_PATH, include_in_schema=False)
+        def callback(request: Request) -> Response:
+            params = request.query_params
+            error = params.get("error")
+            if error is not None:
+                detail = params.get("error_description") or error
+                return refused(request, 401, f"the identity provider refused: {detail[:200]}")
+            try:
+                done = login.finish(
+                    request.cookies.get(oidc_login.COOKIE), params.get("code"), params.get("state")
+                )
+            except SpeanError as exc:
+                return refused(request, http_status(exc), exc.message)
+            response = self.start_session(
+                done.principal,
+                None,
+                self.home(done.principal),
+                expires_at=done.expires_at,
+                request=request,
+            )
+            response.delete_cookie(oidc_login.COOKIE, path=oidc_login.COOKIE_PATH)
+            return response

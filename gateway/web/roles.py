@@ -7,7 +7,9 @@ it. The table below is the one place the mapping lives; docs/operator.md
 shows it to operators and tests/gateway/web/test_roles.py checks that the two
 agree. The roles follow X-Road's: system administrator, service
 administrator, registration officer (the authority's), auditor (read-only
-observer).
+observer); and a fifth, the data subject: a person (or an ombudsman acting
+for one, with their own identity provider login) who sees only the exchanges
+that touched their own records (docs/transparency.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Role(StrEnum):
     SERVICE_ADMINISTRATOR = "service-administrator"
     REGISTRATION_OFFICER = "registration-officer"
     AUDITOR = "auditor"
+    DATA_SUBJECT = "data-subject"
 
 
 class Permission(StrEnum):
@@ -40,6 +43,10 @@ class Permission(StrEnum):
     """reload the configuration, keys and certificates from their files (SIGHUP's job)"""
     DECIDE_REGISTRATIONS = "decide-registrations"
     """approve or reject registration requests (the authority's API)"""
+    VIEW_OWN_EXCHANGES = "view-own-exchanges"
+    """the exchanges that touched one's own records, with their proofs (a data subject)"""
+    LOOK_UP_SUBJECTS = "look-up-subjects"
+    """any person's exchanges, for a stated purpose (each look-up is recorded)"""
 
 
 _READ = frozenset({Permission.VIEW_STATUS, Permission.VIEW_ACCESS, Permission.VIEW_TRAFFIC})
@@ -49,7 +56,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     | {Permission.EDIT_ACCESS, Permission.VIEW_AUDIT, Permission.RELOAD},
     Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS},
     Role.REGISTRATION_OFFICER: frozenset({Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS}),
-    Role.AUDITOR: _READ | {Permission.VIEW_AUDIT},
+    Role.AUDITOR: _READ | {Permission.VIEW_AUDIT, Permission.LOOK_UP_SUBJECTS},
+    Role.DATA_SUBJECT: frozenset({Permission.VIEW_OWN_EXCHANGES}),
 }
 
 
@@ -69,6 +77,8 @@ class Principal:
     name: str
     role: Role
     method: str  # "api-key", "client-certificate" or "oidc"
+    subject: str | None = None
+    """The person's id (OIDC `subject_claim`): set for a data subject, whose view it limits."""
 
     def may(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
