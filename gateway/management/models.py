@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from spean.gateway.config import MethodPattern, Subsystem
+from spean.gateway.subjects import SUBJECT_PATTERN
 
 
 class _Model(BaseModel):
@@ -229,5 +230,10 @@ class SubjectView(_Model):
 class SubjectLookup(_Model):
     """An auditor's (an ombudsman's) look-up of one person, for a stated purpose."""
 
-    subject: str = Field(min_length=1, max_length=64, description="the person's id")
-    purpose: str = Field(min_length=1, max_length=200, description="why: the case or its basis")
+    subject: str = Field(
+        pattern="^" + SUBJECT_PATTERN.pattern.removesuffix(r"\Z") + "$",
+        description="the person's id, as spean-subject carries it (docs/protocol.md 4.4)",
+    )
+    purpose: str = Field(
+        min_length=1, max_length=200, pattern=r"\S", description="why: the case or its basis"
+    )

@@ -69,7 +69,7 @@ def pseudonym_of(subject: str) -> bytes:
     return subject_pseudonym(subject_key(KEY_TEXT.encode()), subject)
 
 
-def _give_mpwt_a_key(config: Path) -> None:
+def give_mpwt_a_key(config: Path) -> None:
     """MPWT's operator sets provider.pseudonymisation_key (a file of 64 hex characters)."""
     (config.parent / "keys" / "pseudonym.key").write_text(KEY_TEXT + "\n")
     document = yaml.safe_load(config.read_text())
@@ -77,9 +77,7 @@ def _give_mpwt_a_key(config: Path) -> None:
     config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def _call(
-    world: World, method: str, service: str, request: Message, subject: str | None
-) -> Outcome:
+def call(world: World, method: str, service: str, request: Message, subject: str | None) -> Outcome:
     metadata = [(CLIENT, NHIS), (SERVICE, service), (USER, "dr.sokha"), (PURPOSE, "admission")]
     if subject is not None:
         metadata.append((SUBJECT, subject))
@@ -96,17 +94,17 @@ def _call(
 
 def run_subject_story(root: Path) -> Story:
     federation = build_demo(root / "federation")
-    _give_mpwt_a_key(federation.configs[MPWT])
+    give_mpwt_a_key(federation.configs[MPWT])
     vehicle = vehicles_pb2.GetVehicleRequest(plate=demo_data.SAMPLE_PLATE)
     citizen = identity_pb2.VerifyCitizenRequest(id_number=CITIZEN, full_name="Sok Dara")
     with running(federation) as world:
         outcomes = {
-            "citizen": _call(world, GET_VEHICLE, VEHICLES, vehicle, CITIZEN),
-            "other": _call(world, GET_VEHICLE, VEHICLES, vehicle, OTHER_CITIZEN),
-            "citizen again": _call(world, GET_VEHICLE, VEHICLES, vehicle, CITIZEN),
-            "none": _call(world, GET_VEHICLE, VEHICLES, vehicle, None),
-            "malformed": _call(world, GET_VEHICLE, VEHICLES, vehicle, "KH NID 0102"),
-            "no key": _call(world, VERIFY_CITIZEN, IDREG, citizen, CITIZEN),
+            "citizen": call(world, GET_VEHICLE, VEHICLES, vehicle, CITIZEN),
+            "other": call(world, GET_VEHICLE, VEHICLES, vehicle, OTHER_CITIZEN),
+            "citizen again": call(world, GET_VEHICLE, VEHICLES, vehicle, CITIZEN),
+            "none": call(world, GET_VEHICLE, VEHICLES, vehicle, None),
+            "malformed": call(world, GET_VEHICLE, VEHICLES, vehicle, "KH NID 0102"),
+            "no key": call(world, VERIFY_CITIZEN, IDREG, citizen, CITIZEN),
         }
         stored = {
             member: [r.record_bytes for r in world.server(member).audit.read()]
