@@ -107,7 +107,11 @@ class Transparency:
         """The server's logs a subject's records can be in: its workers' and its look-ups'."""
         server = re.escape(self._config.server_id)
         pattern = re.compile(rf"{server}#(w\d+|{TRANSPARENCY})\Z")
-        return sorted(o for o in self._store.origins() if pattern.match(o))
+        # The workers' logs first, then the look-ups of them.
+        return sorted(
+            (o for o in self._store.origins() if pattern.match(o)),
+            key=lambda o: (o.endswith(f"#{TRANSPARENCY}"), o),
+        )
 
     def view(self, subject: str, requested_by: str, purpose: str) -> list[LogView]:
         """Every proven exchange of `subject` in every log, each log's look-up recorded."""

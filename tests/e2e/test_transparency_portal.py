@@ -269,7 +269,7 @@ def test_a_citizen_logs_in_through_the_identity_provider_and_sees_their_page(
         assert 'url=/console/transparency"' in landed.text
         page = browser.get("/console/transparency")
         assert page.status_code == 200, page.text
-        assert "2 exchanges that touched these records" in page.text
+        assert "Exchanges that touched these records: 2" in page.text
         assert "dr.sokha" in page.text and "admission" in page.text
         assert CITIZEN not in page.text
         proof = browser.get("/console/transparency/proof", params={"origin": _worker(portal)})
@@ -315,3 +315,55 @@ def test_the_identity_providers_refusal_is_shown_not_a_session(portal: Portal) -
 
 def _worker(portal: Portal) -> str:
     return f"{portal.world.federation.config(MPWT).server_id}#w0"
+
+
+# -- in a real browser (Debian's Chromium, driven by Playwright) --------------------------
+
+
+@pytest.mark.slow
+def test_in_a_browser_a_citizen_logs_in_sees_who_looked_and_downloads_the_proof(
+    portal: Portal,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.support.browsers import artefacts, chromium
+
+    executable = chromium()
+    shots = artefacts("transparency_citizen")
+    portal.idp.user = CITIZEN_LOGIN
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                f"--ignore-certificate-errors-spki-list={portal.admin.listener_spki_sha256()}",
+            ],
+        )
+        try:
+            context = browser.new_context(
+                base_url=portal.base, viewport={"width": 390, "height": 844}, accept_downloads=True
+            )
+            page = context.new_page()
+            page.goto("/console/transparency")
+            expect(page).to_have_url(f"{portal.base}/console/login")
+            page.screenshot(path=shots / "1-login.png", full_page=True)
+            # Out to the identity provider and back (a cross-site round trip).
+            page.get_by_role("link", name="Log in with the identity provider").click()
+            heading = page.get_by_role("heading", name="Who looked at my records")
+            expect(heading).to_be_visible()
+            expect(page.get_by_text("Exchanges that touched these records: 2")).to_be_visible()
+            expect(page.locator("table.subject-exchanges").first).to_contain_text("dr.sokha")
+            page.screenshot(path=shots / "2-my-records.png", full_page=True)
+            with page.expect_download() as event:
+                page.get_by_role("link", name=f"Download the proof of {_worker(portal)}").click()
+            text = event.value.path().read_text(encoding="utf-8")
+            assert verify_subject_proof(parse_proof(text), portal.anchor()).ok
+            # The same page in Khmer.
+            page.goto("/console/transparency?lang=km")
+            expect(page.get_by_role("heading", name="អ្នកណាបានមើលកំណត់ត្រារបស់ខ្ញុំ")).to_be_visible()
+            page.screenshot(path=shots / "3-my-records-km.png", full_page=True)
+            # No horizontal scrolling on the phone.
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+            context.close()
+        finally:
+            browser.close()
