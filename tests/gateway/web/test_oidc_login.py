@@ -121,7 +121,7 @@ def test_an_unreachable_token_endpoint_is_unavailable_naming_it(idp: Provider) -
     login = _login(idp, token_url="http://127.0.0.1:9/token")
     pending, url = login.begin(CALLBACK)
     back = _authorize(url)
-    with pytest.raises(Unavailable, match="127.0.0.1:9/token"):
+    with pytest.raises(Unavailable, match=r"127\.0\.0\.1:9/token"):
         login.finish(pending, back["code"], back["state"])
 
 
