@@ -55,7 +55,8 @@ def _fresh_folder(folder: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spean.gateway.demo.ministries import MOH, build_demo, run_demo_calls
+    from spean.gateway.demo.ministries import MOH, MPWT, build_demo, run_demo_calls
+    from spean.gateway.demo.transparency import give_pseudonymisation_key
     from spean.gateway.server.logs import configure_logging
 
     configure_logging("console", level=30)
@@ -63,6 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _fresh_folder(folder)
     print(f"Building a fresh demo federation in {folder}/ ...")
     federation = build_demo(folder, mpwt_database_url=args.mpwt_db, events=True)
+    give_pseudonymisation_key(federation.configs[MPWT])
     federation.start_all()
     try:
         conf = federation.servers[MOH].current_configuration()
@@ -84,6 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {result.exchange_id}\n  {'':<26}{result.detail}"
             )
         _show_events(federation)
+        _show_citizen_view(federation, consumer)
         print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
         for _member, server in federation.servers.items():
             print(f"  {server.origin:<22} {server.audit.size()} records")
@@ -107,6 +110,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         federation.stop_all()
+
+
+def _show_citizen_view(federation: Any, consumer: str) -> None:
+    from spean.gateway.demo.transparency import CITIZEN, ask_about_the_citizen, citizen_view
+
+    exchange_id = ask_about_the_citizen(consumer)
+    view = citizen_view(federation, exchange_id)
+    print(
+        f"\nThe hospital lists citizen {CITIZEN}'s vehicles naming them (spean-subject);"
+        " the citizen asks MPWT who looked at their records:"
+    )
+    for entry in view.log.proof.entries:
+        seen = entry.summary()
+        print(
+            f"  {str(seen['received_at'])[:19]}  {seen['client']}  {seen['user']}"
+            f'  {str(seen["method"]).rsplit("/", 1)[-1]}  "{seen["purpose"]}"  {seen["status"]}'
+        )
+    outcome = "holds" if view.verified else "FAILS"
+    print(
+        f"  proof of {view.log.proof.origin} in {view.proof_file}: checked against the"
+        f" federation's anchor, {outcome}; the look-up itself is recorded"
+        f" (exchange {view.log.lookup_exchange_id})\n"
+        f"  check it yourself: spean audit verify-proof {view.proof_file} --anchor {view.anchor}"
+    )
 
 
 def _show_events(federation: Any) -> None:

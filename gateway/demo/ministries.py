@@ -33,7 +33,7 @@ from spean.gateway.demo.federation import (
     build_federation,
 )
 from spean.gateway.errors import Unavailable
-from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, USER
+from spean.gateway.metadata import CLIENT, EXCHANGE_ID, PURPOSE, SERVICE, SUBJECT, USER
 
 MOI = "KH/GOV/MOI"
 MPWT = "KH/GOV/MPWT"
@@ -215,10 +215,19 @@ def call(
     streaming: bool = False,
     user: str = "dr.sokha@hospital.example",
     purpose: str = "patient admission",
+    subject: str | None = None,
     timeout: float = 10.0,
 ) -> tuple[list[Message], str, grpc.StatusCode, str]:
-    """Call `method` of `service` as the hospital application, through MoH's server."""
-    metadata = ((CLIENT, NHIS), (SERVICE, service), (USER, user), (PURPOSE, purpose))
+    """Call `method` of `service` as the hospital application, through MoH's server;
+    `subject` names the person the call is about (spean-subject)."""
+    metadata: tuple[tuple[str, str], ...] = (
+        (CLIENT, NHIS),
+        (SERVICE, service),
+        (USER, user),
+        (PURPOSE, purpose),
+    )
+    if subject is not None:
+        metadata += ((SUBJECT, subject),)
     deserialize = response_type.FromString
     if streaming:
         stream = channel.unary_stream(

@@ -38,6 +38,13 @@ def test_demo_runs_every_call_and_reports_it(tmp_path: Path) -> None:
     assert f"spean call --config {folder / 'moh' / 'server.yaml'}" in out
     assert (folder / "authority" / "globalconf.signed").exists()
     assert (folder / "moh" / "state" / "audit.db").exists()
+    # The demo citizen sees the hospital's call about them, and its proof holds offline.
+    assert "the citizen asks MPWT who looked at their records" in out
+    assert "ListVehiclesByOwner" in out
+    assert "checked against the federation's anchor, holds" in out
+    proof = folder / "citizen-proof.json"
+    anchor = folder / "mpwt" / "keys" / "authority.crt"
+    assert main(["audit", "verify-proof", str(proof), "--anchor", str(anchor)]) == 0
 
 
 def test_demo_refuses_to_clear_a_folder_it_did_not_build(tmp_path: Path) -> None:
