@@ -18,7 +18,8 @@ refused call names everything that was known (docs/protocol.md, section 11).
 - `admit_provider_call`: the provider's checks 1 to 12 of section 4.2, in
   that order; steps 1 to 5 authenticate (after them every answer is signed),
   step 5a reads the data subject and pseudonymises it (section 4.4), step 10
-  is the injected replay check.
+  is the injected replay check, step 12a refuses a method its provider has
+  disabled.
 - `check_answer`: the consumer's classification of a provider's answer
   (section 3.5): a signed answer that binds this exchange, or an unsigned
   refusal passed on, or a forgery.
@@ -28,7 +29,7 @@ refused call names everything that was known (docs/protocol.md, section 11).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spean.gateway import metadata
 from spean.gateway.access import AccessPolicy
@@ -245,6 +246,8 @@ class ProviderRules:
     # `subjects.subject_key` of the provider's pseudonymisation key; None: no key
     # configured, so a call naming a data subject is refused (it could not be recorded).
     subject_key: bytes | None = None
+    # Methods the provider switched off, with the notice its callers are told (step 12a).
+    disabled: Mapping[SubsystemId, Mapping[str, str]] = field(default_factory=dict)
 
 
 ReplayCheck = Callable[[str, int, int], bool]
@@ -332,6 +335,12 @@ def admit_provider_call(
             if method not in methods:  # 11
                 raise NotFound(f"{claims.audience} does not publish method {method}")
             rules.policy.check(claims.client, claims.audience, method)  # 12
+            notice = rules.disabled.get(claims.audience, {}).get(method)
+            if notice is not None:  # 12a
+                raise FailedPrecondition(
+                    f"{method} of {claims.audience} is disabled by its provider"
+                    + (f": {notice}" if notice else "")
+                )
     except SpeanError as exc:
         # Until the token verifies, its exchange id is only a claim; the record
         # of a refusal still carries it, so both sides' logs can be matched.

@@ -52,6 +52,17 @@ def _method_or_star(value: str) -> str:
     return value
 
 
+def _method(value: str) -> str:
+    try:
+        parse_method(value)
+    except SpeanError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+FullMethod = Annotated[str, AfterValidator(_method)]
+
+
 def split_address(address: str) -> tuple[str, int]:
     """Split ``host:port`` or ``[v6]:port``; raises ValueError naming the problem."""
     host, sep, port_text = address.rpartition(":")
@@ -155,6 +166,23 @@ class ConsumerConfig(_Model):
         return self
 
 
+class DisabledMethodConfig(_Model):
+    """A published method its provider has switched off for now (docs/operator.md)."""
+
+    method: FullMethod
+    notice: str = Field(
+        default="",
+        max_length=200,
+        description="what callers are told with the refusal: why, and until when",
+    )
+    disabled_by: str | None = Field(
+        default=None, description="who disabled it through the management API"
+    )
+    disabled_at: str | None = Field(
+        default=None, description="when (ISO 8601, UTC) it was disabled through the API"
+    )
+
+
 class ServiceConfig(_Model):
     """A subsystem published by this server and the adapter that serves it."""
 
@@ -165,6 +193,19 @@ class ServiceConfig(_Model):
         description="metadata: the audit log keeps digests only; encrypted: also the bodies,"
         " sealed to the federation's auditor key (gateway/audit/bodies.py)",
     )
+    disabled: list[DisabledMethodConfig] = Field(
+        default_factory=list,
+        description="methods refused with FAILED_PRECONDITION and their notice until enabled",
+    )
+
+    @field_validator("disabled")
+    @classmethod
+    def _disabled_once(cls, value: list[DisabledMethodConfig]) -> list[DisabledMethodConfig]:
+        methods = [entry.method for entry in value]
+        repeated = sorted({m for m in methods if methods.count(m) > 1})
+        if repeated:
+            raise ValueError(f"method {repeated[0]} is listed twice")
+        return value
 
     @field_validator("adapter")
     @classmethod

@@ -26,7 +26,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from spean.gateway.access import ANY_METHOD
-from spean.gateway.config import AccessRuleConfig
+from spean.gateway.config import AccessRuleConfig, ServiceConfig
 from spean.gateway.errors import FailedPrecondition, NotFound
 
 
@@ -73,17 +73,30 @@ def access_etag(rules: Sequence[AccessRuleConfig]) -> str:
     return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
 
 
-def check_if_match(if_match: str | None, current: str) -> None:
+_ETAGGED = {"access": ("the access rules", "access"), "services": ("the services", "services")}
+
+
+def services_etag(services: Sequence[ServiceConfig]) -> str:
+    """The ETag of the published services' state (which methods are disabled)."""
+    canonical = json.dumps(
+        [[s.subsystem, [d.model_dump(mode="json") for d in s.disabled]] for s in services],
+        sort_keys=True,
+    )
+    return '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
+
+
+def check_if_match(if_match: str | None, current: str, what: str = "access") -> None:
     """Refuse a write whose If-Match is missing (428) or stale (412)."""
+    name, route = _ETAGGED[what]
     if if_match is None or not if_match.strip():
         raise PreconditionRequired(
-            "this change needs an If-Match header with the ETag of the access rules"
-            " (GET /api/v1/access answers it), so that a concurrent change is not lost"
+            f"this change needs an If-Match header with the ETag of {name}"
+            f" (GET /api/v1/{route} answers it), so that a concurrent change is not lost"
         )
     offered = {tag.strip() for tag in if_match.split(",")}
     if current not in offered and "*" not in offered:
         raise PreconditionFailed(
-            f"the access rules changed since you read them (their ETag is now {current});"
+            f"{name} changed since you read them (their ETag is now {current});"
             " read them again and repeat the change if it still applies"
         )
 

@@ -67,9 +67,13 @@ def certificates(
 
 @router.get("/services", tags=["services"])
 def services(
-    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+    response: Response,
+    service: Service,
+    _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))],
 ) -> list[models.Service]:
-    """The subsystems published here, their adapters and methods."""
+    """The subsystems published here, their adapters and methods (enabled or not); the
+    ETag header is what a change sends back as If-Match."""
+    response.headers["ETag"] = service.services_etag()
     return service.services()
 
 
@@ -118,6 +122,41 @@ def revoke(
     """Revoke methods from a client ('*' revokes the whole rule)."""
     result = service.revoke(principal, body, if_match)
     response.headers["ETag"] = result.access.etag
+    return result
+
+
+ServicesIfMatch = Annotated[
+    str,
+    Header(description="the ETag of the services this change is based on", min_length=1),
+]
+
+
+@router.post("/services/disablements", tags=["services"])
+def disable_method(
+    body: models.MethodStateChange,
+    response: Response,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.EDIT_SERVICES))],
+    if_match: ServicesIfMatch,
+) -> models.MethodStateResult:
+    """Disable a published method: callers are refused with FAILED_PRECONDITION and the
+    notice until it is enabled again; in force for the next call, written to the file."""
+    result = service.set_method_state(principal, body, enabled=False, if_match=if_match)
+    response.headers["ETag"] = result.etag
+    return result
+
+
+@router.post("/services/enablements", tags=["services"])
+def enable_method(
+    body: models.MethodStateChange,
+    response: Response,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.EDIT_SERVICES))],
+    if_match: ServicesIfMatch,
+) -> models.MethodStateResult:
+    """Enable a disabled method again."""
+    result = service.set_method_state(principal, body, enabled=True, if_match=if_match)
+    response.headers["ETag"] = result.etag
     return result
 
 

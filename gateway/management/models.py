@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spean.gateway.config import MethodPattern, Subsystem
+from spean.gateway.config import FullMethod, MethodPattern, Subsystem
 from spean.gateway.subjects import SUBJECT_PATTERN
 
 
@@ -71,6 +71,10 @@ class Client(_Model):
 class Method(_Model):
     method: str
     kind: Literal["unary", "server_streaming"]
+    enabled: bool = Field(default=True, description="false: refused with FAILED_PRECONDITION")
+    notice: str | None = Field(default=None, description="what callers are told while disabled")
+    disabled_by: str | None = None
+    disabled_at: str | None = None
 
 
 class Service(_Model):
@@ -98,6 +102,7 @@ class AccessRules(_Model):
 _CODE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 SUBSYSTEM_PATTERN = rf"^{_CODE}/{_CODE}/{_CODE}/{_CODE}$"
 METHOD_PATTERN = r"^(\*|/[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*)$"
+FULL_METHOD_PATTERN = r"^/[A-Za-z_][A-Za-z0-9_.]*\.[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class AccessChangeRequest(_Model):
@@ -112,6 +117,29 @@ class AccessChangeRequest(_Model):
     methods: list[
         Annotated[MethodPattern, Field(json_schema_extra={"pattern": METHOD_PATTERN})]
     ] = Field(min_length=1, max_length=256, description="full gRPC method paths, or '*'")
+
+
+class MethodStateChange(_Model):
+    subsystem: Subsystem = Field(
+        description="a subsystem published by this server",
+        json_schema_extra={"pattern": SUBSYSTEM_PATTERN, "maxLength": 255},
+    )
+    method: FullMethod = Field(
+        description="a full gRPC method path the subsystem publishes",
+        json_schema_extra={"pattern": FULL_METHOD_PATTERN},
+    )
+    notice: str = Field(
+        default="",
+        max_length=200,
+        description="(disabling) what callers are told with the refusal: why, until when",
+    )
+
+
+class MethodStateResult(_Model):
+    changed: bool
+    action_id: str | None = Field(description="the admin log record of the change, if any")
+    etag: str = Field(description="the services' new ETag (also the ETag header)")
+    services: list[Service]
 
 
 class AccessChangeResult(_Model):

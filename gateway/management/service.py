@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -35,7 +35,7 @@ import structlog
 from spean.adapters.base import Adapter
 from spean.gateway import pki
 from spean.gateway.audit.store import AuditStore
-from spean.gateway.config import ServerConfig
+from spean.gateway.config import DisabledMethodConfig, ServerConfig
 from spean.gateway.errors import FailedPrecondition, NotFound, SpeanError
 from spean.gateway.files import keyfiles
 from spean.gateway.files.config import edit_config, load_config, subject_key_for
@@ -49,6 +49,7 @@ from spean.gateway.management.access_edit import (
     check_if_match,
     plan_grant,
     plan_revoke,
+    services_etag,
 )
 from spean.gateway.management.admin_log import APPLIED, FAILED, AdminAction, AdminLog
 from spean.gateway.management.audit_view import AuditView
@@ -134,13 +135,14 @@ class ManagementService:
         for service in config.provider.services if config.provider else []:
             adapter = adapters.get(SubsystemId.parse(service.subsystem))
             methods = adapter.methods() if adapter is not None else {}
+            disabled = {d.method: d for d in service.disabled}
             out.append(
                 models.Service(
                     subsystem=service.subsystem,
                     adapter=str(service.adapter["type"]),
                     healthy=adapter is not None and adapter.health().ok,
                     methods=[
-                        models.Method(method=name, kind=kind.value)
+                        _method(name, kind.value, disabled.get(name))
                         for name, kind in sorted(methods.items())
                     ],
                 )
@@ -277,10 +279,8 @@ class ManagementService:
     ) -> models.AccessChangeResult:
         change = AccessChange(request.client, request.service, tuple(request.methods))
         published = self._published(change.service)
-        recorded: _Recorded | None = None
 
-        def edit(document: Any, current: ServerConfig) -> None:
-            nonlocal recorded
+        def plan(document: Any, current: ServerConfig) -> _Planned | None:
             rules = current.provider.access if current.provider else []
             check_if_match(if_match, access_etag(rules))
             plan = (
@@ -289,15 +289,99 @@ class ManagementService:
                 else plan_revoke(rules, change)
             )
             if not plan.changed:
-                return
+                return None
             what = (
                 f"{action.split('.')[1]} {', '.join(change.methods)} for {change.client}"
                 f" on {change.service}"
             )
-            described = AdminAction(action, change.client, change.service, what)
+            return _Planned(
+                AdminAction(action, change.client, change.service, what),
+                lambda: _apply(document, plan, change, principal),
+            )
+
+        recorded = self._write(principal, plan)
+        if recorded is not None:
+            log.info(
+                "management.changed",
+                action=action,
+                principal=principal.name,
+                client=change.client,
+                service=change.service,
+                methods=list(change.methods),
+                action_id=recorded.id,
+            )
+        return models.AccessChangeResult(
+            changed=recorded is not None,
+            action_id=recorded.id if recorded else None,
+            access=self.access(),
+        )
+
+    def set_method_state(
+        self,
+        principal: Principal,
+        request: models.MethodStateChange,
+        enabled: bool,
+        if_match: str | None,
+    ) -> models.MethodStateResult:
+        """Disable a published method (with a notice for its callers) or enable it again."""
+        if request.method not in self._published(request.subsystem):
+            raise NotFound(f"{request.subsystem} does not publish method {request.method}")
+
+        def plan(document: Any, current: ServerConfig) -> _Planned | None:
+            assert current.provider is not None  # the service is published
+            check_if_match(if_match, services_etag(current.provider.services), what="services")
+            (service,) = [s for s in current.provider.services if s.subsystem == request.subsystem]
+            was_disabled = any(d.method == request.method for d in service.disabled)
+            if was_disabled == (not enabled):
+                return None
+            verb = "enable" if enabled else "disable"
+            what = f"{verb} {request.method} of {request.subsystem}"
+            if not enabled and request.notice:
+                what += f" (notice: {request.notice})"
+            return _Planned(
+                AdminAction(f"service.{verb}", "", request.subsystem, what),
+                lambda: _apply_method_state(document, request, enabled, principal),
+            )
+
+        recorded = self._write(principal, plan)
+        if recorded is not None:
+            log.info(
+                "management.changed",
+                action=recorded.action.action,
+                principal=principal.name,
+                service=request.subsystem,
+                methods=[request.method],
+                action_id=recorded.id,
+            )
+        services = self.services()
+        return models.MethodStateResult(
+            changed=recorded is not None,
+            action_id=recorded.id if recorded else None,
+            etag=self.services_etag(),
+            services=services,
+        )
+
+    def services_etag(self) -> str:
+        config = self.server.config
+        return services_etag(config.provider.services if config.provider else [])
+
+    def _write(
+        self, principal: Principal, plan: Callable[[Any, ServerConfig], _Planned | None]
+    ) -> _Recorded | None:
+        """One change of server.yaml: planned against the file as it is (its ETag checked),
+        recorded in the admin log, written back, then reloaded; undone if the reload fails."""
+        recorded: _Recorded | None = None
+
+        def edit(document: Any, current: ServerConfig) -> None:
+            nonlocal recorded
+            planned = plan(document, current)
+            if planned is None:
+                return
             # No record, no change: the record is durable before the file is written.
-            recorded = _Recorded(described, self.admin_log.record(principal, described, APPLIED))
-            _apply(document, plan, change, principal)
+            recorded = _Recorded(
+                planned.action, self.admin_log.record(principal, planned.action, APPLIED)
+            )
+            planned.apply()
 
         def reload(_: ServerConfig) -> None:
             if recorded is None:
@@ -320,23 +404,11 @@ class ManagementService:
                         description=f"{recorded.action.description}: not applied: {exc.message}",
                     )
                     self.admin_log.record(principal, failed, FAILED, recorded.id)
-                    log.error("management.change_failed", action=action, error=exc.message)
+                    log.error(
+                        "management.change_failed", action=recorded.action.action, error=exc.message
+                    )
                 raise
-        if recorded is not None:
-            log.info(
-                "management.changed",
-                action=action,
-                principal=principal.name,
-                client=change.client,
-                service=change.service,
-                methods=list(change.methods),
-                action_id=recorded.id,
-            )
-        return models.AccessChangeResult(
-            changed=recorded is not None,
-            action_id=recorded.id if recorded else None,
-            access=self.access(),
-        )
+        return recorded
 
     # ------------------------------------------------------------ data subjects
 
@@ -371,11 +443,32 @@ class ReloadFailed(FailedPrecondition):
 
 
 @dataclass(frozen=True, slots=True)
+class _Planned:
+    """A change to make: what the admin log says of it, and how the document changes."""
+
+    action: AdminAction
+    apply: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
 class _Recorded:
     """An action in the admin log, and its id there."""
 
     action: AdminAction
     id: str
+
+
+def _method(name: str, kind: str, disabled: DisabledMethodConfig | None) -> models.Method:
+    if disabled is None:
+        return models.Method(method=name, kind=kind)  # type: ignore[arg-type]
+    return models.Method(
+        method=name,
+        kind=kind,  # type: ignore[arg-type]
+        enabled=False,
+        notice=disabled.notice,
+        disabled_by=disabled.disabled_by,
+        disabled_at=disabled.disabled_at,
+    )
 
 
 def _apply(document: Any, plan: RulePlan, change: AccessChange, principal: Principal) -> None:
@@ -402,6 +495,27 @@ def _apply(document: Any, plan: RulePlan, change: AccessChange, principal: Princ
     else:
         rules[plan.index]["methods"] = list(plan.methods)
         rules[plan.index].update(stamp)
+
+
+def _apply_method_state(
+    document: Any, change: models.MethodStateChange, enabled: bool, principal: Principal
+) -> None:
+    """Add or remove the method's `disabled` entry of its service in the YAML document."""
+    (service,) = [s for s in document["provider"]["services"] if s["subsystem"] == change.subsystem]
+    entries = [d for d in service.get("disabled") or [] if d["method"] != change.method]
+    if not enabled:
+        entries.append(
+            {
+                "method": change.method,
+                "notice": change.notice,
+                "disabled_by": principal.name,
+                "disabled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+        )
+    if entries:
+        service["disabled"] = entries
+    elif "disabled" in service:
+        del service["disabled"]
 
 
 def _rules(config: ServerConfig) -> models.AccessRules:

@@ -37,6 +37,7 @@ from spean.gateway.config import (
     ConsumerConfig,
     ProviderConfig,
     ServerConfig,
+    ServiceConfig,
     is_loopback,
     split_address,
 )
@@ -192,6 +193,19 @@ def _access_policy(provider: ProviderConfig) -> AccessPolicy:
     )
 
 
+def _disabled_methods(provider: ProviderConfig) -> dict[SubsystemId, dict[str, str]]:
+    """Each published subsystem's disabled methods and their notices (step 12a)."""
+    return {
+        SubsystemId.parse(service.subsystem): {d.method: d.notice for d in service.disabled}
+        for service in provider.services
+        if service.disabled
+    }
+
+
+def _adapters(provider: ProviderConfig) -> list[ServiceConfig]:
+    return [service.model_copy(update={"disabled": []}) for service in provider.services]
+
+
 def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
     """The settings that differ between `old` and `new` and that only a restart applies."""
     changed = [
@@ -217,7 +231,8 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
             changed.append(f"{side}.listen")
     if old.consumer and new.consumer and (old.consumer.tls is None) != (new.consumer.tls is None):
         changed.append("consumer.tls")
-    if old.provider and new.provider and old.provider.services != new.provider.services:
+    # Which methods are disabled may change on reload; the adapters may not.
+    if old.provider and new.provider and _adapters(old.provider) != _adapters(new.provider):
         changed.append("provider.services")
     # pubsub.access may change on reload; the store, subscriptions and delivery may not.
     if (old.pubsub is None) != (new.pubsub is None):
@@ -421,6 +436,7 @@ class SecurityServer:
             limits=config.limits,
             masking=masking_policy(config, services),
             subject_key=subject_key_for(config),
+            disabled=_disabled_methods(provider),
             sealed_bodies=frozenset(
                 SubsystemId.parse(s.subsystem)
                 for s in provider.services
@@ -509,8 +525,13 @@ class SecurityServer:
                 pairs, self._consumer_roots = consumer_tls
                 self._consumer_tls.use_pairs(pairs)
             if self._provider is not None and policy is not None:
+                assert new.provider is not None  # a policy comes from it
                 self._provider.reconfigure(
-                    signer=signer, policy=policy, masking=masking, subject_key=subject_key
+                    signer=signer,
+                    policy=policy,
+                    masking=masking,
+                    subject_key=subject_key,
+                    disabled=_disabled_methods(new.provider),
                 )
             if self._provider_tls is not None:
                 self._provider_tls.use_pairs([(identity.private_key_pem, identity.certificate_pem)])

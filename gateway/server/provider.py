@@ -91,6 +91,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         masking: MaskingPolicy | None = None,
         sealed_bodies: frozenset[SubsystemId] = frozenset(),
         subject_key: bytes | None = None,
+        disabled: Mapping[SubsystemId, Mapping[str, str]] | None = None,
     ) -> None:
         self._server_id = server_id
         self._sealed_bodies = sealed_bodies  # services with audit_bodies: encrypted
@@ -108,6 +109,7 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             max_message_bytes=limits.max_message_bytes,
             clock_skew_seconds=limits.clock_skew_seconds,
             subject_key=subject_key,
+            disabled=dict(disabled or {}),
         )
         self._replay = replay
         self._audit = audit
@@ -122,12 +124,15 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
         policy: AccessPolicy,
         masking: MaskingPolicy | None = None,
         subject_key: bytes | None = None,
+        disabled: Mapping[SubsystemId, Mapping[str, str]] | None = None,
     ) -> None:
-        """Swap the signing key, access rules and subject key (SIGHUP); calls in flight keep
-        theirs."""
+        """Swap the signing key, access rules, subject key and disabled methods (SIGHUP);
+        calls in flight keep theirs."""
         # Each exchange reads these attributes once; rebinding them is atomic.
         self._signer = signer
-        self._rules = replace(self._rules, policy=policy, subject_key=subject_key)
+        self._rules = replace(
+            self._rules, policy=policy, subject_key=subject_key, disabled=dict(disabled or {})
+        )
         if masking is not None:
             self._masking = masking
 

@@ -35,6 +35,8 @@ class Permission(StrEnum):
     """access rights per method and client"""
     EDIT_ACCESS = "edit-access"
     """grant and revoke access rights"""
+    EDIT_SERVICES = "edit-services"
+    """disable and enable published methods"""
     VIEW_TRAFFIC = "view-traffic"
     """traffic statistics"""
     VIEW_AUDIT = "view-audit"
@@ -53,8 +55,8 @@ _READ = frozenset({Permission.VIEW_STATUS, Permission.VIEW_ACCESS, Permission.VI
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SYSTEM_ADMINISTRATOR: _READ
-    | {Permission.EDIT_ACCESS, Permission.VIEW_AUDIT, Permission.RELOAD},
-    Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS},
+    | {Permission.EDIT_ACCESS, Permission.EDIT_SERVICES, Permission.VIEW_AUDIT, Permission.RELOAD},
+    Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS, Permission.EDIT_SERVICES},
     Role.REGISTRATION_OFFICER: frozenset({Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS}),
     Role.AUDITOR: _READ | {Permission.VIEW_AUDIT, Permission.LOOK_UP_SUBJECTS},
     Role.DATA_SUBJECT: frozenset({Permission.VIEW_OWN_EXCHANGES}),

@@ -432,6 +432,26 @@ def test_step_12_no_access_right(world: PureFederation) -> None:
     )
 
 
+def test_step_12a_a_disabled_method_is_refused_with_the_providers_notice(
+    world: PureFederation,
+) -> None:
+    rules = replace(PROVIDER, disabled={VEHICLES: {GET_VEHICLE: "maintenance until 06:00"}})
+    admission = _provider(world, rules=rules)
+    assert isinstance(admission.refusal, FailedPrecondition)
+    assert admission.refusal.message == (
+        f"{GET_VEHICLE} of {VEHICLES} is disabled by its provider: maintenance until 06:00"
+    )
+    assert admission.established  # signed like every answer after step 5
+
+
+def test_step_12a_comes_after_the_access_right(world: PureFederation) -> None:
+    rules = replace(PROVIDER, disabled={VEHICLES: {LIST_VEHICLES: ""}})
+    admission = _provider(world, _claims(method=LIST_VEHICLES), rules=rules)
+    assert isinstance(admission.refusal, PermissionDenied)  # nothing learnt of its state
+    enabled_again = replace(PROVIDER, disabled={VEHICLES: {LIST_VEHICLES: ""}})
+    assert _provider(world, rules=enabled_again).admitted  # other methods are untouched
+
+
 def test_allowed_methods_skips_steps_11_and_12(world: PureFederation) -> None:
     rules = replace(PROVIDER, policy=AccessPolicy([]), published={VEHICLES: set()})
     assert _provider(world, _claims(method=ALLOWED_METHODS), rules=rules).admitted

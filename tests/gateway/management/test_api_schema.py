@@ -33,6 +33,8 @@ OPERATIONS = [
     ("GET", "/api/v1/access"),
     ("POST", "/api/v1/access/grants"),
     ("POST", "/api/v1/access/revocations"),
+    ("POST", "/api/v1/services/disablements"),
+    ("POST", "/api/v1/services/enablements"),
     ("POST", "/api/v1/reload"),
     ("GET", "/api/v1/admin-log"),
     ("GET", "/api/v1/traffic"),
