@@ -89,6 +89,12 @@ def api_url(kind: str, identifier: str) -> str:
     return f"/api/v1/catalogue/{kind}/" + quote(identifier, safe="/:")
 
 
+def paragraphs(comment: str) -> list[str]:
+    """A .proto comment's paragraphs (blank-line separated), each line break a space."""
+    return [" ".join(p.split()) for p in comment.split("\n\n") if p.strip()]
+
+
+_env.filters["paragraphs"] = paragraphs
 _env.filters["service_url"] = service_url
 _env.filters["member_url"] = member_url
 _env.globals["api_url"] = api_url

@@ -276,7 +276,8 @@ def test_a_service_page_in_khmer(web: TestClient) -> None:
     assert f'<span lang="km">{legal["km"]}</span>' in page
     assert legal["en"] not in page
     comment = next(m["comment"] for m in entry["doc"]["messages"] if m["comment"])
-    assert f'<p class="comment" lang="en">{html.escape(comment, quote=False)}</p>' in page
+    first = " ".join(comment.split("\n\n")[0].split())
+    assert f'<p class="comment" lang="en">{html.escape(first, quote=False)}</p>' in page
 
 
 def test_unknown_pages_are_404_pages_in_the_readers_language(web: TestClient) -> None:
@@ -380,3 +381,12 @@ def test_pages_are_served_compressed(web: TestClient) -> None:
     plain = web.get(f"/services/{GET_VEHICLE_SERVICE}", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.text == answer.text
+
+
+def test_proto_comments_are_reflowed_into_paragraphs() -> None:
+    comment = "Returns the vehicle\nregistered under a plate.\n\n  NOT_FOUND when\nnone.\n\n\n"
+    assert pages.paragraphs(comment) == [
+        "Returns the vehicle registered under a plate.",
+        "NOT_FOUND when none.",
+    ]
+    assert pages.paragraphs("") == []
