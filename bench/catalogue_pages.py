@@ -16,7 +16,10 @@ catalogue serve` does). Then:
   kept-alive connection: the home page, a search page (the words drawn as
   the search bench draws them), a service page (a random service each
   time); beside them, the same searches from the JSON API and a static
-  file from the same server, the baselines.
+  file from the same server, the baselines. The rows are interleaved (one
+  request of each in turn), so a busy machine slows them alike; the search
+  page is compared with the JSON search, the other pages with the static
+  file.
 
     .venv/bin/python bench/catalogue_pages.py [--members 1000] [--services 10000]
         [--requests 300]
@@ -93,19 +96,29 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def ttfb(client: httpx.Client, paths: Callable[[int], str], requests: int) -> list[float]:
-    """Milliseconds from sending each request to its response's status line and headers."""
-    samples = []
+def one_ttfb(client: httpx.Client, path: str) -> float:
+    """Milliseconds from sending a request to its response's status line and headers."""
+    request = client.build_request("GET", path, headers={"Accept-Encoding": "gzip"})
+    start = time.perf_counter()
+    response = client.send(request, stream=True)
+    elapsed = (time.perf_counter() - start) * 1000
+    response.read()
+    response.close()
+    assert response.status_code == 200, (path, response.status_code)
+    return elapsed
+
+
+def ttfb(
+    client: httpx.Client, rows: dict[str, Callable[[int], str]], requests: int
+) -> dict[str, list[float]]:
+    """Each row's samples, the rows interleaved (request i of every row, then i + 1), so
+    that every row sees the same machine; the first ten rounds warm up."""
+    samples: dict[str, list[float]] = {name: [] for name in rows}
     for i in range(requests + 10):
-        request = client.build_request("GET", paths(i), headers={"Accept-Encoding": "gzip"})
-        start = time.perf_counter()
-        response = client.send(request, stream=True)
-        elapsed = (time.perf_counter() - start) * 1000
-        response.read()
-        response.close()
-        assert response.status_code == 200, (paths(i), response.status_code)
-        if i >= 10:  # the first ten warm up
-            samples.append(elapsed)
+        for name, paths in rows.items():
+            elapsed = one_ttfb(client, paths(i))
+            if i >= 10:
+                samples[name].append(elapsed)
     return samples
 
 
@@ -198,14 +211,24 @@ def main() -> None:
 
             print("\ntime to first byte (ms), kept-alive connection:")
             print(f"  {'answer':<30} {'p50':>8} {'p95':>8} {'p50 / baseline p50':>20}")
-            static = ttfb(client, lambda i: "/static/catalogue/catalogue.css", args.requests)
-            api = ttfb(client, search_api, args.requests)
+            measured = ttfb(
+                client,
+                {
+                    "static file (baseline)": lambda i: "/static/catalogue/catalogue.css",
+                    "JSON API search (baseline)": search_api,
+                    "home page": lambda i: "/",
+                    "search page": search_page,
+                    "service page": service_page,
+                },
+                args.requests,
+            )
+            static = measured["static file (baseline)"]
             rows = [
                 ("static file (baseline)", static, None),
-                ("JSON API search (baseline)", api, None),
-                ("home page", ttfb(client, lambda i: "/", args.requests), static),
-                ("search page", ttfb(client, search_page, args.requests), api),
-                ("service page", ttfb(client, service_page, args.requests), static),
+                ("JSON API search (baseline)", measured["JSON API search (baseline)"], None),
+                ("home page", measured["home page"], static),
+                ("search page", measured["search page"], measured["JSON API search (baseline)"]),
+                ("service page", measured["service page"], static),
             ]
             for name, samples, baseline in rows:
                 ratio = (

@@ -21,7 +21,8 @@ Guarantees:
 - Errors are pages in the reader's language, never a trace: an unknown
   member or service is 404, a query the catalogue refuses (too long, an
   unknown data class, a page that is not a number) 400 naming what is
-  wrong, no verified configuration (or an expired one) 503.
+  wrong, no verified configuration (or an expired one) 503; a bug is
+  logged with its trace and answered 500 with nothing of it.
 - Answers are gzip-compressed when the browser accepts it; the static files
   may be cached for a day, the pages are revalidated (a new configuration
   changes them).
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -50,6 +52,8 @@ from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
 from spean.gateway.web.app import _HEADERS as SECURITY_HEADERS
 from spean.gateway.web.console import HTMX, LANG_COOKIE
 from spean.gateway.web.i18n import DEFAULT, LANGUAGE_NAMES, LOCALES, Translator, negotiate
+
+log = structlog.get_logger("spean.catalogue")
 
 HERE = Path(__file__).parent
 WEB = HERE.parent / "web"
@@ -155,7 +159,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
     """The page of a refused request: its status, in the reader's language, with what is wrong."""
-    kind = status if status in (400, 404, 503) else 500
+    # Another refusal (405, 413) reads as a refused query; anything else as our fault.
+    kind = status if status in (400, 404, 503) else 400 if 400 <= status < 500 else 500
     if kind == 500:
         detail = ""  # a bug's message is for the log, not the reader
     return render(request, "error.html", status=status, kind=kind, detail=detail)
@@ -221,8 +226,10 @@ def home(request: Request) -> HTMLResponse:
         "member_choices": catalogue.members if len(catalogue.members) <= MAX_CHOICES else None,
         "topic_choices": catalogue.topics if len(catalogue.topics) <= MAX_CHOICES else None,
     }
-    # htmx asks for the results only, as the reader types.
-    fragment = request.headers.get("hx-request") == "true"
+    # htmx asks for the results only, as the reader types; but for the whole page when it
+    # restores a page of its history it no longer holds.
+    headers = request.headers
+    fragment = headers.get("hx-request") == "true" and "hx-history-restore-request" not in headers
     return render(request, "_results.html" if fragment else "home.html", **context)
 
 
@@ -304,7 +311,17 @@ def install(app: FastAPI, service: CatalogueService) -> None:
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    def bug(request: Request, exc: Exception) -> Response:
+        log.exception("catalogue.internal_error", method=request.method, path=request.url.path)
+        if is_page(request):
+            return error_page(request, 500, "")
+        return JSONResponse(
+            {"error": "internal error; see the catalogue's log", "status": "INTERNAL"},
+            status_code=500,
+        )
+
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, bug)
     app.add_middleware(_Headers)
     app.add_middleware(GZipMiddleware, minimum_size=500)
 

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from spean.gateway.catalogue import pages
 from spean.gateway.catalogue.api import create_app
 from spean.gateway.catalogue.index import open_index
+from spean.gateway.catalogue.model import Catalogue
 from spean.gateway.catalogue.service import CatalogueService
 from spean.gateway.files import keyfiles
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
@@ -172,6 +173,9 @@ def test_live_search_gets_the_results_alone(web: TestClient) -> None:
     assert fragment.startswith('<section id="results"')
     assert "<html" not in fragment
     assert GET_VEHICLE_SERVICE in _result_ids(fragment)
+    # Going back to a page htmx no longer holds, it asks for the whole page.
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    assert "<html" in web.get("/", params={"q": "plate"}, headers=restore).text
     # The full page loads htmx for it; the form works without it (a plain GET form).
     page = web.get("/").text
     assert '<form method="get" action="/"' in page
@@ -390,3 +394,33 @@ def test_proto_comments_are_reflowed_into_paragraphs() -> None:
         "NOT_FOUND when none.",
     ]
     assert pages.paragraphs("") == []
+
+
+class _Broken(CatalogueService):
+    """A catalogue with a bug: reading it fails with an exception of no known kind."""
+
+    def current(self) -> Catalogue:
+        raise RuntimeError("secret internal detail")
+
+
+def test_a_bug_is_a_500_page_without_its_trace(demo: DemoFederation, tmp_path: Path) -> None:
+    authority = demo.authority_dir
+    client = GlobalConfigurationClient(
+        str(authority / "globalconf.signed"),
+        keyfiles.load_certificate(authority / "signing.crt"),
+        tmp_path / "cache.signed",
+    )
+    service = _Broken(client, open_index("sqlite://"))
+    with TestClient(create_app(service), raise_server_exceptions=False) as web:
+        answer = web.get("/services/x", params={"lang": "km"})
+        assert answer.status_code == 500
+        assert KM("catalogue.error.500.title") in _text(answer.text)
+        api = web.get("/api/v1/catalogue")
+        assert api.status_code == 500
+        assert api.json()["status"] == "INTERNAL"
+        for body in (answer.text, api.text):
+            assert "secret internal detail" not in body
+            assert "Traceback" not in body
+        web.cookies.clear()
+        assert web.post("/").status_code == 405
+        assert EN("catalogue.error.400.title") in _text(web.post("/").text)
