@@ -15,7 +15,9 @@ runs it with uvicorn. Routes (docs/catalogue.md lists them with examples):
 Identifiers are written as they are (``KH/GOV/MPWT/vehicles``, a service as
 ``KH/GOV/MPWT/vehicles:/vehicles.v1.VehicleRegistry/GetVehicle``); the path
 converter takes the slashes. Errors are the error tree's, translated here
-once: a `SpeanError` becomes its HTTP status and a JSON body
+once: under the web pages (gateway/catalogue/pages.py, served by the same
+application) a `SpeanError` is a page in the reader's language; under the API
+a `SpeanError` becomes its HTTP status and a JSON body
 ``{"error": message, "status": grpc status name}``; a malformed query
 parameter is FastAPI's 422 naming the parameter. No route writes anything.
 """
@@ -30,7 +32,7 @@ import grpc
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from spean.gateway.catalogue import dcat
+from spean.gateway.catalogue import dcat, pages
 from spean.gateway.catalogue.model import MemberEntry, ServiceEntry, SubsystemEntry
 from spean.gateway.catalogue.search import MAX_LIMIT, MAX_QUERY_LENGTH, SearchQuery
 from spean.gateway.catalogue.service import CatalogueService
@@ -115,8 +117,10 @@ def create_app(service: CatalogueService) -> FastAPI:
     dcat_cache: dict[tuple[int, str], str] = {}
 
     @app.exception_handler(SpeanError)
-    async def _spean_error(request: Request, exc: SpeanError) -> JSONResponse:
+    async def _spean_error(request: Request, exc: SpeanError) -> Response:
         status = HTTP_STATUS.get(exc.code, 500)
+        if pages.is_page(request):
+            return pages.page_error(request, status, exc)
         message = exc.message if status != 500 else "internal error; see the catalogue's log"
         return JSONResponse({"error": message, "status": exc.code.name}, status_code=status)
 
@@ -213,6 +217,7 @@ def create_app(service: CatalogueService) -> FastAPI:
             raise NotFound(f"service {service_id!r} is not in the catalogue")
         return found
 
+    pages.install(app, service)
     return app
 
 
