@@ -160,7 +160,7 @@ def _publication_context(request: Request, principal: Principal) -> dict[str, An
     admin = _admin(request)
     return {
         "etag": admin.etag(),
-        "status": admin.publication(),
+        "publication": admin.publication(),
         "revocations": admin.revocations(),
         "may_publish": principal.may(Permission.PUBLISH),
         "may_revoke": principal.may(Permission.REVOKE),
@@ -237,19 +237,22 @@ async def _change(
     console = _console(request)
     session = console.session(request)
     form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, permission)
-    t = Translator(console.locale(request))
     notice = refused = None
     status = 200
     try:
-        notice = apply(_admin(request), principal, form, t)
-    except SpeanError as exc:
-        refused, status = exc.message, http_status(exc)
-    except ValidationError as exc:  # the form's fields, named as the API names them
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        refused, status = f"{where}: {first['msg'].removeprefix('Value error, ')}", 422
+        console.check_csrf(request, session, form)
+        principal = console.require(session, permission)
+        t = Translator(console.locale(request))
+        try:
+            notice = apply(_admin(request), principal, form, t)
+        except SpeanError as exc:
+            refused, status = exc.message, http_status(exc)
+        except ValidationError as exc:  # the form's fields, named as the API names them
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            refused, status = f"{where}: {first['msg'].removeprefix('Value error, ')}", 422
+    finally:
+        await form.close()  # an uploaded file's spooled copy
     return _show(request, page, session, principal, status=status, notice=notice, refused=refused)
 
 
