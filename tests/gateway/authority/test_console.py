@@ -78,7 +78,9 @@ def test_pages_need_a_login(desk: Desk) -> None:
             answer = client.get(path)
             assert answer.status_code == 303, path
             assert answer.headers["location"] == "/console/login"
+        login = client.get("/console/login")
         refused = client.post("/console/login", data={"api_key": "spk_nonsense"})
+    assert "spean authority api-key create issues one" in login.text
     assert refused.status_code == 401
     assert "malformed" in refused.text
 
