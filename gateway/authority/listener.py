@@ -86,9 +86,9 @@ def load_settings(path: Path) -> ManagementSettings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "(section)"
+            where = ".".join(["management", *(str(p) for p in error["loc"])])
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}: management.{where}: {message}")
+            problems.append(f"{path}: {where}: {message}")
         raise ConfigError("\n".join(problems)) from None
     return ManagementSettings(config, path)
 

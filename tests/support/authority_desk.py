@@ -72,9 +72,9 @@ class Desk:
         )
 
 
-@contextlib.contextmanager
-def authority_desk(folder: Path) -> Iterator[Desk]:
-    authority = Authority.init(folder / "authority", "KH")
+def prepare_desk(folder: Path, passphrase: bytes | None = None) -> Desk:
+    """The authority, the administrators' certificates, API keys and the settings file."""
+    authority = Authority.init(folder / "authority", "KH", passphrase)
     authority.set_approval(True)
     authority.publish()
     admins = folder / "admins"
@@ -128,9 +128,16 @@ def authority_desk(folder: Path) -> Iterator[Desk]:
         sysadmin_cert=access.admin_cert,
         keys=keys,
     )
-    listener = AuthorityManagementListener(authority, loaded, None)
+    return desk
+
+
+@contextlib.contextmanager
+def authority_desk(folder: Path) -> Iterator[Desk]:
+    """`prepare_desk`, its listener started in this process (as `serve --management` does)."""
+    desk = prepare_desk(folder)
+    listener = AuthorityManagementListener(desk.authority, load_settings(desk.settings), None)
     listener.start()
-    desk.port = access.port = listener.port
+    desk.port = desk.access.port = listener.port
     try:
         yield desk
     finally:
