@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+import yaml
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, Field
 
@@ -468,6 +469,7 @@ class AuthorityAdmin:
     def submit(
         self, principal: Principal, upload: JoinRequestUpload, if_match: str | None
     ) -> Submission:
+        _refuse_aliases(upload.join_request)
         request = parse_join_request(upload.join_request.encode(), "the uploaded join request")
         # A request from outside never names where the authority writes (module docstring).
         request = replace(request, deliver_to="")
@@ -517,10 +519,8 @@ class AuthorityAdmin:
             principal, action, if_match, lambda: approve(self.authority, decision.server, validity)
         )
         if request.deliver_to and Path(request.deliver_to).is_absolute():
-            folder = Path(request.deliver_to)
-            folder.mkdir(parents=True, exist_ok=True)
-            keyfiles.write_file_atomically(folder / "signing.crt", admitted.member_certificate)
-            keyfiles.write_file_atomically(folder / "tls.crt", admitted.server_certificate)
+            self._deliver(Path(request.deliver_to), admitted.member_certificate,
+                          admitted.server_certificate)  # fmt: skip
         return self._admission(
             request, admitted.member_certificate, admitted.server_certificate, admitted.subsystems
         )
@@ -667,6 +667,16 @@ class AuthorityAdmin:
             " them)"
         )
 
+    def _deliver(self, folder: Path, member_pem: bytes, server_pem: bytes) -> None:
+        """Write the certificates where `spean authority admit --request` said; the
+        admission stands if this fails (the answer carries them), so it is logged."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            keyfiles.write_file_atomically(folder / "signing.crt", member_pem)
+            keyfiles.write_file_atomically(folder / "tls.crt", server_pem)
+        except (OSError, SpeanError) as exc:
+            log.warning("authority.delivery_failed", folder=str(folder), reason=str(exc))
+
     def _admission(
         self,
         request: JoinRequest,
@@ -683,6 +693,21 @@ class AuthorityAdmin:
             server_certificate=server_pem.decode(),
             version=status.published.version if status.published else 0,
         )
+
+
+def _refuse_aliases(text: str) -> None:
+    """Refuse YAML anchors and aliases before the document is built: spean join writes
+    none, and an alias repeated inside aliases expands a small upload into a huge
+    document (the "billion laughs")."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.AnchorToken | yaml.AliasToken):
+                raise InvalidArgument(
+                    "the uploaded join request uses YAML anchors or aliases; send the file"
+                    " spean join wrote, unchanged"
+                )
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"the uploaded join request is not valid YAML: {exc}") from None
 
 
 def check_if_match(if_match: str | None, current: str) -> None:

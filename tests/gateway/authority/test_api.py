@@ -18,6 +18,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from structlog.testing import capture_logs
 
 from spean.demo.vehicles.v1 import vehicles_pb2
 from spean.gateway import pki
@@ -317,3 +318,26 @@ def test_an_oversized_body_is_refused_before_it_is_read(desk: Desk) -> None:
             headers={"If-Match": _etag(officer), "Content-Type": "application/json"},
         )
     assert answer.status_code == 413
+
+
+def test_hostile_uploads_and_refusals_are_refused_clearly_and_logged(desk: Desk) -> None:
+    laughs = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
+    with desk.client(desk.keys[Role.REGISTRATION_OFFICER]) as officer, capture_logs() as logs:
+        bomb = officer.post(
+            "/registration-requests",
+            json={"join_request": laughs},
+            headers={"If-Match": _etag(officer)},
+        )
+        garbage = officer.post(
+            "/registration-requests",
+            json={"join_request": "format: 1\nmember: [unclosed"},
+            headers={"If-Match": _etag(officer)},
+        )
+        forbidden = officer.post("/publications", json={}, headers={"If-Match": _etag(officer)})
+    assert bomb.status_code == 400
+    assert "anchors or aliases" in bomb.json()["detail"]
+    assert garbage.status_code == 400
+    assert "not valid YAML" in garbage.json()["detail"]
+    assert forbidden.status_code == 403
+    refused = [entry for entry in logs if entry["event"] == "management.refused"]
+    assert [(e["status"], e["path"]) for e in refused] == [(403, "/api/v1/publications")]
