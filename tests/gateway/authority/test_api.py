@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -341,3 +342,36 @@ def test_hostile_uploads_and_refusals_are_refused_clearly_and_logged(desk: Desk)
     assert forbidden.status_code == 403
     refused = [entry for entry in logs if entry["event"] == "management.refused"]
     assert [(e["status"], e["path"]) for e in refused] == [(403, "/api/v1/publications")]
+
+
+def test_two_changes_from_one_read_one_wins_and_the_other_is_412(desk: Desk) -> None:
+    def admission(member: str) -> dict[str, str]:
+        csr = pki.csr_pem(pki.make_csr(pki.generate_key("ec-p256"), member, "member"))
+        return {"id": member, "name": f"Ministry {member[-3:]}", "csr": csr.decode()}
+
+    with desk.client(desk.keys[Role.REGISTRATION_OFFICER]) as officer:
+        etag = _etag(officer)
+        bodies = [admission("KH/GOV/MRD"), admission("KH/GOV/MLV")]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(
+                pool.map(
+                    lambda body: officer.post("/members", json=body, headers={"If-Match": etag}),
+                    bodies,
+                )
+            )
+        admitted = {m["id"] for m in officer.get("/members").json()}
+    assert sorted(a.status_code for a in answers) == [200, 412]
+    winner = bodies[[a.status_code for a in answers].index(200)]["id"]
+    loser = ({"KH/GOV/MRD", "KH/GOV/MLV"} - {winner}).pop()
+    assert winner in admitted
+    assert loser not in admitted
+
+
+def test_a_change_made_with_the_command_line_makes_the_read_stale(desk: Desk) -> None:
+    with desk.client(desk.keys[Role.SYSTEM_ADMINISTRATOR]) as sysadmin:
+        etag = _etag(sysadmin)
+        desk.authority.set_auditor_key(
+            bytes(range(32))
+        )  # what spean authority set-auditor-key does
+        stale = sysadmin.post("/publications", json={}, headers={"If-Match": etag})
+    assert stale.status_code == 412
