@@ -36,7 +36,9 @@ Modules: `registry` (the directory layout, registry.yaml, locking), `core`
 (the `Authority`: admission, revocation, publication), `configuration`
 (registry to GlobalConfiguration, pure), `http` (serving the signed
 configuration and its anchor), `members` (the member side) and `joins` (a
-join request: admission in one step, or pending until an officer approves).
+join request: admission in one step, or pending until an officer approves);
+`admin`, `api`, `console` and `listener` are its management API and console
+(`spean authority serve --management`).
 Import from this package; the submodules' own names may change.
 """
 

@@ -4,7 +4,9 @@ Every command opens the authority directory (`--dir`), does one thing through
 `spean.gateway.authority.Authority` and prints what it did. The commands for
 join requests (`admit --request`, `set-approval`, `pending`, `approve`,
 `reject`) are in `authority_joins`. Keys are decrypted only
-by the commands that sign (init, admit, publish); `serve` needs no passphrase.
+by the commands that sign (init, admit, publish); `serve` needs no passphrase,
+but `serve --management FILE` does (its API approves, revokes and publishes).
+The management API's keys are `api-key` (`authority_management`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 
 from spean.gateway import pki
 from spean.gateway.authority import Authority
+from spean.gateway.authority.listener import AuthorityManagementListener, load_settings
 from spean.gateway.cli import authority_joins as joins_cli
+from spean.gateway.cli import authority_management as management_cli
 from spean.gateway.cli.durations import parse_duration
 from spean.gateway.cli.member import add_passphrase_argument, ensure_logging, read_passphrase
 from spean.gateway.errors import ConfigError
@@ -205,11 +209,18 @@ def register(subparsers: Any) -> None:
 
     joins_cli.register_approval(commands)
 
-    serve = commands.add_parser("serve", help="serve the published configuration over HTTP")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the published configuration over HTTP, and the management API and"
+        " console with --management",
+    )
     _dir(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", required=True, type=int, help="port to listen on (0: any)")
+    management_cli.add_management_argument(serve, required=False)
+    add_passphrase_argument(serve)
     serve.set_defaults(func=cmd_serve)
+    management_cli.register_api_keys(commands)
 
 
 def _dir(parser: argparse.ArgumentParser) -> None:
@@ -383,7 +394,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     ensure_logging()
-    authority = Authority.open(args.dir)
+    management = None
+    if args.management is not None:
+        # Approving and publishing sign: the management API needs the keys' passphrase.
+        authority = Authority.open(args.dir, read_passphrase(args))
+        management = AuthorityManagementListener(
+            authority, load_settings(args.management), read_passphrase(args)
+        )
+    else:
+        authority = Authority.open(args.dir)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -392,12 +411,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    server = authority.serve(args.host, args.port)
+    try:
+        server = authority.serve(args.host, args.port)
+    except BaseException:
+        if management is not None:
+            management.stop()
+        raise
     print(f"serving {server.url}", flush=True)
     try:
+        if management is not None:
+            management.start()
+            print(f"management API and console on {management.url}/console", flush=True)
         # A timeout keeps the wait responsive to signals on every platform.
         while not stopping.wait(1.0):
             pass
     finally:
+        if management is not None:
+            management.stop()
         server.stop()
     return 0

@@ -49,15 +49,33 @@ class Permission(StrEnum):
     """the exchanges that touched one's own records, with their proofs (a data subject)"""
     LOOK_UP_SUBJECTS = "look-up-subjects"
     """any person's exchanges, for a stated purpose (each look-up is recorded)"""
+    REGISTER = "register"
+    """submit join requests, admit members, register service descriptions (the authority's)"""
+    SET_APPROVAL = "set-approval"
+    """whether join requests wait for an officer or are admitted at once (the authority's)"""
+    REVOKE = "revoke"
+    """revoke a certificate the authority issued (the authority's API)"""
+    PUBLISH = "publish"
+    """sign and publish the next global configuration (the authority's API)"""
 
 
 _READ = frozenset({Permission.VIEW_STATUS, Permission.VIEW_ACCESS, Permission.VIEW_TRAFFIC})
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SYSTEM_ADMINISTRATOR: _READ
-    | {Permission.EDIT_ACCESS, Permission.EDIT_SERVICES, Permission.VIEW_AUDIT, Permission.RELOAD},
+    | {
+        Permission.EDIT_ACCESS,
+        Permission.EDIT_SERVICES,
+        Permission.VIEW_AUDIT,
+        Permission.RELOAD,
+        Permission.SET_APPROVAL,
+        Permission.REVOKE,
+        Permission.PUBLISH,
+    },
     Role.SERVICE_ADMINISTRATOR: _READ | {Permission.EDIT_ACCESS, Permission.EDIT_SERVICES},
-    Role.REGISTRATION_OFFICER: frozenset({Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS}),
+    Role.REGISTRATION_OFFICER: frozenset(
+        {Permission.VIEW_STATUS, Permission.DECIDE_REGISTRATIONS, Permission.REGISTER}
+    ),
     Role.AUDITOR: _READ | {Permission.VIEW_AUDIT, Permission.LOOK_UP_SUBJECTS},
     Role.DATA_SUBJECT: frozenset({Permission.VIEW_OWN_EXCHANGES}),
 }
