@@ -86,6 +86,8 @@ class ServerView(Protocol):
 
     def reload(self) -> ServerConfig: ...
 
+    def reload_peers(self) -> None: ...
+
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
@@ -261,6 +263,7 @@ class ManagementService:
                 raise ReloadFailed(
                     f"the server kept its running configuration: {exc.message}"
                 ) from exc
+        self.server.reload_peers()
         log.info("management.reloaded", principal=principal.name, action_id=action_id)
         return self.certificates()
 
@@ -408,6 +411,8 @@ class ManagementService:
                         "management.change_failed", action=recorded.action.action, error=exc.message
                     )
                 raise
+        if recorded is not None:
+            self.server.reload_peers()
         return recorded
 
     # ------------------------------------------------------------ data subjects

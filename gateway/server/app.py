@@ -247,9 +247,17 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
 class SecurityServer:
     """One security server process: consumer and/or provider endpoint."""
 
-    def __init__(self, config: ServerConfig, worker: str = "w0") -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        worker: str = "w0",
+        reload_peers: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.worker = worker
+        # Under a supervisor: asks it to reload every worker (the management API's changes
+        # are made in one worker, and the others must follow without a restart).
+        self._reload_peers = reload_peers
         self.origin = f"{config.server_id}#{worker}"
         self.consumer_port: int | None = None
         self.provider_port: int | None = None
@@ -636,6 +644,17 @@ class SecurityServer:
     def published_adapters(self) -> Mapping[SubsystemId, Adapter]:
         """The provider's adapters by subsystem (empty without a provider)."""
         return self._provider.services if self._provider is not None else {}
+
+    def reload_peers(self) -> None:
+        """After a change this process made and reloaded: the other workers reload too.
+
+        A server of one process has no peers. Under a supervisor (``--workers N``)
+        the supervisor is asked to send SIGHUP to every worker, this one included
+        (a second reload of the same file changes nothing here).
+        """
+        if self._reload_peers is not None:
+            self._reload_peers()
+            log.info("server.reload_peers_requested", origin=self.origin)
 
     # ---- end of the management API's part
 

@@ -108,14 +108,18 @@ def serve(
     worker: str = "w0",
     grace: float = 10.0,
     on_ready: Callable[[SecurityServer], None] | None = None,
+    reload_peers: Callable[[], None] | None = None,
 ) -> int:
-    """Run one security server until SIGTERM/SIGINT; SIGHUP reloads. Main thread only."""
+    """Run one security server until SIGTERM/SIGINT; SIGHUP reloads. Main thread only.
+
+    `reload_peers` is how this server asks for the other workers to reload (a
+    worker's: its supervisor)."""
     from spean.gateway.server.app import SecurityServer
 
     # Block before grpc, the audit writer or the configuration refresher start
     # a thread: threads inherit the mask, so only sigwait below sees signals.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    server = SecurityServer(config, worker=worker)
+    server = SecurityServer(config, worker=worker, reload_peers=reload_peers)
     try:
         server.start()
     except SpeanError:
@@ -165,7 +169,19 @@ def _worker_main(
         def announce(server: SecurityServer) -> None:
             ready.send(("ready", server.consumer_port, server.provider_port))
 
-        serve(config, worker=worker_name(index, instance), grace=grace, on_ready=announce)
+        supervisor = os.getppid()
+
+        def reload_peers() -> None:
+            # The supervisor relays SIGHUP to every worker (Supervisor._reload).
+            os.kill(supervisor, signal.SIGHUP)
+
+        serve(
+            config,
+            worker=worker_name(index, instance),
+            grace=grace,
+            on_ready=announce,
+            reload_peers=reload_peers,
+        )
     except SpeanError as exc:
         ready.send(("failed", exc.message))
         raise SystemExit(1) from None
