@@ -137,14 +137,58 @@ def status_page(request: Request) -> HTMLResponse:
 @router.get("/console/services")
 def services_page(request: Request) -> HTMLResponse:
     session, _ = _page(request, Permission.VIEW_STATUS)
+    return _services_page(request, session)
+
+
+def _services_page(
+    request: Request,
+    session: Session,
+    status: int = 200,
+    notice: str | None = None,
+    refused: str | None = None,
+) -> HTMLResponse:
     service = _service(request)
     return _console(request).render(
         request,
         "services.html",
+        status=status,
         session=session,
         services=service.services(),
         clients=service.clients(),
+        etag=service.services_etag(),
+        notice=notice,
+        refused=refused,
     )
+
+
+@router.post("/console/services/{action}")
+async def change_method_state(request: Request, action: str) -> Response:
+    """Disable a method (with a notice) or enable it: the API's change, CSRF-checked."""
+    console = _console(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    principal = console.require(session, Permission.EDIT_SERVICES)
+    if action not in ("disable", "enable"):
+        raise NotFound(f"no service action {action!r}: disable or enable")
+    t = Translator(console.locale(request))
+    try:
+        change = models.MethodStateChange.model_validate(
+            {
+                "subsystem": form.get("subsystem"),
+                "method": form.get("method"),
+                "notice": str(form.get("notice") or "").strip(),
+            }
+        )
+        result = _service(request).set_method_state(
+            principal, change, enabled=action == "enable", if_match=str(form.get("etag") or "")
+        )
+    except SpeanError as exc:
+        return _services_page(request, session, http_status(exc), refused=exc.message)
+    except ValidationError as exc:
+        return _services_page(request, session, 422, refused=_first_error(exc))
+    done = f"services.{action}d_change" if result.changed else "services.unchanged"
+    return _services_page(request, session, notice=t(done, method=change.method))
 
 
 def _access_context(request: Request, principal: Principal) -> dict[str, Any]:

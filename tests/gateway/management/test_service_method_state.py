@@ -4,6 +4,11 @@ says who and when, and enabling brings the method back; nothing needs a restart.
 
 from __future__ import annotations
 
+import contextlib
+import html
+import re
+from collections.abc import Iterator
+
 import grpc
 import httpx
 import pytest
@@ -133,3 +138,60 @@ def test_an_auditor_may_not_disable(managed: tuple[World, Admin]) -> None:
         )
     assert answer.status_code == 403
     assert "may not edit-services" in answer.text
+
+
+# -- the same through the console -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _console_login(admin: Admin, key: str) -> Iterator[httpx.Client]:
+    with admin.client() as client:
+        client.base_url = httpx.URL(admin.url.removesuffix("/api/v1"))
+        answer = client.post("/console/login", data={"api_key": key})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def _method_form(page: str, method: str) -> dict[str, str]:
+    """The hidden fields of the form on `method`'s row, as a browser would send them."""
+    row = page[page.index(f"<code>{method}</code>") :]
+    form = row[: row.index("</form>")]
+    found = re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', form)
+    return {name: html.unescape(value) for name, value in found}
+
+
+def test_the_console_disables_and_enables_a_method(managed: tuple[World, Admin]) -> None:
+    world, admin = managed
+    with _console_login(admin, admin.keys[Role.SERVICE_ADMINISTRATOR]) as console:
+        page = console.get("/console/services").text
+        fields = _method_form(page, GET_VEHICLE)
+        done = console.post("/console/services/disable", data={**fields, "notice": NOTICE})
+        assert done.status_code == 200, done.text
+        assert f"Disabled {GET_VEHICLE}" in done.text
+        with world.consumer_channel() as channel:
+            refused = get_vehicle(channel)
+        assert refused.code is grpc.StatusCode.FAILED_PRECONDITION
+        assert NOTICE in refused.details
+        # A form from before the change is stale (412), not applied twice.
+        stale = console.post("/console/services/disable", data={**fields, "notice": "again"})
+        assert stale.status_code == 412
+        again = console.post("/console/services/enable", data=_method_form(done.text, GET_VEHICLE))
+        assert again.status_code == 200, again.text
+        assert f"Enabled {GET_VEHICLE} again" in again.text
+        with world.consumer_channel() as channel:
+            assert get_vehicle(channel).code is grpc.StatusCode.OK
+        # Without the session's CSRF token nothing changes.
+        fields = _method_form(again.text, GET_VEHICLE)
+        forged = console.post(
+            "/console/services/disable", data={**fields, "csrf_token": "forged", "notice": "x"}
+        )
+        assert forged.status_code == 403
+    assert _state(admin, GET_VEHICLE)["enabled"] is True
+
+
+def test_an_auditor_sees_the_state_without_the_buttons(managed: tuple[World, Admin]) -> None:
+    _, admin = managed
+    with _console_login(admin, admin.keys[Role.AUDITOR]) as console:
+        page = console.get("/console/services").text
+    assert "Enabled" in page
+    assert "/console/services/disable" not in page
