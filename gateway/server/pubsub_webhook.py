@@ -1,0 +1,268 @@
+"""Webhook publishing: a provider system that cannot speak gRPC publishes by HTTP POST.
+
+An optional HTTPS listener of the provider's own security server
+(``pubsub.webhook``, docs/pubsub.md "Webhook publishing"), built on the web
+foundation (`web.app.create_app`, `web.serve.WebListener`): one route,
+``POST /api/v1/events``, whose OpenAPI document is at
+``/api/v1/openapi.json``.
+
+- **Who**: the ``Spean-Client`` header names the publishing subsystem, which
+  must be one of this server's ``consumer.clients``. It is proven by an API
+  key of the webhook's key store (``Authorization: Bearer spk_...``) listed
+  for that subsystem under ``pubsub.webhook.keys``, or by the TLS client
+  certificate registered for it (``consumer.clients[].certificate``). A
+  subsystem without a registered certificate publishes with a key only.
+- **What**: ``Spean-Topic`` (the topic NAME, owned by the client),
+  ``Spean-Event-Id`` (optional; the idempotency key), and the body: the
+  event as ``application/x-protobuf`` (its bytes) or ``application/json``
+  (protobuf's JSON mapping of the topic's event type, stored in binary).
+- **When answered**: through `PubSubApps.publish_event`, the path of gRPC
+  `Publish`: only once the event and its ``EVENT_PUBLISH`` audit record are
+  durable (201, or 200 for a repeated event id with the same event); every
+  refusal, credentials included, is audited and answered as an RFC 9457
+  problem with the HTTP status of its gRPC code. Every answer carries
+  ``Spean-Exchange-Id``, the audit record's exchange id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from spean.gateway.admission import ConsumerRules, check_client
+from spean.gateway.config import ServerConfig, WebhookConfig
+from spean.gateway.errors import InvalidArgument, PermissionDenied, SpeanError, Unauthenticated
+from spean.gateway.identifiers import SubsystemId
+from spean.gateway.metadata import EXCHANGE_ID
+from spean.gateway.server.pubsub_apps import PubSubApps
+from spean.gateway.tokens import new_exchange_id
+from spean.gateway.web import problems
+from spean.gateway.web.api_keys import PREFIX, ApiKeyStore
+from spean.gateway.web.app import create_app
+from spean.gateway.web.auth import Authenticator
+from spean.gateway.web.serve import ListenerTls, WebListener
+
+_KEY_ID = re.compile(r"spk_([0-9a-f]{12})_")
+_PROTOBUF = ("application/x-protobuf", "application/protobuf", "application/octet-stream")
+_JSON = "application/json"
+# The HTTP framing around the largest event the server accepts (limits.max_message_bytes).
+_JSON_OVERHEAD = 4
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A body that is neither protobuf nor JSON (HTTP 415)."""
+
+    http_status = 415
+
+
+class Published(BaseModel):
+    """The event is durable: its id, its sequence number in the topic, whether it was there."""
+
+    event_id: str
+    sequence: int
+    duplicate: bool
+    exchange_id: str
+
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key (spk_...) listed for the publishing subsystem in pubsub.webhook.keys",
+)
+
+Identify = Callable[[], tuple[SubsystemId, str]]
+
+
+class WebhookCredentials:
+    """Who posted: an API key mapped to a subsystem, or the client's registered certificate."""
+
+    def __init__(self, section: WebhookConfig, store: ApiKeyStore, rules: ConsumerRules) -> None:
+        self._keys = {SubsystemId.parse(k.client): k.id for k in section.keys}
+        self.store = store
+        self._rules = rules
+        # With a key, the key is the credential: no client certificate is required.
+        self._keyed_rules = replace(rules, clients=dict.fromkeys(rules.clients))
+
+    def identify(self, request: Request) -> tuple[SubsystemId, str]:
+        named = request.headers.get("spean-client")
+        if not named:
+            raise InvalidArgument("the Spean-Client header must name the publishing subsystem")
+        client = SubsystemId.parse(named)
+        chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+        pem = chain[0].encode() if chain else None
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, key = header.partition(" ")
+            key = key.strip()
+            if scheme.lower() != "bearer" or not key.startswith(PREFIX):
+                raise Unauthenticated("the Authorization header must be 'Bearer spk_...'")
+            self.store.authenticate(key)
+            match = _KEY_ID.match(key)
+            assert match is not None  # authenticate checked the form
+            if self._keys.get(client) != match.group(1):
+                raise PermissionDenied(
+                    f"API key {match.group(1)} does not publish as {client}"
+                    " (pubsub.webhook.keys lists the subsystem of each key)"
+                )
+            thumbprint = check_client(self._keyed_rules, client, pem)
+            return client, thumbprint
+        if pem is None:
+            raise Unauthenticated(
+                "no credentials: present an API key (Authorization: Bearer spk_...) or the client"
+                f" certificate registered for {client}"
+            )
+        if self._rules.clients.get(client) is None:
+            check_client(self._rules, client, pem)  # an unregistered client is refused here
+            raise Unauthenticated(
+                f"{client} has no client certificate registered (consumer.clients[].certificate),"
+                " so a certificate does not identify it; use an API key"
+            )
+        return client, check_client(self._rules, client, pem)
+
+
+def _media(content_type: str) -> bool:
+    """True for JSON, False for protobuf; `UnsupportedMediaType` otherwise."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == _JSON:
+        return True
+    if media in _PROTOBUF:
+        return False
+    raise UnsupportedMediaType(
+        f"the body must be application/x-protobuf or application/json, not {media or 'untyped'}"
+    )
+
+
+def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_bytes: int) -> Any:
+    router = APIRouter(tags=["events"])
+
+    @router.post(
+        "/events",
+        status_code=201,
+        response_model=Published,
+        summary="Publish one event on a topic of the calling subsystem",
+        responses={200: {"model": Published, "description": "the event id was already there"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                    _JSON: {
+                        "schema": {
+                            "type": "object",
+                            "description": "the event in protobuf's JSON mapping of the"
+                            " topic's event type",
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def publish(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+        spean_client: Annotated[
+            str | None, Header(description="the publishing subsystem, e.g. KH/GOV/MOI/population")
+        ] = None,
+        spean_topic: Annotated[
+            str | None, Header(description="the topic NAME, owned by the publishing subsystem")
+        ] = None,
+        spean_event_id: Annotated[
+            str | None,
+            Header(description="lower-case UUID4, the idempotency key; empty: one is made"),
+        ] = None,
+    ) -> Response:
+        exchange_id = new_exchange_id()
+        headers = {EXCHANGE_ID: exchange_id}
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+
+        def identify() -> tuple[SubsystemId, str]:
+            found = credentials.identify(request)
+            if not spean_topic:
+                raise InvalidArgument("the Spean-Topic header must name the topic")
+            return found
+
+        try:
+            is_json = _media(content_type)
+        except UnsupportedMediaType as refusal:
+            error: SpeanError = refusal
+
+            def refused() -> tuple[SubsystemId, str]:
+                credentials.identify(request)
+                raise error
+
+            identify, is_json = refused, False
+        try:
+            answer = await run_in_threadpool(
+                apps.publish_event,
+                exchange_id,
+                identify,
+                spean_topic or "",
+                spean_event_id or "",
+                body,
+                body_is_json=is_json,
+            )
+        except SpeanError as exc:
+            response = problems.problem(
+                request, problems.http_status(exc), exc.message, exc.code.name.lower()
+            )
+            response.headers.update(headers)
+            return response
+        published = Published(
+            event_id=answer.event_id,
+            sequence=answer.sequence,
+            duplicate=answer.duplicate,
+            exchange_id=exchange_id,
+        )
+        return JSONResponse(
+            published.model_dump(), status_code=200 if answer.duplicate else 201, headers=headers
+        )
+
+    return create_app(
+        "Spean webhook publishing",
+        "1",
+        [router],
+        # The app factory's authenticator serves `requires`, which this API does not use:
+        # each publish is identified (and audited) on the publish path itself.
+        Authenticator(credentials.store),
+        max_body_bytes,
+    )
+
+
+class WebhookPublishing:
+    """The webhook listener of one security server: built bound, serving from `start`."""
+
+    def __init__(self, config: ServerConfig, apps: PubSubApps, rules: ConsumerRules) -> None:
+        assert config.pubsub is not None
+        assert config.pubsub.webhook is not None
+        section = config.pubsub.webhook
+        tls = None
+        if section.tls is not None:
+            tls = ListenerTls(
+                certificate=config.resolve(section.tls.certificate),
+                key=config.resolve(section.tls.key),
+                client_ca=config.resolve(section.tls.client_ca) if section.tls.client_ca else None,
+            )
+        credentials = WebhookCredentials(
+            section, ApiKeyStore(config.resolve(section.api_keys)), rules
+        )
+        # JSON of an event may be larger than its binary form: room for it.
+        limit = config.limits.max_message_bytes * _JSON_OVERHEAD
+        self._app = webhook_app(apps, credentials, limit)
+        self._listener = WebListener(section.listen, tls, name="webhook")
+        self.port = self._listener.port
+        self.scheme = self._listener.scheme
+
+    def start(self) -> None:
+        self._listener.start(self._app)
+
+    def stop(self) -> None:
+        self._listener.stop()
