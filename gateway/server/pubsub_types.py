@@ -73,7 +73,7 @@ class EventTypes:
         except DecodeError as exc:
             raise InvalidArgument(
                 f"the payload is not a {topic.event_type}, the event type of topic"
-                f" {topic.id}: {exc or 'it does not parse'}"
+                f" {topic.id}: the bytes do not parse as that type ({exc or 'DecodeError'})"
             ) from None
         known = cls()
         known.CopyFrom(event)

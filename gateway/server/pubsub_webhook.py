@@ -85,7 +85,7 @@ class WebhookCredentials:
     """Who posted: an API key mapped to a subsystem, or the client's registered certificate."""
 
     def __init__(self, section: WebhookConfig, store: ApiKeyStore, rules: ConsumerRules) -> None:
-        self._keys = {SubsystemId.parse(k.client): k.id for k in section.keys}
+        self._keys = {k.id: SubsystemId.parse(k.client) for k in section.keys}
         self.store = store
         self._rules = rules
         # With a key, the key is the credential: no client certificate is required.
@@ -107,7 +107,7 @@ class WebhookCredentials:
             self.store.authenticate(key)
             match = _KEY_ID.match(key)
             assert match is not None  # authenticate checked the form
-            if self._keys.get(client) != match.group(1):
+            if self._keys.get(match.group(1)) != client:
                 raise PermissionDenied(
                     f"API key {match.group(1)} does not publish as {client}"
                     " (pubsub.webhook.keys lists the subsystem of each key)"
