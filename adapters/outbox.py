@@ -247,6 +247,7 @@ class OutboxRelay:
             names.append(outbox.published_column)
         self._table = table(outbox.name, *(column(n) for n in names if n is not None))
         self._event_column = outbox.payload or outbox.json or ""
+        self.owns_engine = False
 
     def _pending(self) -> list[Sequence[Any]]:
         t, o = self._table, self._outbox
@@ -325,6 +326,12 @@ class OutboxRelay:
     def stop(self) -> None:
         self._stopped.set()
 
+    def close(self) -> None:
+        """Release the publisher and, for a relay made by `load_relay`, its engine."""
+        self._publisher.close()
+        if self.owns_engine:
+            self._engine.dispose()
+
 
 # -- the relay as a process: python -m spean.adapters.outbox --config outbox.yaml ---------------
 
@@ -363,7 +370,7 @@ def load_relay(path: Path) -> OutboxRelay:
         raise ConfigError(f"{path}: after must be delete or mark")
     timeout = float(document.get("timeout_ms", 10_000)) / 1000
     publisher = _publisher(path, document, str(document["client"]), timeout)
-    return OutboxRelay(
+    relay = OutboxRelay(
         open_engine(options, path),
         outbox,
         publisher,
@@ -371,6 +378,8 @@ def load_relay(path: Path) -> OutboxRelay:
         poll_s=float(document.get("poll_ms", 500)) / 1000,
         max_backoff_s=float(document.get("max_backoff_ms", 30_000)) / 1000,
     )
+    relay.owns_engine = True
+    return relay
 
 
 def _publisher(path: Path, document: Mapping[str, Any], client: str, timeout: float) -> Publisher:
@@ -425,7 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: relay.stop())
     signal.signal(signal.SIGINT, lambda *_: relay.stop())
     started = time.monotonic()
-    relay.run()
+    try:
+        relay.run()
+    finally:
+        relay.close()
     log.info("outbox.stopped", ran_s=round(time.monotonic() - started, 1))
     return 0
 
