@@ -393,12 +393,19 @@ class WebhookConfig(_Model):
         return self
 
 
+def _push_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
 class PushConfig(_Model):
     """One subscription's events POSTed, in order, to an internal URL (docs/pubsub.md)."""
 
     client: Subsystem
     topic: Topic
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    url: Annotated[str, AfterValidator(_push_url)]
     secret_file: Path = Field(
         description="file holding the HMAC-SHA256 key of the Spean-Signature header"
     )
