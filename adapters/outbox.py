@@ -41,6 +41,7 @@ the second relay's publish is a duplicate) but useless; run one.
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -150,13 +151,12 @@ class WebhookPublisher:
         url: str,
         client: str,
         api_key: str,
-        verify: Any = True,
-        cert: tuple[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
         timeout_s: float = 10.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), verify=verify, cert=cert, headers=headers, timeout=timeout_s
+            base_url=url.rstrip("/"), verify=verify, headers=headers, timeout=timeout_s
         )
         self._client = client
         self.address = url
@@ -400,11 +400,19 @@ def _publisher(path: Path, document: Mapping[str, Any], client: str, timeout: fl
                 key = key_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(f"{path}: api_key_file: {exc.strerror}") from None
-        verify: Any = str(path.parent / tls["ca"]) if "ca" in tls else True
-        cert = None
-        if "certificate" in tls:
-            cert = (str(path.parent / tls["certificate"]), str(path.parent / tls["key"]))
-        return WebhookPublisher(str(document["webhook"]), client, key, verify, cert, timeout)
+        verify: ssl.SSLContext | bool = True
+        if tls:
+            try:
+                verify = ssl.create_default_context(
+                    cafile=str(path.parent / tls["ca"]) if "ca" in tls else None
+                )
+                if "certificate" in tls:
+                    verify.load_cert_chain(
+                        str(path.parent / tls["certificate"]), str(path.parent / tls["key"])
+                    )
+            except (OSError, ssl.SSLError, KeyError) as exc:
+                raise ConfigError(f"{path}: tls: cannot load the TLS files: {exc}") from None
+        return WebhookPublisher(str(document["webhook"]), client, key, verify, timeout)
     if not document.get("server"):
         raise ConfigError(f"{path}: server (the consumer endpoint) or webhook is required")
     credentials = None

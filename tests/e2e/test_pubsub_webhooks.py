@@ -15,11 +15,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from google.protobuf import json_format
+from sqlalchemy import create_engine, text
 
+from spean.adapters.outbox import load_relay
 from spean.demo.population.v1 import events_pb2
 from spean.gateway.audit.record import Kind
 from spean.gateway.demo.ministries import MOH, MOI, MPWT, NHIS, POPULATION, VEHICLES
@@ -302,3 +306,58 @@ def test_a_pushed_subscription_cannot_be_subscribed_with_grpc(
         next(stream)
     assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "webhook delivery (pubsub.push)" in (caught.value.details() or "")
+
+
+# -- the outbox adapter with a JSON column, through the webhook ------------------------------
+
+
+def test_an_outbox_json_column_is_published_through_the_webhook(
+    edges: tuple[World, Webhooks], tmp_path: Path
+) -> None:
+    world, hooks = edges
+    database = tmp_path / "population.db"
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE changes_outbox (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+                " event_id TEXT NOT NULL, body TEXT NOT NULL)"
+            )
+        )
+        ids = [str(uuid.uuid4()) for _ in range(2)]
+        for n, event_id in enumerate(ids, start=50):
+            conn.execute(
+                text("INSERT INTO changes_outbox (topic, event_id, body) VALUES (:t, :e, :b)"),
+                {"t": ADDRESS_CHANGED, "e": event_id, "b": json.dumps(as_json(n))},
+            )
+    engine.dispose()
+    (tmp_path / "key").write_text(hooks.keys[POPULATION] + "\n")
+    config = tmp_path / "outbox.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{database}",
+                "table": "changes_outbox",
+                "columns": {"json": "body"},
+                "webhook": hooks.url,
+                "api_key_file": "key",
+                "client": POPULATION,
+                "tls": {"ca": str(hooks.ca)},
+            }
+        )
+    )
+    relay = load_relay(config)
+    try:
+        answers = relay.run_once()
+    finally:
+        relay.close()
+    assert [(a.event_id, a.duplicate) for a in answers] == [(i, False) for i in ids]
+    node = world.server(MOI).pubsub
+    assert node is not None
+    stored = node.store.event(TopicId.parse(TOPIC), answers[1].sequence)
+    assert stored is not None
+    assert stored.payload == address_changed(51)
+    check = create_engine(f"sqlite:///{database}")
+    with check.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM changes_outbox")).scalar() == 0
+    check.dispose()
