@@ -41,6 +41,7 @@ the second relay's publish is a duplicate) but useless; run one.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
 import threading
 import time
@@ -155,8 +156,12 @@ class WebhookPublisher:
         timeout_s: float = 10.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # TCP_NODELAY: the request's headers and body leave in two writes (see pubsub_push).
+        transport = httpx.HTTPTransport(
+            verify=verify, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), verify=verify, headers=headers, timeout=timeout_s
+            base_url=url.rstrip("/"), transport=transport, headers=headers, timeout=timeout_s
         )
         self._client = client
         self.address = url
