@@ -30,6 +30,7 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Security
@@ -40,7 +41,14 @@ from starlette.concurrency import run_in_threadpool
 
 from spean.gateway.admission import ConsumerRules, check_client
 from spean.gateway.config import ServerConfig, WebhookConfig
-from spean.gateway.errors import InvalidArgument, PermissionDenied, SpeanError, Unauthenticated
+from spean.gateway.errors import (
+    ConfigError,
+    InvalidArgument,
+    PermissionDenied,
+    SpeanError,
+    Unauthenticated,
+)
+from spean.gateway.files.config import edit_document, load_config
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.metadata import EXCHANGE_ID
 from spean.gateway.server.pubsub_apps import PubSubApps
@@ -49,6 +57,7 @@ from spean.gateway.web import problems
 from spean.gateway.web.api_keys import PREFIX, ApiKeyStore
 from spean.gateway.web.app import create_app
 from spean.gateway.web.auth import Authenticator
+from spean.gateway.web.roles import Role
 from spean.gateway.web.serve import ListenerTls, WebListener
 
 _KEY_ID = re.compile(r"spk_([0-9a-f]{12})_")
@@ -266,9 +275,7 @@ class WebhookPublishing:
                 key=config.resolve(section.tls.key),
                 client_ca=config.resolve(section.tls.client_ca) if section.tls.client_ca else None,
             )
-        credentials = WebhookCredentials(
-            section, ApiKeyStore(config.resolve(section.api_keys)), rules
-        )
+        credentials = WebhookCredentials(section, key_store(config), rules)
         # JSON of an event may be larger than its binary form: room for it.
         limit = config.limits.max_message_bytes * _JSON_OVERHEAD
         self._app = webhook_app(apps, credentials, limit)
@@ -281,3 +288,85 @@ class WebhookPublishing:
 
     def stop(self) -> None:
         self._listener.stop()
+
+
+def key_store(config: ServerConfig) -> ApiKeyStore:
+    """The webhook's key store; never the management API's, whose keys carry roles there."""
+    assert config.pubsub is not None
+    assert config.pubsub.webhook is not None
+    path = config.resolve(config.pubsub.webhook.api_keys)
+    if config.management is not None and config.resolve(config.management.api_keys) == path:
+        raise ConfigError(
+            f"{config.path}: pubsub.webhook.api_keys is the management API's key store; give the"
+            " webhook a store of its own (a publisher's key must not log into management)"
+        )
+    return ApiKeyStore(path)
+
+
+# -- issuing keys: python -m spean.gateway.server.pubsub_webhook create-key|revoke-key --------
+
+
+def issue_key(config_path: Path, client: str) -> tuple[str, str]:
+    """A new API key for `client` in the webhook's store, listed under pubsub.webhook.keys
+    of `config_path` (edited in place, comments kept); the key (shown once) and its id."""
+    config = load_config(config_path)
+    if config.pubsub is None or config.pubsub.webhook is None:
+        raise ConfigError(f"{config_path}: there is no pubsub.webhook section; add one first")
+    subsystem = SubsystemId.parse(client)
+    registered = {c.subsystem for c in (config.consumer.clients if config.consumer else [])}
+    if str(subsystem) not in registered:
+        raise ConfigError(
+            f"{config_path}: {subsystem} is not one of consumer.clients; a webhook publishes as a"
+            " registered client"
+        )
+    # The role is not used by the webhook; the least privileged one, should it leak elsewhere.
+    key, entry = key_store(config).create(f"webhook publisher {subsystem}", Role.AUDITOR)
+
+    def add(document: Any) -> None:
+        webhook = document["pubsub"]["webhook"]
+        if webhook.get("keys") is None:
+            webhook["keys"] = []
+        webhook["keys"].append({"id": entry.id, "client": str(subsystem)})
+
+    edit_document(config_path, add)
+    return key, entry.id
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m spean.gateway.server.pubsub_webhook",
+        description="API keys of the webhook publishing listener (docs/pubsub.md)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-key", help="issue a key for a client (printed once)")
+    create.add_argument("--config", required=True, type=Path, help="the server's YAML file")
+    create.add_argument("--client", required=True, help="the subsystem the key publishes as")
+    revoke = commands.add_parser("revoke-key", help="revoke a key by its id")
+    revoke.add_argument("--config", required=True, type=Path, help="the server's YAML file")
+    revoke.add_argument("key_id", help="the key's id (the 12 hex digits after spk_)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "create-key":
+            key, key_id = issue_key(args.config, args.client)
+            print(key)
+            print(
+                f"created webhook key {key_id} for {args.client}, listed under"
+                " pubsub.webhook.keys; it is shown only now: store it in your secret manager;"
+                " restart the server to load the new entry"
+            )
+        else:
+            config = load_config(args.config)
+            if config.pubsub is None or config.pubsub.webhook is None:
+                raise ConfigError(f"{args.config}: there is no pubsub.webhook section")
+            entry = key_store(config).revoke(args.key_id)
+            print(f"webhook key {entry.id} revoked at {entry.revoked_at}; it is refused at once")
+    except SpeanError as exc:
+        print(f"error: {exc.message}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
