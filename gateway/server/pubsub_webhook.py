@@ -158,7 +158,20 @@ def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_byte
         status_code=201,
         response_model=Published,
         summary="Publish one event on a topic of the calling subsystem",
-        responses={200: {"model": Published, "description": "the event id was already there"}},
+        responses={
+            200: {"model": Published, "description": "the event id was already there"},
+            **{
+                status: {
+                    "model": problems.Problem,
+                    "content": {problems.MEDIA_TYPE: {}},
+                    "description": description,
+                }
+                for status, description in (
+                    (415, "the body is neither protobuf nor JSON"),
+                    (429, "the event is larger than limits.max_message_bytes"),
+                )
+            },
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -361,3 +362,39 @@ def test_an_outbox_json_column_is_published_through_the_webhook(
     with check.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM changes_outbox")).scalar() == 0
     check.dispose()
+
+
+@pytest.mark.slow
+def test_generated_requests_conform_to_the_openapi_document(
+    edges: tuple[World, Webhooks],
+) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    _, hooks = edges
+    with hooks.client() as http:
+        document = http.get("/openapi.json").json()
+    config = schemathesis.Config.from_dict(
+        {
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "415"]
+                }
+            }
+        }
+    )
+    operation = schemathesis.openapi.from_dict(document, config=config)["/api/v1/events"]["POST"]
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def check(case: Any) -> None:
+        # No 5xx, and every answer as the document says (status, media type, body).
+        case.call_and_validate(
+            base_url=hooks.url.removesuffix("/api/v1"),
+            headers={"Authorization": f"Bearer {hooks.keys[POPULATION]}"},
+            verify=str(hooks.ca),
+        )
+
+    check()
