@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,6 +63,8 @@ class Receiver:
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    # Called with each newly accepted event id and how many were accepted, before the answer.
+    on_accept: Callable[[str, int], None] | None = None
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         event_id = headers.get("spean-event-id", "")
@@ -77,7 +80,10 @@ class Receiver:
                 self.repeats += 1  # processed already: answered 2xx, not acted on twice
                 return 200
             self.accepted.append(Accepted(event_id, headers, body))
-            return 204
+            count = len(self.accepted)
+        if self.on_accept is not None:
+            self.on_accept(event_id, count)
+        return 204
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -217,3 +223,14 @@ def enable_webhooks(federation: Federation, failures_per_event: int = 2) -> Webh
         health=health,
         vehicles=vehicles,
     )
+
+
+def add_push(
+    federation: Federation, member: str, client: str, url: str, form: str = "protobuf"
+) -> None:
+    """List `client`'s subscription of `member` under pubsub.push, POSTed to `url`."""
+    secret = federation.configs[member].parent / "keys" / "push.secret"
+    secret.write_bytes(SECRET + b"\n")
+    entry = {"client": client, "topic": TOPIC, "url": url, "secret_file": str(secret)}
+    fast = {"initial_backoff_ms": 50, "max_backoff_ms": 200}
+    _edit(federation.configs[member], {}, {"push": [{**entry, "format": form, **fast}]})
