@@ -63,7 +63,9 @@ from spean.gateway.web.serve import ListenerTls, WebListener
 _KEY_ID = re.compile(r"spk_([0-9a-f]{12})_")
 _PROTOBUF = ("application/x-protobuf", "application/protobuf", "application/octet-stream")
 _JSON = "application/json"
-# The HTTP framing around the largest event the server accepts (limits.max_message_bytes).
+# A JSON body may be several times the size of the event's binary form (field names,
+# base64 of bytes fields): the body limit is this many times limits.max_message_bytes,
+# and the event itself is checked against that limit once mapped.
 _JSON_OVERHEAD = 4
 
 
@@ -138,18 +140,6 @@ class WebhookCredentials:
         return client, check_client(self._rules, client, pem)
 
 
-def _media(content_type: str) -> bool:
-    """True for JSON, False for protobuf; `UnsupportedMediaType` otherwise."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == _JSON:
-        return True
-    if media in _PROTOBUF:
-        return False
-    raise UnsupportedMediaType(
-        f"the body must be application/x-protobuf or application/json, not {media or 'untyped'}"
-    )
-
-
 def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_bytes: int) -> Any:
     router = APIRouter(tags=["events"])
 
@@ -205,24 +195,20 @@ def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_byte
         exchange_id = new_exchange_id()
         headers = {EXCHANGE_ID: exchange_id}
         body = await request.body()
-        content_type = request.headers.get("content-type", "")
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
         def identify() -> tuple[SubsystemId, str]:
+            # Inside the publish path, so that each of these refusals is audited too.
             found = credentials.identify(request)
             if not spean_topic:
                 raise InvalidArgument("the Spean-Topic header must name the topic")
+            if media != _JSON and media not in _PROTOBUF:
+                raise UnsupportedMediaType(
+                    "the body must be application/x-protobuf or application/json, not"
+                    f" {media or 'untyped'}"
+                )
             return found
 
-        try:
-            is_json = _media(content_type)
-        except UnsupportedMediaType as refusal:
-            error: SpeanError = refusal
-
-            def refused() -> tuple[SubsystemId, str]:
-                credentials.identify(request)
-                raise error
-
-            identify, is_json = refused, False
         try:
             answer = await run_in_threadpool(
                 apps.publish_event,
@@ -231,7 +217,7 @@ def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_byte
                 spean_topic or "",
                 spean_event_id or "",
                 body,
-                body_is_json=is_json,
+                body_is_json=media == _JSON,
             )
         except SpeanError as exc:
             response = problems.problem(
