@@ -364,6 +364,13 @@ class PubSubConfig(_Model):
     access: list[TopicAccessConfig] = Field(default_factory=list)
     subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    webhook: WebhookConfig | None = Field(
+        default=None, description="HTTPS publishing for systems that do not speak gRPC"
+    )
+    push: list[PushConfig] = Field(
+        default_factory=list,
+        description="subscriptions delivered by HTTP POST to an internal URL, not by Subscribe",
+    )
 
     @model_validator(mode="after")
     def _once_each(self) -> PubSubConfig:
@@ -372,6 +379,89 @@ class PubSubConfig(_Model):
             if (entry.client, entry.topic) in seen:
                 raise ValueError(f"subscriptions[{index}] is listed twice")
             seen.add((entry.client, entry.topic))
+        pushed: set[tuple[str, str]] = set()
+        for index, push in enumerate(self.push):
+            if (push.client, push.topic) not in seen:
+                raise ValueError(
+                    f"push[{index}]: {push.client} does not subscribe to {push.topic}; add it"
+                    " under pubsub.subscriptions"
+                )
+            if (push.client, push.topic) in pushed:
+                raise ValueError(f"push[{index}] is listed twice")
+            pushed.add((push.client, push.topic))
+        return self
+
+
+class WebhookTls(_Model):
+    """TLS of the webhook listener; with `client_ca`, applications' certificates log in."""
+
+    certificate: Path
+    key: Path
+    client_ca: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that issue the applications' client certificates",
+    )
+
+
+class WebhookKeyConfig(_Model):
+    """An API key (its id, in the key store) and the subsystem it publishes as."""
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
+    client: Subsystem
+
+
+class WebhookConfig(_Model):
+    """Publishing by HTTP POST (docs/pubsub.md, "Webhook publishing")."""
+
+    listen: Address
+    tls: WebhookTls | None = None
+    api_keys: Path = Field(
+        default=Path("state/webhook-keys.json"),
+        description="the key store (hashes only) of the publishers' API keys",
+    )
+    keys: list[WebhookKeyConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> WebhookConfig:
+        host, _ = split_address(self.listen)
+        if self.tls is None and not is_loopback(host):
+            raise ValueError(
+                f"listen address {self.listen} is not loopback: plain HTTP is only allowed on"
+                " loopback; configure pubsub.webhook.tls"
+            )
+        if len({key.id for key in self.keys}) != len(self.keys):
+            raise ValueError("an API key is listed twice under keys")
+        return self
+
+
+def _push_url(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+class PushConfig(_Model):
+    """One subscription's events POSTed, in order, to an internal URL (docs/pubsub.md)."""
+
+    client: Subsystem
+    topic: Topic
+    url: Annotated[str, AfterValidator(_push_url)]
+    secret_file: Path = Field(
+        description="file holding the HMAC-SHA256 key of the Spean-Signature header"
+    )
+    format: Literal["protobuf", "json"] = "protobuf"
+    ca: Path | None = Field(
+        default=None, description="CA certificates (PEM) for an https URL; the system's if unset"
+    )
+    timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    initial_backoff_ms: int = Field(default=500, ge=1, le=3_600_000)
+    max_backoff_ms: int = Field(default=60_000, ge=1, le=86_400_000)
+
+    @model_validator(mode="after")
+    def _initial_below_max(self) -> PushConfig:
+        if self.initial_backoff_ms > self.max_backoff_ms:
+            raise ValueError("initial_backoff_ms must not exceed max_backoff_ms")
         return self
 
 

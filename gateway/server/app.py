@@ -30,6 +30,7 @@ from spean.adapters.base import Adapter, PoolStatus
 from spean.adapters.loader import load_adapter
 from spean.gateway import pki
 from spean.gateway.access import AccessPolicy, AccessRule
+from spean.gateway.admission import ConsumerRules
 from spean.gateway.audit.backends import open_store
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.audit.writer import server_checkpoint_policy
@@ -160,6 +161,18 @@ def _client_thumbprints(
     return clients
 
 
+def _client_rules(config: ServerConfig) -> ConsumerRules | None:
+    """How the webhook of publish/subscribe identifies this server's applications."""
+    if config.consumer is None:
+        return None
+    return ConsumerRules(
+        server_id=config.server,
+        clients=_client_thumbprints(config, config.consumer),
+        max_message_bytes=config.limits.max_message_bytes,
+        max_header_bytes=config.limits.max_header_bytes,
+    )
+
+
 def _consumer_tls(
     config: ServerConfig, consumer: ConsumerConfig
 ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
@@ -238,7 +251,7 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
     if (old.pubsub is None) != (new.pubsub is None):
         changed.append("pubsub")
     elif old.pubsub is not None and new.pubsub is not None:
-        for name in ("store", "subscriptions", "delivery"):
+        for name in ("store", "subscriptions", "delivery", "webhook", "push"):
             if getattr(old.pubsub, name) != getattr(new.pubsub, name):
                 changed.append(f"pubsub.{name}")
     return changed
@@ -354,6 +367,7 @@ class SecurityServer:
                 identity=identity,
                 audit=self.audit,
                 check_client=self._check_client,
+                client_rules=_client_rules(config),
             )
         if config.provider is not None:
             self._start_provider(signer, identity)

@@ -17,8 +17,10 @@ from collections.abc import Callable
 import grpc
 
 from spean.gateway.access import AccessRule
+from spean.gateway.admission import ConsumerRules
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import PubSubConfig, ServerConfig
+from spean.gateway.errors import ConfigError
 from spean.gateway.event_admission import DeliveryRules
 from spean.gateway.events import DeliveryPolicy, Subscriptions, TopicAccess, TopicId
 from spean.gateway.eventstore.engines import open_event_store
@@ -28,7 +30,9 @@ from spean.gateway.identifiers import SubsystemId
 from spean.gateway.server.consumer import ProviderChannels, TlsIdentity
 from spean.gateway.server.pubsub_apps import PUBLISHER, SUBSCRIBER, ClientCheck, PubSubApps
 from spean.gateway.server.pubsub_delivery import DeliveryLoop
+from spean.gateway.server.pubsub_push import PushDelivery, push_targets
 from spean.gateway.server.pubsub_receive import EVENT_DELIVERY, EventReceiver
+from spean.gateway.server.pubsub_webhook import WebhookPublishing
 from spean.gateway.tokens import TokenSigner
 
 
@@ -77,10 +81,12 @@ class PubSubNode:
         identity: TlsIdentity,
         audit: AuditStore,
         check_client: ClientCheck,
+        client_rules: ConsumerRules | None = None,
     ) -> None:
         pubsub = config.pubsub
         assert pubsub is not None
         self._signer = signer
+        targets = push_targets(config) if delivers else []
         self.store: EventStore = open_event_store(pubsub.store, config.base_dir)
         self._access = topic_access(pubsub)
         limits = config.limits
@@ -99,6 +105,9 @@ class PubSubNode:
             max_event_bytes=limits.max_message_bytes,
             max_header_bytes=limits.max_header_bytes,
             published=self._published,
+            pushed=frozenset(
+                (SubsystemId.parse(p.client), TopicId.parse(p.topic)) for p in pubsub.push
+            ),
         )
         self.receiver = EventReceiver(
             origin=origin,
@@ -130,6 +139,30 @@ class PubSubNode:
                 poll_s=pubsub.delivery.poll_ms / 1000,
                 token_lifetime=limits.token_lifetime_seconds,
             )
+        # Webhook delivery to internal URLs, and webhook publishing: in the delivering
+        # process only (one POST per event at a time; one listener per server).
+        self.push: PushDelivery | None = None
+        if targets:
+            self.push = PushDelivery(
+                targets=targets,
+                store=self.store,
+                configuration=configuration,
+                types=self.apps.types,
+                ack_event=self.apps.ack_event,
+            )
+        self.webhook: WebhookPublishing | None = None
+        if delivers and pubsub.webhook is not None:
+            if client_rules is None:
+                self.store.close()
+                raise ConfigError(
+                    "pubsub.webhook publishes as this server's consumer.clients: configure"
+                    " the consumer endpoint"
+                )
+            try:
+                self.webhook = WebhookPublishing(config, self.apps, client_rules)
+            except BaseException:
+                self.store.close()
+                raise
 
     def _published(self) -> None:
         if self.loop is not None:
@@ -145,6 +178,10 @@ class PubSubNode:
     def start(self) -> None:
         if self.loop is not None:
             self.loop.start()
+        if self.push is not None:
+            self.push.start()
+        if self.webhook is not None:
+            self.webhook.start()
 
     def reconfigure(self, config: ServerConfig, signer: TokenSigner, identity: TlsIdentity) -> None:
         """Swap keys and the access rules (SIGHUP); the store and subscriptions stay."""
@@ -156,6 +193,10 @@ class PubSubNode:
             self._channels.use_identity(identity)
 
     def stop(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+        if self.push is not None:
+            self.push.stop()
         if self.loop is not None:
             self.loop.stop()
         if self._channels is not None:

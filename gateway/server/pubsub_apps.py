@@ -7,7 +7,10 @@ identified exactly as an exchange is (`ConsumerEndpoint.check_client`).
 Guarantees:
 - `Publish` answers only after the event is durable in the event store and
   its audit record (kind ``EVENT_PUBLISH``) is durable in the audit log; a
-  refused publish is audited too, and answered with its status.
+  refused publish is audited too, and answered with its status. A payload
+  that is not a message of the topic's event type is refused
+  (`pubsub_types.EventTypes.check`). The webhook (`pubsub_webhook`) and the
+  outbox publish through the same `publish_event`.
 - `Subscribe` hands out the client's events of one topic in inbox order,
   starting after the last acknowledged position, and then waits for more,
   until the server stops (`close_streams`: UNAVAILABLE, subscribe again).
@@ -32,6 +35,7 @@ from spean.gateway.audit.record import AuditRecord, Kind, Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.errors import (
     AuditError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -41,6 +45,7 @@ from spean.gateway.events import Subscriptions, TopicAccess, TopicId, event_dige
 from spean.gateway.eventstore.store import EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
+from spean.gateway.server.pubsub_types import EventTypes
 from spean.gateway.tokens import is_exchange_id, new_exchange_id
 from spean.v1 import pubsub_pb2 as pb
 
@@ -70,6 +75,7 @@ class PubSubApps:
         max_event_bytes: int,
         max_header_bytes: int,
         published: Callable[[], None],
+        pushed: frozenset[tuple[SubsystemId, TopicId]] = frozenset(),
     ) -> None:
         self._origin = origin
         self._configuration = configuration
@@ -82,6 +88,8 @@ class PubSubApps:
         self._max_header_bytes = max_header_bytes
         self._published = published
         self._closing = threading.Event()
+        self.types = EventTypes()
+        self._pushed = pushed
 
     def close_streams(self) -> None:
         """End every open Subscribe stream (the server is stopping): UNAVAILABLE, so the
@@ -123,8 +131,38 @@ class PubSubApps:
     ) -> pb.PublishResponse:
         exchange_id = new_exchange_id()
         context.set_trailing_metadata(((metadata.EXCHANGE_ID, exchange_id),))
+        try:
+            return self.publish_event(
+                exchange_id,
+                lambda: self._client(context),
+                request.topic,
+                request.event_id,
+                request.payload,
+            )
+        except SpeanError as exc:
+            context.abort(exc.code, exc.message)
+
+    def publish_event(
+        self,
+        exchange_id: str,
+        identify: Callable[[], tuple[SubsystemId, str]],
+        topic_name: str,
+        event_id: str,
+        body: bytes,
+        *,
+        body_is_json: bool = False,
+    ) -> pb.PublishResponse:
+        """The one publish path (gRPC Publish, the webhook, the outbox): identify the
+        publisher, check the topic, the event id, the size and the payload's type,
+        append durably, audit; answer only then.
+
+        `identify` gives the publishing subsystem and the thumbprint of its
+        certificate, or raises. A `body_is_json` body is the event as protobuf
+        JSON, stored as the topic's type's binary form. Every refusal is audited
+        (kind ``EVENT_PUBLISH``, its status) and raised as its `SpeanError`; an
+        audit log that cannot record raises its `AuditError` (fail closed).
+        """
         received = time.time_ns()
-        digest = event_digest(request.payload)
         record = AuditRecord(
             exchange_id=exchange_id,
             side=Side.PROVIDER,
@@ -132,41 +170,49 @@ class PubSubApps:
             received_at_ns=received,
             status="OK",
             kind=Kind.EVENT_PUBLISH,
-            request_sha256=digest,
-            request_size=len(request.payload),
+            request_sha256=event_digest(body),
+            request_size=len(body),
         )
+        payload = body
         try:
-            client, thumbprint = self._client(context)
+            client, thumbprint = identify()
             record = _with(record, client=str(client), service=str(client))
             record = _with(record, peer_certificate_sha256=thumbprint)
-            topic = TopicId(client, parse_topic_name(request.topic))
+            topic = TopicId(client, parse_topic_name(topic_name))
             record = _with(record, topic=topic.name)
-            if self._configuration().topic(topic) is None:
+            info = self._configuration().topic(topic)
+            if info is None:
                 raise NotFound(
                     f"topic {topic} is not published in the global configuration; the"
                     f" authority adds it with spean authority add-topic"
                 )
-            event_id = _event_id(request.event_id)
+            event_id = _event_id(event_id)
             record = _with(record, event_id=event_id)
-            if len(request.payload) > self._max_event_bytes:
+            if body_is_json:
+                payload = self.types.from_json(info, body)
+                digest = event_digest(payload)
+                record = _with(record, request_sha256=digest, request_size=len(payload))
+            if len(payload) > self._max_event_bytes:
                 raise ResourceExhausted(
-                    f"event is {len(request.payload)} bytes, more than the"
+                    f"event is {len(payload)} bytes, more than the"
                     f" {self._max_event_bytes} allowed (limits.max_message_bytes)"
                 )
+            if not body_is_json:
+                self.types.check(info, payload)
             appended = self._store.append(
                 topic,
                 event_id,
-                request.payload,
-                digest,
+                payload,
+                record.request_sha256,
                 received // 1_000_000,
                 self.access.subscribers(topic),
             )
             record = _with(record, sequence=appended.sequence)
         except SpeanError as exc:
-            self._record(_refused(record, exc), context)
+            self._audit_durably(_refused(record, exc))
             log.info("event.publish_refused", status=exc.code.name, error=exc.message)
-            context.abort(exc.code, exc.message)
-        self._record(_with(record, answered_at_ns=time.time_ns()), context)
+            raise
+        self._audit_durably(_with(record, answered_at_ns=time.time_ns()))
         self._published()
         log.info(
             "event.published",
@@ -179,14 +225,13 @@ class PubSubApps:
             event_id=event_id, sequence=appended.sequence, duplicate=appended.duplicate
         )
 
-    def _record(self, record: AuditRecord, context: grpc.ServicerContext) -> None:
-        """Make `record` durable; without it there is no answer (fail closed)."""
+    def _audit_durably(self, record: AuditRecord) -> None:
         latency = max(0, ((record.answered_at_ns or time.time_ns()) - record.received_at_ns))
         try:
             self._audit.append(_with(record, latency_us=latency // 1000))
         except AuditError as exc:
             log.error("audit.append_failed", exchange_id=record.exchange_id, error=exc.message)
-            context.abort(exc.code, exc.message)
+            raise
 
     # -- Subscribe and Ack ----------------------------------------------------------------
 
@@ -196,6 +241,11 @@ class PubSubApps:
         if not self.subscriptions.takes(client, topic):
             raise NotFound(
                 f"{client} has not subscribed to {topic} on this server (pubsub.subscriptions)"
+            )
+        if (client, topic) in self._pushed:
+            raise FailedPrecondition(
+                f"{client} takes {topic} by webhook delivery (pubsub.push): this server POSTs"
+                " each event to its URL and acknowledges it there, so it is not subscribed here"
             )
         return client, topic
 
@@ -239,14 +289,23 @@ class PubSubApps:
     def ack(self, request: pb.AckRequest, context: grpc.ServicerContext) -> pb.AckResponse:
         exchange_id = new_exchange_id()
         context.set_trailing_metadata(((metadata.EXCHANGE_ID, exchange_id),))
-        received = time.time_ns()
         try:
             client, topic = self._subscribed(context, request.topic)
             if request.position < 1:
                 raise InvalidArgument("position must be at least 1")
-            event = self._store.ack(client, topic, request.position)
+            acked = self.ack_event(exchange_id, client, topic, request.position)
         except SpeanError as exc:
             context.abort(exc.code, exc.message)
+        return pb.AckResponse(acked_position=acked)
+
+    def ack_event(
+        self, exchange_id: str, client: SubsystemId, topic: TopicId, position: int
+    ) -> int:
+        """The one acknowledgement path (gRPC Ack, webhook delivery): every event of
+        `client` on `topic` up to `position` acknowledged durably, then its audit
+        record (kind ``EVENT_ACK``); the acknowledged position."""
+        received = time.time_ns()
+        event = self._store.ack(client, topic, position)
         record = AuditRecord(
             exchange_id=exchange_id,
             side=Side.CONSUMER,
@@ -263,9 +322,8 @@ class PubSubApps:
             request_sha256=event.event_sha256,
             request_size=len(event.payload),
         )
-        self._record(record, context)
-        acked = self._store.acked_position(client, topic)
-        return pb.AckResponse(acked_position=acked)
+        self._audit_durably(record)
+        return self._store.acked_position(client, topic)
 
 
 def _event_id(text: str) -> str:
