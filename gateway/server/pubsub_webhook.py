@@ -27,7 +27,6 @@ foundation (`web.app.create_app`, `web.serve.WebListener`): one route,
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -246,20 +245,6 @@ def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_byte
     )
 
 
-class _NoDelayListener(WebListener):
-    """A `WebListener` whose connections send at once (TCP_NODELAY, inherited from the
-    listening socket on Linux). asyncio sets it only on sockets made with
-    ``IPPROTO_TCP``, which the bound socket is not; without it, a keep-alive
-    client waits ~40 ms per answer (the headers and the body are two writes, and
-    Nagle's algorithm holds the second until the client's delayed ACK)."""
-
-    @staticmethod
-    def _bind(listen: str) -> socket.socket:
-        sock = WebListener._bind(listen)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-
 class WebhookPublishing:
     """The webhook listener of one security server: built bound, serving from `start`."""
 
@@ -278,7 +263,7 @@ class WebhookPublishing:
         # JSON of an event may be larger than its binary form: room for it.
         limit = config.limits.max_message_bytes * _JSON_OVERHEAD
         self._app = webhook_app(apps, credentials, limit)
-        self._listener = _NoDelayListener(section.listen, tls, name="webhook")
+        self._listener = WebListener(section.listen, tls, name="webhook")
         self.port = self._listener.port
         self.scheme = self._listener.scheme
 

@@ -48,3 +48,13 @@ def test_unreadable_tls_files_are_a_configuration_error(tmp_path: Path) -> None:
 def test_an_address_without_a_valid_port_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match=re.escape("'127.0.0.1:70000' has an invalid port")):
         WebListener("127.0.0.1:70000", None, name="test-web")
+
+
+def test_connections_send_at_once() -> None:
+    """TCP_NODELAY on the listening socket, which accepted connections inherit: an answer's
+    headers and body (two writes) are not held back for the client's delayed ACK."""
+    listener = WebListener("127.0.0.1:0", None, name="test-web")
+    try:
+        assert listener._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        listener._socket.close()
