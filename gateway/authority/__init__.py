@@ -65,15 +65,6 @@ from spean.gateway.authority.joins import (
     reject,
     submit,
 )
-from spean.gateway.authority.members import (
-    MEMBER_CSR,
-    MEMBER_KEY,
-    SERVER_CSR,
-    SERVER_KEY,
-    KeyFiles,
-    init_member,
-    init_server,
-)
 from spean.gateway.authority.registry import (
     CA_CERT,
     CA_KEY,
@@ -85,6 +76,15 @@ from spean.gateway.authority.registry import (
     REGISTRY_FORMAT,
     SIGNING_CERT,
     SIGNING_KEY,
+)
+from spean.gateway.files.member_keys import (
+    MEMBER_CSR,
+    MEMBER_KEY,
+    SERVER_CSR,
+    SERVER_KEY,
+    KeyFiles,
+    init_member,
+    init_server,
 )
 
 __all__ = [

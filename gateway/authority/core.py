@@ -53,7 +53,6 @@ from spean.gateway.authority.registry import (
     Server,
     Subsystem,
     issued_record,
-    make_private_dir,
     read_registry,
     update_registry,
     write_registry,
@@ -62,6 +61,7 @@ from spean.gateway.catalogue_metadata import parse_catalogue_entry
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from spean.gateway.events import TopicId, parse_event_type, parse_topic_name
 from spean.gateway.files import keyfiles
+from spean.gateway.files.member_keys import make_private_dir
 from spean.gateway.globalconf import sign_global_configuration, verify_global_configuration
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_instance, parse_server
 from spean.v1 import config_pb2

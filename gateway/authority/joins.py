@@ -39,9 +39,10 @@ import yaml
 from spean.gateway import pki
 from spean.gateway.authority.configuration import published_methods
 from spean.gateway.authority.core import DEFAULT_PUBLISH_VALIDITY, Authority
-from spean.gateway.authority.registry import PENDING, make_private_dir
+from spean.gateway.authority.registry import PENDING
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from spean.gateway.files import keyfiles
+from spean.gateway.files.member_keys import make_private_dir
 from spean.gateway.identifiers import MemberId, SubsystemId, parse_server
 
 log = structlog.get_logger()

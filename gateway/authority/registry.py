@@ -391,13 +391,6 @@ def issued_record(cert: x509.Certificate, kind: str, subject: str) -> Issued:
     )
 
 
-def make_private_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot create directory {directory}: {exc.strerror}") from exc
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     try:

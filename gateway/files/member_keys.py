@@ -3,6 +3,8 @@
 `init_member` and `init_server` write a private key (0600, optionally
 encrypted with a passphrase) and a CSR into the member's directory; the CSR
 goes to the authority, the key never leaves. Admission writes nothing there.
+A running server's key rotation through the management API writes its next
+key the same way.
 Identifiers and addresses are checked here so that a typo is caught before it
 reaches the authority.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 import structlog
 
 from spean.gateway import pki
-from spean.gateway.authority.registry import make_private_dir
+from spean.gateway.errors import FailedPrecondition
 from spean.gateway.files import keyfiles
 from spean.gateway.identifiers import MemberId, ServerId, SubsystemId, parse_server
 
@@ -81,3 +83,11 @@ def _init_key(
     keyfiles.write_file_atomically(csr_path, pki.csr_pem(csr))
     log.info("pki.key_created", identifier=identifier, key=str(key_path), csr=str(csr_path))
     return KeyFiles(key=key_path, csr=csr_path)
+
+
+def make_private_dir(directory: Path) -> None:
+    """`directory` and its parents, readable by the owner only (0700)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot create directory {directory}: {exc.strerror}") from exc
