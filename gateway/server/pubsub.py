@@ -22,6 +22,7 @@ from spean.gateway.config import PubSubConfig, ServerConfig
 from spean.gateway.event_admission import DeliveryRules
 from spean.gateway.events import DeliveryPolicy, Subscriptions, TopicAccess, TopicId
 from spean.gateway.eventstore.engines import open_event_store
+from spean.gateway.eventstore.retention import Pruner, retention_of
 from spean.gateway.eventstore.store import EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
@@ -114,6 +115,14 @@ class PubSubNode:
             audit=audit,
             token_lifetime=limits.token_lifetime_seconds,
         )
+        # Retention: the delivering process prunes (docs/pubsub.md, "Retention").
+        self.pruner: Pruner | None = None
+        if delivers:
+            self.pruner = Pruner(
+                self.store,
+                retention_of(pubsub.retention),
+                pubsub.retention.interval_minutes * 60.0,
+            )
         self._channels: ProviderChannels | None = None
         self.loop: DeliveryLoop | None = None
         if delivers and pubsub.access:
@@ -145,6 +154,8 @@ class PubSubNode:
     def start(self) -> None:
         if self.loop is not None:
             self.loop.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     def reconfigure(self, config: ServerConfig, signer: TokenSigner, identity: TlsIdentity) -> None:
         """Swap keys and the access rules (SIGHUP); the store and subscriptions stay."""
@@ -156,6 +167,8 @@ class PubSubNode:
             self._channels.use_identity(identity)
 
     def stop(self) -> None:
+        if self.pruner is not None:
+            self.pruner.stop()
         if self.loop is not None:
             self.loop.stop()
         if self._channels is not None:
