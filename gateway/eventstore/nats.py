@@ -95,6 +95,7 @@ from spean.gateway.identifiers import SubsystemId
 T = TypeVar("T")
 
 LEASE_S = 10.0
+PRUNE_BUDGET_S = 600.0
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 _LEASE_KEY = "delivery"
 
@@ -148,18 +149,20 @@ class NatsEventStore(EventStore):
             f"event store {self._where.display} (prefix {self._p}) {what}{detail}"
         )
 
-    def _call(self, what: str, coro: Coroutine[Any, Any, T]) -> T:
+    def _call(self, what: str, coro: Coroutine[Any, Any, T], budget: float = 0) -> T:
+        """Run `coro` on the loop, at most `budget` seconds (default: three requests' time)."""
         if self._closed:
             coro.close()
             raise self._error("is closed")
+        budget = budget or self._timeout * 3
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return future.result(self._timeout * 3)
+            return future.result(budget)
         except SpeanError:
             raise
         except futures.TimeoutError as exc:
             future.cancel()
-            raise self._error(f"{what}: no answer in {self._timeout * 3:g} s", exc) from exc
+            raise self._error(f"{what}: no answer in {budget:g} s", exc) from exc
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             raise self._error(what, exc) from exc
 
@@ -569,7 +572,8 @@ class NatsEventStore(EventStore):
     # -- retention ------------------------------------------------------------------------
 
     def prune(self, retention: Retention, now_ns: int) -> Pruned:
-        return self._call("could not prune", self._prune(retention, now_ns))
+        # A prune walks what it removes, one request per entry: it may take a while.
+        return self._call("could not prune", self._prune(retention, now_ns), PRUNE_BUDGET_S)
 
     async def _prune(self, retention: Retention, now_ns: int) -> Pruned:
         cursors = await self._all_cursors()
