@@ -38,8 +38,15 @@ async def _delete_prefix(url: str, prefix: str) -> None:
         await connection.close()
 
 
-def stream_names(url: str, prefix: str) -> list[str]:
-    """The streams (KV buckets included) of `prefix` on the broker."""
+def stream_names(url: str, prefix: str, *, starting: bool = False) -> list[str]:
+    """The streams (KV buckets included) of `prefix` on the broker; with `starting`, of
+    every prefix that starts with `prefix`."""
+    if starting:
+        return [
+            name
+            for name in stream_names(url, "", starting=False)
+            if name.removeprefix("KV_").startswith(prefix)
+        ]
 
     async def names() -> list[str]:
         connection = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1)
@@ -51,6 +58,7 @@ def stream_names(url: str, prefix: str) -> list[str]:
             name
             for info in infos
             if (name := info.config.name or "").startswith((f"{prefix}_", f"KV_{prefix}_"))
+            or not prefix
         )
 
     return asyncio.run(names())

@@ -39,12 +39,9 @@ def test_the_engine_is_chosen_by_the_url_and_keeps_to_its_prefix(url: str, tmp_p
     assert {f"KV_{prefix}_{b}" for b in ("cursors", "dead", "acks", "seen", "lease")} <= set(names)
     assert len([n for n in names if n.startswith(f"{prefix}_topic_")]) == 1
     # Another prefix on the same broker is another store.
-    with NatsEventStore(url.replace(prefix, prefix + "x")) as other:
-        try:
-            assert other.head(TOPIC) == 0
-            assert other.read_inbox(NHIS, TOPIC, 0, 10) == []
-        finally:
-            other.close()
+    with nats_prefix(url.split("?", 1)[0]) as other_url, NatsEventStore(other_url) as other:
+        assert other.head(TOPIC) == 0
+        assert other.read_inbox(NHIS, TOPIC, 0, 10) == []
     assert not (tmp_path / "state").exists()
 
 
