@@ -160,10 +160,10 @@ class NatsEventStore(EventStore):
             return future.result(budget)
         except SpeanError:
             raise
-        except futures.TimeoutError as exc:
-            future.cancel()
-            raise self._error(f"{what}: no answer in {budget:g} s", exc) from exc
-        except (TimeoutError, nats.errors.Error, OSError) as exc:
+        except (futures.TimeoutError, nats.errors.Error, OSError) as exc:
+            if not future.done():  # the budget ran out, not a request of the coroutine
+                future.cancel()
+                raise self._error(f"{what}: no answer in {budget:g} s") from exc
             raise self._error(what, exc) from exc
 
     async def _open(self) -> None:
@@ -651,7 +651,7 @@ class NatsEventStore(EventStore):
         if self._closed:
             return
         with contextlib.suppress(EventStoreError):
-            self._call("could not release the delivery lease", self._release())
+            self._call("could not release the delivery lease", self._release(), self._timeout)
         self._closed = True
         self._shutdown()
         with self._arrived:

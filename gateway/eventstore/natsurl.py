@@ -49,7 +49,10 @@ def parse_nats_url(location: str) -> NatsLocation:
     if not replicas_text.isdigit() or not 1 <= int(replicas_text) <= 5:
         raise ConfigError(f"event store replicas {replicas_text!r} must be 1 to 5")
     host = parts.hostname
-    port = parts.port or 4222
+    try:
+        port = parts.port or 4222
+    except ValueError:
+        raise ConfigError(f"event store URL {location!r} has no valid port (1 to 65535)") from None
     netloc = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     servers = urlunsplit((parts.scheme, netloc, "", "", ""))
     if parts.username:

@@ -28,6 +28,7 @@ def test_a_relative_path_or_sqlite_url_opens_sqlite_beside_the_config(tmp_path: 
         ("nats://127.0.0.1:4222?stream=x", "unknown parameter"),
         ("nats://127.0.0.1:4222?replicas=9", "replicas '9' must be 1 to 5"),
         ("nats:///nohost", "is not a NATS URL"),
+        ("nats://127.0.0.1:99999", "has no valid port"),
         (":memory:", "does not name a file"),
     ],
 )
