@@ -31,8 +31,12 @@ digests of a topic, subscriber, event id, issuer and attempt id):
   concurrency), so two acknowledgers never move it back;
 - delivery lease: KV bucket ``P_lease`` whose entries expire after
   `LEASE_S` seconds (the bucket's max age): the process holding key
-  ``delivery`` delivers and renews it at every round; when it dies the key
-  ages out and another process takes it with `create`.
+  ``delivery`` delivers and renews it (at most every third of `LEASE_S`);
+  when it dies the key ages out and another process takes it with `create`.
+
+The delivery rounds read every cursor several times a second; the holder of
+the lease, the only process that moves cursors, keeps them in memory with
+its own changes and reads the bucket again every `CURSOR_REFRESH_S`.
 
 nats-py is asyncio; the `EventStore` interface is synchronous and called from
 the servers' threads. One event loop runs in a thread of its own per store,
@@ -95,6 +99,10 @@ from spean.gateway.identifiers import SubsystemId
 T = TypeVar("T")
 
 LEASE_S = 10.0
+# The lease is renewed at most this often (it ages out after LEASE_S).
+_RENEW_S = LEASE_S / 3
+# The delivery rounds read the cursors bucket at most this often (see `cursors`).
+CURSOR_REFRESH_S = 1.0
 PRUNE_BUDGET_S = 600.0
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 _LEASE_KEY = "delivery"
@@ -123,6 +131,9 @@ class NatsEventStore(EventStore):
         self._closed = False
         self._owner = uuid.uuid4().hex  # this store object's name in the delivery lease
         self._lease_revision = 0
+        self._renewed_at = 0.0  # monotonic time of the last renewal of the lease
+        self._cursor_cache: dict[str, Cursor] | None = None
+        self._cursor_read_at = 0.0
         self._known_cursors: set[str] = set()
         self._known_topics: set[str] = set()
         self._arrived = threading.Condition()
@@ -303,6 +314,8 @@ class NatsEventStore(EventStore):
                 value = _cursor_value(Cursor(topic, subscriber, acked=head))
                 with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
                     await self._cursors.create(key, value)
+                    if self._cursor_cache is not None:
+                        self._cursor_cache[key] = Cursor(topic, subscriber, acked=head)
                 self._known_cursors.add(key)
         headers = {
             Header.EXPECTED_LAST_SUBJECT_SEQUENCE: "0",
@@ -372,13 +385,23 @@ class NatsEventStore(EventStore):
         )
 
     def cursors(self) -> list[Cursor]:
+        """Every cursor: this process's own changes at once, the bucket's read again at most
+        every `CURSOR_REFRESH_S` (one request per cursor), and at once after taking the
+        delivery lease. Only the lease holder moves cursors; another process's appends
+        create them, so those appear within `CURSOR_REFRESH_S`."""
         return self._call("could not read the delivery cursors", self._all_cursors())
 
-    async def _all_cursors(self) -> list[Cursor]:
-        found: list[Cursor] = []
-        async for msg in self._scan(f"KV_{self._p}_cursors", f"$KV.{self._p}_cursors.>"):
-            if msg.data:
-                found.append(_cursor_of(msg.data))
+    async def _all_cursors(self, fresh: bool = False) -> list[Cursor]:
+        now = time.monotonic()
+        if fresh or self._cursor_cache is None or now - self._cursor_read_at >= CURSOR_REFRESH_S:
+            cache: dict[str, Cursor] = {}
+            async for msg in self._scan(f"KV_{self._p}_cursors", f"$KV.{self._p}_cursors.>"):
+                if msg.data and msg.subject:
+                    cache[msg.subject.removeprefix(f"$KV.{self._p}_cursors.")] = _cursor_of(
+                        msg.data
+                    )
+            self._cursor_cache, self._cursor_read_at = cache, now
+        found = list(self._cursor_cache.values())
         return sorted(found, key=lambda c: (str(c.topic), str(c.subscriber)))
 
     def save_cursor(self, cursor: Cursor, dead_letter: DeadLetter | None = None) -> None:
@@ -398,6 +421,8 @@ class NatsEventStore(EventStore):
             ).encode()
             await self._dead.put(f"{key}.{dead_letter.sequence}", value)
         await self._cursors.put(key, _cursor_value(cursor))
+        if self._cursor_cache is not None:
+            self._cursor_cache[key] = cursor
 
     def dead_letters(self, topic: TopicId, subscriber: SubsystemId) -> list[DeadLetter]:
         return self._call("could not read dead letters", self._dead_letters(topic, subscriber))
@@ -432,22 +457,31 @@ class NatsEventStore(EventStore):
             return False
 
     async def _take_lease(self) -> bool:
+        now = time.monotonic()
+        if self._lease_revision and now - self._renewed_at < _RENEW_S:
+            return True  # renewed moments ago: ours until it would age out
         try:
             entry = await self._lease.get(_LEASE_KEY)
         except nats.js.errors.KeyNotFoundError:
             try:
                 self._lease_revision = await self._lease.create(_LEASE_KEY, self._owner.encode())
             except nats.js.errors.KeyWrongLastSequenceError:
+                self._lease_revision = 0
                 return False
+            self._renewed_at = now
+            self._cursor_cache = None  # taken over: the previous holder moved the cursors
             return True
         if entry.value != self._owner.encode() or entry.revision is None:
+            self._lease_revision = 0
             return False
         try:
             self._lease_revision = await self._lease.update(
                 _LEASE_KEY, self._owner.encode(), last=entry.revision
             )
         except nats.js.errors.KeyWrongLastSequenceError:
+            self._lease_revision = 0
             return False
+        self._renewed_at = now
         return True
 
     # -- consumer side ------------------------------------------------------------------
@@ -576,7 +610,7 @@ class NatsEventStore(EventStore):
         return self._call("could not prune", self._prune(retention, now_ns), PRUNE_BUDGET_S)
 
     async def _prune(self, retention: Retention, now_ns: int) -> Pruned:
-        cursors = await self._all_cursors()
+        cursors = await self._all_cursors(fresh=True)
         events = 0
         cutoff_ms = (now_ns - int(retention.events_s * 1e9)) // 1_000_000
         async for info in self._topic_streams():
