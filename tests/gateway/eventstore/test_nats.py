@@ -8,15 +8,24 @@ SPEAN_REQUIRE_DATABASES=1 they fail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from spean.gateway.errors import EventStoreError
+from spean.gateway.events import Cursor, event_digest
 from spean.gateway.eventstore.engines import open_event_store
 from spean.gateway.eventstore.nats import NatsEventStore
-from tests.gateway.eventstore.test_sqlite import NHIS, TOPIC, delivery, event_id, publish
+from tests.gateway.eventstore.test_sqlite import (
+    LICENSING,
+    NHIS,
+    TOPIC,
+    delivery,
+    event_id,
+    publish,
+)
 from tests.support.nats import NatsServer, nats_prefix, stream_names
 
 pytestmark = pytest.mark.nats
@@ -87,3 +96,26 @@ def test_a_broker_outage_fails_calls_closed_and_the_store_resumes_after_it(tmp_p
         store.close()
     finally:
         broker.stop()
+
+
+def test_the_leader_sees_other_processes_cursors_and_a_new_leader_the_last_moves(
+    url: str,
+) -> None:
+    leader, other = NatsEventStore(url), NatsEventStore(url)
+    assert leader.leads_delivery()
+    publish(leader, 1)
+    assert [c.subscriber for c in leader.cursors()] == [NHIS]
+    # Another process's append creates a cursor: the leader sees it at its next read.
+    other.append(TOPIC, event_id(2), b"b", event_digest(b"b"), 2, [NHIS, LICENSING])
+    deadline = time.monotonic() + 30
+    while LICENSING not in {c.subscriber for c in leader.cursors()}:
+        assert time.monotonic() < deadline, "the new cursor never appeared"
+        time.sleep(0.05)
+    assert {c.subscriber: c.acked for c in leader.cursors()} == {NHIS: 0, LICENSING: 1}
+    # The leader moves a cursor and goes; the next leader starts from that move at once.
+    assert {c.subscriber: c.acked for c in other.cursors()} == {NHIS: 0, LICENSING: 1}
+    leader.save_cursor(Cursor(TOPIC, NHIS, acked=2))
+    leader.close()
+    assert other.leads_delivery()
+    assert {c.subscriber: c.acked for c in other.cursors()} == {NHIS: 2, LICENSING: 1}
+    other.close()
