@@ -1,4 +1,5 @@
-"""The NATS JetStream event store's own behaviour (the contract of every engine: test_contract.py).
+"""The NATS JetStream event store's own behaviour (every engine's contract:
+test_store_contract.py).
 
 Each test gets a prefix of its own on the NATS server at 127.0.0.1:4222 (its
 streams and buckets deleted afterwards); the outage test runs a nats-server

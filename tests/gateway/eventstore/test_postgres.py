@@ -1,4 +1,4 @@
-"""The PostgreSQL event store's own behaviour (the contract of every engine: test_contract.py).
+"""The PostgreSQL event store's own behaviour (every engine's contract: test_store_contract.py).
 
 Each test gets a schema of its own on the PostgreSQL server (dropped
 afterwards); without the server the tests are skipped, and with

@@ -1,6 +1,6 @@
 """Retention: the `pubsub.retention` settings and the periodic prune that applies them.
 
-What each engine prunes is in test_contract.py; here, the settings and the
+What each engine prunes is in test_store_contract.py; here, the settings and the
 thread that prunes a real SQLite store at start and only where it leads.
 """
 

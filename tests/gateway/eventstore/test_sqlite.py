@@ -1,4 +1,4 @@
-"""The SQLite event store's own behaviour (the contract of every engine: test_contract.py).
+"""The SQLite event store's own behaviour (every engine's contract: test_store_contract.py).
 
 The helpers here (topic, subscribers, `publish`, `delivery`) serve every engine's tests."""
 
