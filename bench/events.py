@@ -25,7 +25,12 @@ keep E x S within --max-deliveries (both sides use the same E).
 
     .venv/bin/python -m bench.events [--events 200] [--subscribers 1,10,100]
         [--max-deliveries 4000] [--nats nats://127.0.0.1:4222]
-        [--out bench/results/events.json]
+        [--store sqlite,nats] [--out bench/results/events.json]
+
+`--store` names the event store engines the Spean side runs on, one row each:
+`sqlite` (the default, a file per server) and `nats` (both servers' stores on
+the same JetStream server as the baseline, under prefixes of their own,
+deleted afterwards; the row's path is ``spean-nats``).
 
 Needs the `bench` extra (nats-py) and a NATS server with JetStream; without
 one the baseline is skipped and the run says so.
@@ -119,9 +124,79 @@ def _acked(events_db: Path) -> list[int]:
         return [row[0] for row in conn.execute("SELECT acked FROM cursors")]
 
 
-def run_spean(root: Path, subscribers: int, events: int) -> dict[str, Any]:
+def _sqlite_latencies(events_db: Path) -> list[float]:
+    with sqlite3.connect(f"file:{events_db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT received_at_ns - published_at_ms * 1000000 FROM inbox WHERE seq > 1"
+        ).fetchall()
+    return [row[0] / 1e6 for row in rows]
+
+
+async def _nats_latencies(url: str, prefix: str) -> list[float]:
+    """From each inbox message's headers (gateway/eventstore/nats.py), as for SQLite."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    connection = await nats.connect(url, connect_timeout=3)
+    latencies: list[float] = []
+    try:
+        js = connection.jetstream()
+        seq = 1
+        while True:
+            try:
+                msg = await js.get_msg(
+                    f"{prefix}_inbox", seq=seq, subject=f"{prefix}.inbox.>", next=True
+                )
+            except NotFoundError:
+                break
+            headers = msg.headers or {}
+            if int(headers["Spean-Sequence"]) > 1:
+                received = int(headers["Spean-Received-At-Ns"])
+                latencies.append(
+                    (received - int(headers["Spean-Published-At-Ms"]) * 1_000_000) / 1e6
+                )
+            seq = (msg.seq or seq) + 1
+    finally:
+        await connection.close()
+    return latencies
+
+
+async def _drop_prefixes(url: str, prefixes: list[str]) -> None:
+    import nats
+
+    connection = await nats.connect(url, connect_timeout=3)
+    try:
+        js = connection.jetstream()
+        for info in await js.streams_info():
+            name = info.config.name or ""
+            if any(name.startswith((f"{p}_", f"KV_{p}_")) for p in prefixes):
+                await js.delete_stream(name)
+    finally:
+        await connection.close()
+
+
+def _use_store(config: Path, store: str) -> None:
+    import yaml
+
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["pubsub"]["store"] = store
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def run_spean(
+    root: Path, subscribers: int, events: int, store: str = "sqlite", nats_url: str = ""
+) -> dict[str, Any]:
+    """Spean on the `store` engine: ``sqlite`` (a file per server) or ``nats`` (at `nats_url`)."""
     federation = build_federation(root, _plans(subscribers))
     children = []
+    prefixes = {m: f"bench{secrets.token_hex(4)}" for m in (MOI, MOH)}
+    moi_store: Any = None
+    if store == "nats":
+        from spean.gateway.eventstore.nats import NatsEventStore
+
+        for member, prefix in prefixes.items():
+            _use_store(federation.configs[member], f"{nats_url}?prefix={prefix}")
+        moi_store = NatsEventStore(f"{nats_url}?prefix={prefixes[MOI]}")
     try:
         for member in (MOI, MOH):
             config = federation.configs[member]
@@ -135,6 +210,12 @@ def run_spean(root: Path, subscribers: int, events: int) -> dict[str, Any]:
             procs.wait_for_port(port, 60, child)
         moi_db = federation.configs[MOI].parent / "state" / "events.db"
         moh_db = federation.configs[MOH].parent / "state" / "events.db"
+
+        def acked() -> list[int]:
+            if moi_store is not None:
+                return [c.acked for c in moi_store.cursors()]
+            return _acked(moi_db)
+
         with grpc.insecure_channel(federation.consumer_addresses[MOI]) as channel:
             publish = channel.unary_unary(
                 "/spean.v1.Publisher/Publish",
@@ -147,7 +228,7 @@ def run_spean(root: Path, subscribers: int, events: int) -> dict[str, Any]:
                 metadata=((CLIENT, POPULATION),),
                 timeout=30,
             )
-            _wait(lambda: len(_acked(moi_db)) == subscribers and min(_acked(moi_db)) >= 1)
+            _wait(lambda: len(acked()) == subscribers and min(acked()) >= 1)
             started = time.perf_counter()
             for _ in range(events):
                 publish(
@@ -156,17 +237,20 @@ def run_spean(root: Path, subscribers: int, events: int) -> dict[str, Any]:
                     timeout=30,
                 )
             published = time.perf_counter()
-        _wait(lambda: min(_acked(moi_db)) >= events + 1, timeout=1800)
+        _wait(lambda: min(acked()) >= events + 1, timeout=1800)
         done = time.perf_counter()
-        with sqlite3.connect(f"file:{moh_db}?mode=ro", uri=True) as conn:
-            rows = conn.execute(
-                "SELECT received_at_ns - published_at_ms * 1000000 FROM inbox WHERE seq > 1"
-            ).fetchall()
-        latencies = [row[0] / 1e6 for row in rows]
+        if moi_store is not None:
+            latencies = asyncio.run(_nats_latencies(nats_url, prefixes[MOH]))
+        else:
+            latencies = _sqlite_latencies(moh_db)
     finally:
         for child in children:
             child.stop()
-    return _summary("spean", subscribers, events, done - started, published - started, latencies)
+        if moi_store is not None:
+            moi_store.close()
+            asyncio.run(_drop_prefixes(nats_url, list(prefixes.values())))
+    name = "spean" if store == "sqlite" else f"spean-{store}"
+    return _summary(name, subscribers, events, done - started, published - started, latencies)
 
 
 def _wait(condition: Any, timeout: float = 120.0) -> None:
@@ -250,23 +334,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", default="1,10,100")
     parser.add_argument("--max-deliveries", type=int, default=4000)
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--store", default="sqlite", help="sqlite, nats or both: sqlite,nats")
     parser.add_argument("--out", type=Path, default=Path("bench/results/events.json"))
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for subscribers in (int(s) for s in args.subscribers.split(",")):
         events = max(10, min(args.events, args.max_deliveries // subscribers))
-        with tempfile.TemporaryDirectory(prefix="spean-bench-events-") as folder:
-            spean = run_spean(Path(folder), subscribers, events)
+        spean_rows = []
+        for store in args.store.split(","):
+            with tempfile.TemporaryDirectory(prefix="spean-bench-events-") as folder:
+                spean_rows.append(run_spean(Path(folder), subscribers, events, store, args.nats))
         baseline = run_jetstream(args.nats, subscribers, events)
-        rows.append(spean)
+        rows.extend(spean_rows)
         if isinstance(baseline, str):
             skipped["jetstream"] = baseline
         else:
             rows.append(baseline)
-            spean["events_per_s_over_jetstream"] = round(
-                spean["events_per_s"] / baseline["events_per_s"], 3
-            )
+            for spean in spean_rows:
+                spean["events_per_s_over_jetstream"] = round(
+                    spean["events_per_s"] / baseline["events_per_s"], 3
+                )
         print(json.dumps([r for r in rows if r["subscribers"] == subscribers]), flush=True)
     result = {
         "meta": {
@@ -281,12 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
-        f"{'path':<10}{'subs':>5}{'events':>7}{'events/s':>10}{'deliv/s':>10}"
+        f"{'path':<12}{'subs':>5}{'events':>7}{'events/s':>10}{'deliv/s':>10}"
         f"{'publish/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}"
     )
     for row in rows:
         print(
-            f"{row['path']:<10}{row['subscribers']:>5}{row['events']:>7}"
+            f"{row['path']:<12}{row['subscribers']:>5}{row['events']:>7}"
             f"{row['events_per_s']:>10}{row['deliveries_per_s']:>10}{row['publish_per_s']:>10}"
             f"{row['latency_p50_ms']:>9}{row['latency_p99_ms']:>9}"
             f"{row.get('events_per_s_over_jetstream', ''):>8}"

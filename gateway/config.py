@@ -353,13 +353,35 @@ class DeliveryConfig(_Model):
         return self
 
 
+class EventRetentionConfig(_Model):
+    """How long the event store keeps what no one needs any more (docs/pubsub.md,
+    "Retention"); a periodic prune removes the rest."""
+
+    events_days: float = Field(
+        default=7,
+        gt=0,
+        le=36500,
+        description="an event older than this that every subscriber's cursor passed goes",
+    )
+    inbox_days: float = Field(
+        default=7,
+        gt=0,
+        le=36500,
+        description="an inbox entry received longer ago than this and acknowledged goes",
+    )
+    dead_letters_days: float = Field(
+        default=30, gt=0, le=36500, description="a dead letter older than this goes"
+    )
+    interval_minutes: int = Field(default=60, ge=1, le=10080, description="how often to prune")
+
+
 class PubSubConfig(_Model):
     """Publish/subscribe (docs/pubsub.md): the event store, who receives this member's
     topics, and which topics this member's subsystems take."""
 
     store: str = Field(
-        description="SQLite path (relative to the config file) or PostgreSQL URL of the event"
-        " store (gateway/eventstore/engines.py)"
+        description="SQLite path (relative to the config file), PostgreSQL URL or NATS"
+        " JetStream URL of the event store (gateway/eventstore/engines.py)"
     )
     access: list[TopicAccessConfig] = Field(default_factory=list)
     subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
@@ -371,6 +393,8 @@ class PubSubConfig(_Model):
         default_factory=list,
         description="subscriptions delivered by HTTP POST to an internal URL, not by Subscribe",
     )
+
+    retention: EventRetentionConfig = Field(default_factory=EventRetentionConfig)
 
     @model_validator(mode="after")
     def _once_each(self) -> PubSubConfig:

@@ -1,6 +1,6 @@
 """Shared test policy.
 
-Tests marked `postgres` or `mariadb` use the real servers. Where a server is
+Tests marked `postgres`, `mariadb` or `nats` use the real servers. Where a server is
 unreachable they are skipped with the reason, unless SPEAN_REQUIRE_DATABASES=1
 (set by `.ci/run`), in which case they fail: in CI a missing database is an
 error, never a silent pass.
@@ -19,6 +19,7 @@ POSTGRES_URL = os.environ.get(
     "SPEAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 MARIADB_URL = os.environ.get("SPEAN_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+NATS_URL = os.environ.get("SPEAN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -48,6 +49,13 @@ def postgres_url() -> str:
 def mariadb_url() -> str:
     _require("MariaDB", "127.0.0.1", 3306)
     return MARIADB_URL
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS JetStream server (tests/support/nats.py gives each test a prefix of its own)."""
+    _require("NATS JetStream", "127.0.0.1", 4222)
+    return NATS_URL
 
 
 @pytest.fixture(autouse=True)

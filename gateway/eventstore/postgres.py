@@ -36,12 +36,15 @@ from spean.gateway.eventstore.store import (
     CURSOR_COLUMNS,
     EVENT_COLUMNS,
     INBOX_COLUMNS,
+    REPLAY_MARGIN_S,
     Appended,
     DeadLetter,
     Delivery,
     EventStore,
     InboxEvent,
+    Pruned,
     Received,
+    Retention,
     StoredEvent,
     cursor_of_row,
     event_of_row,
@@ -316,7 +319,7 @@ class PostgresEventStore(EventStore):
         with self._write() as tx:
             tx.execute(
                 self._q("DELETE FROM {schema}.seen_tokens WHERE expires_at < %s"),
-                (now // 10**9 - 600,),
+                (now // 10**9 - REPLAY_MARGIN_S,),
             )
             seen = tx.execute(
                 self._q(
@@ -409,6 +412,34 @@ class PostgresEventStore(EventStore):
                 (str(subscriber), str(topic), position),
             )
         return inbox_event_of_row(row)
+
+    def prune(self, retention: Retention, now_ns: int) -> Pruned:
+        statements = (
+            (
+                "DELETE FROM {schema}.topic_events e WHERE published_at_ms < %s"
+                " AND seq < (SELECT MAX(seq) FROM {schema}.topic_events t WHERE t.topic = e.topic)"
+                " AND seq <= COALESCE((SELECT MIN(acked) FROM {schema}.cursors c"
+                " WHERE c.topic = e.topic), seq)",
+                (now_ns - int(retention.events_s * 1e9)) // 1_000_000,
+            ),
+            (
+                "DELETE FROM {schema}.inbox i WHERE received_at_ns < %s"
+                " AND position <= COALESCE((SELECT position FROM {schema}.app_cursors a"
+                " WHERE a.subscriber = i.subscriber AND a.topic = i.topic), 0)",
+                now_ns - int(retention.inbox_s * 1e9),
+            ),
+            (
+                "DELETE FROM {schema}.dead_letters WHERE at_ns < %s",
+                now_ns - int(retention.dead_letters_s * 1e9),
+            ),
+            (
+                "DELETE FROM {schema}.seen_tokens WHERE expires_at < %s",
+                now_ns // 10**9 - REPLAY_MARGIN_S,
+            ),
+        )
+        with self._write() as tx:
+            counts = [tx.execute(self._q(text), (arg,)).rowcount for text, arg in statements]
+        return Pruned(*counts)
 
     def wait_for_inbox(self, timeout: float) -> None:
         # Deliveries may land in any process of the server: poll, briefly.

@@ -21,6 +21,10 @@ On disk:
   attempt_id): the replay memory, pruned after expiry;
 - `app_cursors(subscriber, topic, position)`.
 
+`prune` (retention) deletes in one transaction; it never deletes a topic's
+newest event nor the inbox's newest entry, whose numbers the next append and
+the next delivery continue from (SQLite reuses the largest rowid once freed).
+
 Every `sqlite3.Error` is translated here, once, into `EventStoreError`
 naming the file and what could not be done.
 """
@@ -40,12 +44,15 @@ from spean.gateway.eventstore.store import (
     CURSOR_COLUMNS,
     EVENT_COLUMNS,
     INBOX_COLUMNS,
+    REPLAY_MARGIN_S,
     Appended,
     DeadLetter,
     Delivery,
     EventStore,
     InboxEvent,
+    Pruned,
     Received,
+    Retention,
     StoredEvent,
     cursor_of_row,
     event_of_row,
@@ -268,7 +275,10 @@ class SqliteEventStore(EventStore):
         d = delivery
         try:
             with self._write() as tx:
-                tx.execute("DELETE FROM seen_tokens WHERE expires_at < ?", (now // 10**9 - 600,))
+                tx.execute(
+                    "DELETE FROM seen_tokens WHERE expires_at < ?",
+                    (now // 10**9 - REPLAY_MARGIN_S,),
+                )
                 seen = tx.execute(
                     "INSERT OR IGNORE INTO seen_tokens VALUES (?, ?, ?)",
                     (str(d.issuer), d.attempt_id, d.token_expires_at),
@@ -358,6 +368,14 @@ class SqliteEventStore(EventStore):
             raise self._error(f"could not acknowledge position {position}", exc) from exc
         return inbox_event_of_row(row)
 
+    def prune(self, retention: Retention, now_ns: int) -> Pruned:
+        try:
+            with self._write() as tx:
+                counts = [tx.execute(sql, args).rowcount for sql, args in _prune(retention, now_ns)]
+        except sqlite3.Error as exc:
+            raise self._error("could not prune", exc) from exc
+        return Pruned(*counts)
+
     def wait_for_inbox(self, timeout: float) -> None:
         with self._arrived:
             self._arrived.wait(timeout)
@@ -370,3 +388,28 @@ class SqliteEventStore(EventStore):
             self._conn.close()
         with self._arrived:
             self._arrived.notify_all()
+
+
+def _prune(retention: Retention, now_ns: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The statements of a prune and their arguments, in `Pruned`'s order."""
+    return [
+        (
+            "DELETE FROM topic_events WHERE published_at_ms < ?"
+            " AND seq < (SELECT MAX(seq) FROM topic_events t WHERE t.topic = topic_events.topic)"
+            " AND seq <= COALESCE((SELECT MIN(acked) FROM cursors c"
+            " WHERE c.topic = topic_events.topic), seq)",
+            ((now_ns - int(retention.events_s * 1e9)) // 1_000_000,),
+        ),
+        (
+            "DELETE FROM inbox WHERE received_at_ns < ?"
+            " AND position < (SELECT MAX(position) FROM inbox)"
+            " AND position <= COALESCE((SELECT position FROM app_cursors a"
+            " WHERE a.subscriber = inbox.subscriber AND a.topic = inbox.topic), 0)",
+            (now_ns - int(retention.inbox_s * 1e9),),
+        ),
+        (
+            "DELETE FROM dead_letters WHERE at_ns < ?",
+            (now_ns - int(retention.dead_letters_s * 1e9),),
+        ),
+        ("DELETE FROM seen_tokens WHERE expires_at < ?", (now_ns // 10**9 - REPLAY_MARGIN_S,)),
+    ]

@@ -1,4 +1,4 @@
-"""The event store interface every engine implements (the engines: `eventstore.sqlite`).
+"""The event store interface every engine implements (`eventstore.sqlite`, `.postgres`, `.nats`).
 
 One store per security server holds both faces of publish/subscribe
 (docs/pubsub.md, "Storage"):
@@ -28,6 +28,12 @@ Contract for every engine:
   event id already stored with another digest (`AlreadyExists`).
 - Positions of one (subscriber, topic) in the inbox increase strictly in
   the order events were received; `ack` is cumulative and never moves back.
+- `prune` (retention, docs/pubsub.md "Retention") removes only what no one
+  needs any more: an event older than the retention that every cursor of its
+  topic has passed (never a topic's newest event, which holds its head), an
+  inbox entry older than the retention that the applications acknowledged,
+  a dead letter older than its retention, and a remembered event token
+  expired for more than `REPLAY_MARGIN_S` seconds.
 """
 
 from __future__ import annotations
@@ -111,6 +117,29 @@ class DeadLetter:
     attempts: int
     error: str
     at_ns: int
+
+
+# A remembered event token is forgotten this long after it expired (clock skew included).
+REPLAY_MARGIN_S = 600
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long what is no longer needed stays in the store (`pubsub.retention`), in seconds."""
+
+    events_s: float
+    inbox_s: float
+    dead_letters_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one `prune` removed."""
+
+    events: int = 0
+    inbox: int = 0
+    dead_letters: int = 0
+    replay_memory: int = 0
 
 
 # -- rows: the column lists every engine selects, and the values made of them ------------------
@@ -226,6 +255,10 @@ class EventStore(ABC):
         subscriber and topic; an older position than the acknowledged one
         changes nothing.
         """
+
+    @abstractmethod
+    def prune(self, retention: Retention, now_ns: int) -> Pruned:
+        """Remove, durably, what `retention` lets go at `now_ns` (see the module docstring)."""
 
     @abstractmethod
     def wait_for_inbox(self, timeout: float) -> None:

@@ -24,6 +24,7 @@ from spean.gateway.errors import ConfigError
 from spean.gateway.event_admission import DeliveryRules
 from spean.gateway.events import DeliveryPolicy, Subscriptions, TopicAccess, TopicId
 from spean.gateway.eventstore.engines import open_event_store
+from spean.gateway.eventstore.retention import Pruner, retention_of
 from spean.gateway.eventstore.store import EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
@@ -123,6 +124,14 @@ class PubSubNode:
             audit=audit,
             token_lifetime=limits.token_lifetime_seconds,
         )
+        # Retention: the delivering process prunes (docs/pubsub.md, "Retention").
+        self.pruner: Pruner | None = None
+        if delivers:
+            self.pruner = Pruner(
+                self.store,
+                retention_of(pubsub.retention),
+                pubsub.retention.interval_minutes * 60.0,
+            )
         self._channels: ProviderChannels | None = None
         self.loop: DeliveryLoop | None = None
         if delivers and pubsub.access:
@@ -183,6 +192,9 @@ class PubSubNode:
         if self.webhook is not None:
             self.webhook.start()
 
+        if self.pruner is not None:
+            self.pruner.start()
+
     def reconfigure(self, config: ServerConfig, signer: TokenSigner, identity: TlsIdentity) -> None:
         """Swap keys and the access rules (SIGHUP); the store and subscriptions stay."""
         self._signer = signer
@@ -197,6 +209,9 @@ class PubSubNode:
             self.webhook.stop()
         if self.push is not None:
             self.push.stop()
+
+        if self.pruner is not None:
+            self.pruner.stop()
         if self.loop is not None:
             self.loop.stop()
         if self._channels is not None:

@@ -1,4 +1,4 @@
-"""Which engine a pubsub.store setting names: SQLite now, the others refused by name."""
+"""Which engine a pubsub.store setting names, and what is refused saying what to use."""
 
 from __future__ import annotations
 
@@ -23,8 +23,12 @@ def test_a_relative_path_or_sqlite_url_opens_sqlite_beside_the_config(tmp_path: 
 @pytest.mark.parametrize(
     ("location", "words"),
     [
-        ("nats://127.0.0.1:4222", "scheme 'nats': that engine is not part of this version"),
         ("redis://127.0.0.1", "scheme 'redis' is not supported"),
+        ("nats://127.0.0.1:4222?prefix=a.b", "prefix 'a.b' must be 1 to 32 letters"),
+        ("nats://127.0.0.1:4222?stream=x", "unknown parameter"),
+        ("nats://127.0.0.1:4222?replicas=9", "replicas '9' must be 1 to 5"),
+        ("nats:///nohost", "is not a NATS URL"),
+        ("nats://127.0.0.1:99999", "has no valid port"),
         (":memory:", "does not name a file"),
     ],
 )
@@ -34,3 +38,14 @@ def test_other_locations_are_refused_saying_what_to_use(
     with pytest.raises(ConfigError, match=words) as caught:
         open_event_store(location, tmp_path)
     assert "spean@" not in caught.value.message
+
+
+def test_a_nats_store_without_nats_py_names_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nats", None)  # as if nats-py were not installed
+    monkeypatch.delitem(sys.modules, "spean.gateway.eventstore.nats", raising=False)
+    with pytest.raises(ConfigError, match=r"pip install 'spean\[nats\]'"):
+        open_event_store("nats://127.0.0.1:4222?prefix=x", tmp_path)
