@@ -251,7 +251,7 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
     if (old.pubsub is None) != (new.pubsub is None):
         changed.append("pubsub")
     elif old.pubsub is not None and new.pubsub is not None:
-        for name in ("store", "subscriptions", "delivery", "webhook", "push"):
+        for name in ("store", "subscriptions", "delivery", "retention", "webhook", "push"):
             if getattr(old.pubsub, name) != getattr(new.pubsub, name):
                 changed.append(f"pubsub.{name}")
     return changed
