@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 
 from spean.gateway.errors import InvalidArgument, PermissionDenied
 from spean.gateway.management import models
@@ -158,6 +158,59 @@ def enable_method(
     result = service.set_method_state(principal, body, enabled=True, if_match=if_match)
     response.headers["ETag"] = result.etag
     return result
+
+
+KindPath = Annotated[Literal["signing", "tls"], Path(description="the key: signing or tls")]
+
+
+@router.get("/keys", tags=["keys"])
+def keys(
+    service: Service, _: Annotated[Principal, Depends(requires(Permission.VIEW_STATUS))]
+) -> list[models.KeyState]:
+    """The signing and TLS keys: the current certificates and any rotation under way."""
+    return [service.keys.state("signing"), service.keys.state("tls")]
+
+
+@router.post("/keys/{kind}/next", tags=["keys"], status_code=201)
+def start_rotation(
+    kind: KindPath,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.ROTATE_KEYS))],
+) -> models.KeyState:
+    """Make the next key and its CSR (answered in `next.csr_pem`): send it to the authority."""
+    return service.keys.start(principal, kind)
+
+
+@router.put("/keys/{kind}/next/certificate", tags=["keys"])
+def install_certificate(
+    kind: KindPath,
+    body: models.CertificateUpload,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.ROTATE_KEYS))],
+) -> models.KeyState:
+    """Install the authority's certificate for the next key (checked: same key, a federation
+    CA, valid now)."""
+    return service.keys.install(principal, kind, body.certificate_pem)
+
+
+@router.post("/keys/{kind}/next/activation", tags=["keys"])
+def activate_key(
+    kind: KindPath,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.ROTATE_KEYS))],
+) -> models.KeyState:
+    """Switch to the next key: server.yaml rewritten, every worker reloaded."""
+    return service.keys.activate(principal, kind)
+
+
+@router.delete("/keys/{kind}/next", tags=["keys"])
+def abandon_rotation(
+    kind: KindPath,
+    service: Service,
+    principal: Annotated[Principal, Depends(requires(Permission.ROTATE_KEYS))],
+) -> models.KeyState:
+    """Abandon a started rotation (its key and CSR are deleted)."""
+    return service.keys.abandon(principal, kind)
 
 
 @router.post("/reload", tags=["status"])

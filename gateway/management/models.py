@@ -265,3 +265,31 @@ class SubjectLookup(_Model):
     purpose: str = Field(
         min_length=1, max_length=200, pattern=r"\S", description="why: the case or its basis"
     )
+
+
+class KeyCertificate(_Model):
+    serial: str
+    sha256: str
+    not_after: str
+    days_left: int
+
+
+class NextKey(_Model):
+    """A started rotation: the new key's CSR for the authority, and its certificate once
+    installed."""
+
+    folder: str
+    csr_pem: str
+    certificate: KeyCertificate | None
+
+
+class KeyState(_Model):
+    kind: Literal["signing", "tls"]
+    current: KeyCertificate
+    next: NextKey | None
+
+
+class CertificateUpload(_Model):
+    certificate_pem: str = Field(
+        min_length=1, max_length=16_384, description="the certificate the authority issued (PEM)"
+    )

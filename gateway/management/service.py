@@ -53,6 +53,7 @@ from spean.gateway.management.access_edit import (
 )
 from spean.gateway.management.admin_log import APPLIED, FAILED, AdminAction, AdminLog
 from spean.gateway.management.audit_view import AuditView
+from spean.gateway.management.key_rotation import KeyRotation
 from spean.gateway.management.transparency import Transparency
 from spean.gateway.subjects import subject_pseudonym
 from spean.gateway.web.roles import Principal
@@ -98,6 +99,7 @@ class ManagementService:
         self.server = server
         self.admin_log = admin_log
         self.audit = audit
+        self.keys = KeyRotation(server, admin_log)
         self._write_lock = threading.Lock()
 
     # ------------------------------------------------------------ reading

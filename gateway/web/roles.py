@@ -41,6 +41,8 @@ class Permission(StrEnum):
     """traffic statistics"""
     VIEW_AUDIT = "view-audit"
     """the exchange audit log, the admin log and inclusion proofs"""
+    ROTATE_KEYS = "rotate-keys"
+    """start, complete and abandon a rotation of the server's signing or TLS key"""
     RELOAD = "reload"
     """reload the configuration, keys and certificates from their files (SIGHUP's job)"""
     DECIDE_REGISTRATIONS = "decide-registrations"
@@ -68,6 +70,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.EDIT_SERVICES,
         Permission.VIEW_AUDIT,
         Permission.RELOAD,
+        Permission.ROTATE_KEYS,
         Permission.SET_APPROVAL,
         Permission.REVOKE,
         Permission.PUBLISH,

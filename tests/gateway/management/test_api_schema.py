@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from spean.gateway.web.roles import Role
 from tests.support.management import Admin
@@ -40,9 +41,17 @@ OPERATIONS = [
     ("GET", "/api/v1/traffic"),
     ("GET", "/api/v1/audit/records"),
     ("GET", "/api/v1/audit/proof"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys/{kind}/next"),
+    ("PUT", "/api/v1/keys/{kind}/next/certificate"),
+    ("POST", "/api/v1/keys/{kind}/next/activation"),
+    ("DELETE", "/api/v1/keys/{kind}/next"),
     ("GET", "/api/v1/transparency/me"),
     ("POST", "/api/v1/transparency/lookups"),
 ]
+# A schema-valid certificate is any text; one that is not the authority's for the next key
+# is refused (400) by its meaning, which no schema can say: the other checks still hold.
+SEMANTIC = {("PUT", "/api/v1/keys/{kind}/next/certificate")}
 # Each operation is driven with the role it is for (the others are refused before any work).
 ROLE_OF = {"/api/v1/transparency/lookups": Role.AUDITOR}
 
@@ -85,7 +94,10 @@ def test_answers_conform_to_the_document(
     )
     def check(case: Any) -> None:
         case.call_and_validate(
-            base_url=admin.url.removesuffix("/api/v1"), headers=headers, verify=str(admin.ca)
+            base_url=admin.url.removesuffix("/api/v1"),
+            headers=headers,
+            verify=str(admin.ca),
+            excluded_checks=[positive_data_acceptance] if (method, path) in SEMANTIC else [],
         )
 
     check()
