@@ -26,7 +26,7 @@ from spean.gateway.audit.checkpoint import CheckpointSigner
 from spean.gateway.audit.writer import CheckpointPolicy
 from spean.gateway.authority.admin import AuthorityAdmin, admin_origin
 from spean.gateway.authority.api import authority_app
-from spean.gateway.authority.console import NAVIGATION, TEMPLATES, install_console
+from spean.gateway.authority.console import HOME, NAVIGATION, TEMPLATES, install_console
 from spean.gateway.authority.core import Authority
 from spean.gateway.authority.registry import SIGNING_KEY
 from spean.gateway.config import ManagementConfig, split_address
@@ -36,6 +36,7 @@ from spean.gateway.management.admin_log import AdminLog
 from spean.gateway.web.api_keys import ApiKeyStore
 from spean.gateway.web.auth import Authenticator, OidcVerifier
 from spean.gateway.web.console import Console
+from spean.gateway.web.oidc_login import OidcLogin
 from spean.gateway.web.roles import Role
 from spean.gateway.web.serve import ListenerTls, WebListener
 
@@ -114,11 +115,15 @@ class AuthorityManagementListener:
         self, authority: Authority, settings: ManagementSettings, passphrase: bytes | None
     ) -> None:
         section = settings.section
+        oidc = OidcVerifier(section.oidc) if section.oidc is not None else None
         authenticator = Authenticator(
             ApiKeyStore(settings.api_keys),
             certificate_roles={c.common_name: Role(c.role) for c in section.client_certificates},
-            oidc=OidcVerifier(section.oidc) if section.oidc is not None else None,
+            oidc=oidc,
         )
+        browser_login = None
+        if section.oidc is not None and section.oidc.login is not None and oidc is not None:
+            browser_login = OidcLogin(section.oidc, oidc, settings.resolve)
         tls = None
         if section.tls is not None:
             tls = ListenerTls(
@@ -140,6 +145,8 @@ class AuthorityManagementListener:
                     navigation=NAVIGATION,
                     title_key="authority.title",
                     secure_cookies=tls is not None,
+                    oidc_login=browser_login,
+                    home=lambda _: HOME,
                 ),
             )
             self._listener = WebListener(section.listen, tls, name="authority_management")
