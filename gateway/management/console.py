@@ -37,6 +37,7 @@ NAVIGATION = [
     ("/console/services", "nav.services", Permission.VIEW_STATUS),
     ("/console/access", "nav.access", Permission.VIEW_ACCESS),
     ("/console/traffic", "nav.traffic", Permission.VIEW_TRAFFIC),
+    ("/console/keys", "nav.keys", Permission.VIEW_STATUS),
     ("/console/audit", "nav.audit", Permission.VIEW_AUDIT),
     ("/console/transparency", "nav.transparency", Permission.VIEW_OWN_EXCHANGES),
     ("/console/transparency", "nav.lookups", Permission.LOOK_UP_SUBJECTS),
@@ -132,6 +133,63 @@ def status_page(request: Request) -> HTMLResponse:
         certificates=certificates,
         timeline=timeline,
     )
+
+
+@router.get("/console/keys")
+def keys_page(request: Request) -> HTMLResponse:
+    session, _ = _page(request, Permission.VIEW_STATUS)
+    return _keys_page(request, session)
+
+
+def _keys_page(
+    request: Request,
+    session: Session,
+    status: int = 200,
+    notice: str | None = None,
+    refused: str | None = None,
+) -> HTMLResponse:
+    keys = _service(request).keys
+    return _console(request).render(
+        request,
+        "keys.html",
+        status=status,
+        session=session,
+        keys=[keys.state("signing"), keys.state("tls")],
+        notice=notice,
+        refused=refused,
+    )
+
+
+@router.post("/console/keys/{kind}/{step}")
+async def rotate_key(request: Request, kind: str, step: str) -> Response:
+    """One step of a key rotation (the API's), CSRF-checked."""
+    console = _console(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    principal = console.require(session, Permission.ROTATE_KEYS)
+    if kind not in ("signing", "tls") or step not in ("start", "install", "activate", "abandon"):
+        raise NotFound(f"no key step {kind}/{step}")
+    keys = _service(request).keys
+    which: Literal["signing", "tls"] = "signing" if kind == "signing" else "tls"
+    t = Translator(console.locale(request))
+    try:
+        if step == "start":
+            keys.start(principal, which)
+        elif step == "install":
+            upload = models.CertificateUpload.model_validate(
+                {"certificate_pem": str(form.get("certificate_pem") or "").strip()}
+            )
+            keys.install(principal, which, upload.certificate_pem)
+        elif step == "activate":
+            keys.activate(principal, which)
+        else:
+            keys.abandon(principal, which)
+    except SpeanError as exc:
+        return _keys_page(request, session, http_status(exc), refused=exc.message)
+    except ValidationError as exc:
+        return _keys_page(request, session, 422, refused=_first_error(exc))
+    return _keys_page(request, session, notice=t(f"keys.done_{step}", kind=t(f"keys.{kind}")))
 
 
 @router.get("/console/services")

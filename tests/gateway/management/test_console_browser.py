@@ -2,7 +2,9 @@
 
 MPWT's service administrator logs in with an API key, grants MoH's hospital
 GetVehicle, watches its call appear in the traffic statistics, and revokes
-the right again; MoH's next call is refused. The Khmer pages render in a
+the right again; MoH's next call is refused. The system administrator
+disables a method with a notice and enables it again, and rotates the member
+signing key from the Keys page. The Khmer pages render in a
 Khmer font. Screenshots of every step are kept (tests/support/browsers.py).
 """
 
@@ -125,4 +127,68 @@ def test_khmer_pages_render_in_a_khmer_font(managed: tuple[World, Admin], browse
     )
     assert width > 20
     page.screenshot(path=shots / "status-km.png", full_page=True)
+    page.context.close()
+
+
+def test_disable_a_method_and_rotate_the_signing_key(
+    managed: tuple[World, Admin], browser: Browser
+) -> None:
+    import datetime as dt
+
+    from spean.gateway.demo.ministries import MOH, MPWT
+    from spean.gateway.identifiers import MemberId
+
+    world, admin = managed
+    shots = artefacts("disable_and_rotate")
+    with admin.client(admin.keys[Role.SYSTEM_ADMINISTRATOR]) as client:  # the hospital may call
+        etag = client.get("/access").headers["etag"]
+        granted = client.post(
+            "/access/grants",
+            headers={"If-Match": etag},
+            json={"client": NHIS, "service": VEHICLES, "methods": [GET_VEHICLE]},
+        )
+        assert granted.status_code == 200, granted.text
+    page = _page(browser, admin)
+    page.goto("/console/login")
+    page.get_by_label("API key").fill(admin.keys[Role.SYSTEM_ADMINISTRATOR])
+    page.get_by_role("button", name="Log in with the key").click()
+
+    # A method switched off for maintenance, with a notice for its callers.
+    page.get_by_role("link", name="Services").click()
+    page.locator("tr", has_text=GET_VEHICLE).get_by_label(
+        "Notice for callers (why, until when)"
+    ).fill("maintenance until 06:00")
+    page.get_by_role("button", name=f"Disable {GET_VEHICLE}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Disabled {GET_VEHICLE}")
+    page.screenshot(path=shots / "1-disabled.png", full_page=True)
+    with world.consumer_channel() as channel:
+        refused = get_vehicle(channel)
+    assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "maintenance until 06:00" in refused.details
+    page.get_by_role("button", name=f"Enable {GET_VEHICLE}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Enabled {GET_VEHICLE} again")
+
+    # The member signing key, rotated from the Keys page.
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_role("button", name="Start a rotation of the member signing key").click()
+    csr = page.get_by_label("Certificate request for the authority").first.input_value()
+    assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    page.screenshot(path=shots / "2-csr.png", full_page=True)
+    authority = world.federation.authority
+    issued = authority.admit_member(
+        MemberId.parse(MPWT), "Ministry of Public Works and Transport", csr.encode()
+    )
+    authority.publish(dt.timedelta(days=1))
+    for member in (MOH, MPWT):
+        world.server(member).globalconf.refresh()
+    page.get_by_label("The certificate the authority issued (PEM)").fill(issued.decode())
+    page.get_by_role(
+        "button", name="Install the certificate of the next member signing key"
+    ).click()
+    expect(page.get_by_role("status")).to_contain_text("is installed")
+    page.get_by_role("button", name="Switch to the next member signing key").click()
+    expect(page.get_by_role("status")).to_contain_text("now uses the next member signing key")
+    page.screenshot(path=shots / "3-switched.png", full_page=True)
+    with world.consumer_channel() as channel:
+        assert get_vehicle(channel).code == grpc.StatusCode.OK
     page.context.close()
