@@ -394,6 +394,11 @@ class PubSubConfig(_Model):
         description="subscriptions delivered by HTTP POST to an internal URL, not by Subscribe",
     )
 
+    audit_bodies: Literal["metadata", "encrypted"] = Field(
+        default="metadata",
+        description="metadata: event records keep digests only; encrypted: also the event"
+        " bytes, sealed to the federation's auditor key (publish and delivery records)",
+    )
     retention: EventRetentionConfig = Field(default_factory=EventRetentionConfig)
 
     @model_validator(mode="after")

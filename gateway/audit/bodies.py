@@ -1,7 +1,9 @@
 """Request and response bodies sealed to the federation's auditors (pure).
 
-A provider service configured with `audit_bodies: encrypted` keeps, next to
-each audit record, the exchange's bodies encrypted so that only the holders
+A provider service configured with `audit_bodies: encrypted` (and a server
+with `pubsub.audit_bodies: encrypted`, for the events it publishes and
+receives) keeps, next to each audit record, the exchange's bodies (or the
+event's bytes) encrypted so that only the holders
 of the auditor's X25519 private key can read them; the security server that
 wrote them cannot, as it never holds that key.
 
@@ -44,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from spean.gateway.audit.record import AuditRecord
+from spean.gateway.audit.record import AuditRecord, Kind
 from spean.gateway.digests import ResponseDigest, request_digest
 from spean.gateway.errors import ConfigError, InvalidArgument
 
@@ -156,11 +158,16 @@ def open_for(record: AuditRecord, sealed: bytes, auditor_key: X25519PrivateKey) 
 
 
 def check_bodies(record: AuditRecord, bodies: Bodies) -> str:
-    """Why `bodies` are not the ones `record` digests, or "" when they are."""
+    """Why `bodies` are not the ones `record` digests, or "" when they are.
+
+    An event's record (publish, delivery) digests the event as its request and
+    has no responses: its sealed bodies are the event bytes alone."""
     if request_digest(bodies.request) != record.request_sha256:
         return "the decrypted request does not match the record's request digest"
     if len(bodies.request) != record.request_size:
         return "the decrypted request's size differs from the record"
+    if record.kind is not Kind.EXCHANGE:
+        return "an event's sealed bodies hold responses" if bodies.responses else ""
     digest = ResponseDigest()
     for message in bodies.responses:
         digest.update(message)
@@ -190,6 +197,14 @@ def seal_exchange(
     """Seal one exchange's bodies for the record (origin, side, exchange id)."""
     aad = associated_data(origin, side, exchange_id)
     return seal(Bodies(request, tuple(responses)), auditor_public_key, aad)
+
+
+def seal_event(
+    payload: bytes, auditor_public_key: bytes, *, origin: str, side: str, exchange_id: str
+) -> bytes:
+    """Seal one event's bytes for its publish or delivery record."""
+    aad = associated_data(origin, side, exchange_id)
+    return seal(Bodies(payload, ()), auditor_public_key, aad)
 
 
 class RetainingDigest(ResponseDigest):

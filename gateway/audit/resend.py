@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from spean.gateway.audit.bodies import Bodies, check_bodies, open_for
 from spean.gateway.audit.bundle import Bundle
 from spean.gateway.audit.progress import counted
-from spean.gateway.audit.record import AuditRecord, iso_ns
+from spean.gateway.audit.record import AuditRecord, Kind, iso_ns
 from spean.gateway.digests import ResponseDigest
 from spean.gateway.errors import InvalidArgument
 from spean.gateway.globalconf import GlobalConfiguration
@@ -97,6 +97,7 @@ class Exchange:
 
 
 NO_BODIES = "no bodies kept"
+EVENT_NOT_RESENT = "an event: its bytes are decrypted and checked against the record, not re-sent"
 
 
 def build_timeline(
@@ -296,6 +297,8 @@ def _replay_one(
 ) -> Replayed:
     if exchange.bodies is None:
         return Replayed(exchange, Outcome.SKIPPED, exchange.bodies_problem)
+    if exchange.record.kind is not Kind.EXCHANGE:
+        return Replayed(exchange, Outcome.SKIPPED, EVENT_NOT_RESENT)
     answer = send(
         channel,
         exchange,

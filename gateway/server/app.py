@@ -251,7 +251,15 @@ def restart_needed(old: ServerConfig, new: ServerConfig) -> list[str]:
     if (old.pubsub is None) != (new.pubsub is None):
         changed.append("pubsub")
     elif old.pubsub is not None and new.pubsub is not None:
-        for name in ("store", "subscriptions", "delivery", "retention", "webhook", "push"):
+        for name in (
+            "store",
+            "subscriptions",
+            "delivery",
+            "retention",
+            "audit_bodies",
+            "webhook",
+            "push",
+        ):
             if getattr(old.pubsub, name) != getattr(new.pubsub, name):
                 changed.append(f"pubsub.{name}")
     return changed

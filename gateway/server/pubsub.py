@@ -106,6 +106,7 @@ class PubSubNode:
             max_event_bytes=limits.max_message_bytes,
             max_header_bytes=limits.max_header_bytes,
             published=self._published,
+            seal_bodies=pubsub.audit_bodies == "encrypted",
             pushed=frozenset(
                 (SubsystemId.parse(p.client), TopicId.parse(p.topic)) for p in pubsub.push
             ),
@@ -123,6 +124,7 @@ class PubSubNode:
             store=self.store,
             audit=audit,
             token_lifetime=limits.token_lifetime_seconds,
+            seal_bodies=pubsub.audit_bodies == "encrypted",
         )
         # Retention: the delivering process prunes (docs/pubsub.md, "Retention").
         self.pruner: Pruner | None = None

@@ -31,6 +31,7 @@ import grpc
 import structlog
 
 from spean.gateway import metadata
+from spean.gateway.audit.bodies import seal_event
 from spean.gateway.audit.record import AuditRecord, Kind, Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.errors import (
@@ -76,7 +77,11 @@ class PubSubApps:
         max_header_bytes: int,
         published: Callable[[], None],
         pushed: frozenset[tuple[SubsystemId, TopicId]] = frozenset(),
+        seal_bodies: bool = False,
     ) -> None:
+        # pubsub.audit_bodies: encrypted: each published event's bytes are sealed to the
+        # federation's auditor key beside its record.
+        self._seal_bodies = seal_bodies
         self._origin = origin
         self._configuration = configuration
         self._check_client = check_client
@@ -199,6 +204,9 @@ class PubSubApps:
                 )
             if not body_is_json:
                 self.types.check(info, payload)
+            # Checked before the event is stored: an event that could not be recorded
+            # as configured is refused, not kept (fail closed).
+            auditor = auditor_key_for_events(self._configuration()) if self._seal_bodies else b""
             appended = self._store.append(
                 topic,
                 event_id,
@@ -212,7 +220,16 @@ class PubSubApps:
             self._audit_durably(_refused(record, exc))
             log.info("event.publish_refused", status=exc.code.name, error=exc.message)
             raise
-        self._audit_durably(_with(record, answered_at_ns=time.time_ns()))
+        sealed = b""
+        if auditor:
+            sealed = seal_event(
+                payload,
+                auditor,
+                origin=self._origin,
+                side=record.side.value,
+                exchange_id=record.exchange_id,
+            )
+        self._audit_durably(_with(record, answered_at_ns=time.time_ns()), sealed)
         self._published()
         log.info(
             "event.published",
@@ -225,10 +242,10 @@ class PubSubApps:
             event_id=event_id, sequence=appended.sequence, duplicate=appended.duplicate
         )
 
-    def _audit_durably(self, record: AuditRecord) -> None:
+    def _audit_durably(self, record: AuditRecord, bodies: bytes = b"") -> None:
         latency = max(0, ((record.answered_at_ns or time.time_ns()) - record.received_at_ns))
         try:
-            self._audit.append(_with(record, latency_us=latency // 1000))
+            self._audit.append(_with(record, latency_us=latency // 1000), bodies=bodies)
         except AuditError as exc:
             log.error("audit.append_failed", exchange_id=record.exchange_id, error=exc.message)
             raise
@@ -340,6 +357,17 @@ def _event_id(text: str) -> str:
 
 def _with(record: AuditRecord, **changes: Any) -> AuditRecord:
     return replace(record, **changes)
+
+
+def auditor_key_for_events(conf: GlobalConfiguration) -> bytes:
+    """The key event bytes are sealed to; without one the event is refused (fail closed)."""
+    if not conf.auditor_public_key:
+        raise FailedPrecondition(
+            "this server keeps encrypted event bodies (pubsub.audit_bodies: encrypted) but"
+            f" global configuration version {conf.version} has no auditor key; the"
+            " federation authority must register one (spean authority set-auditor-key)"
+        )
+    return conf.auditor_public_key
 
 
 def _refused(record: AuditRecord, exc: SpeanError) -> AuditRecord:

@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import structlog
 
+from spean.gateway.audit.bodies import seal_event
 from spean.gateway.audit.record import AuditRecord, Kind, Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.errors import AuditError, SpeanError
@@ -29,6 +30,7 @@ from spean.gateway.event_admission import DeliveryRules, admit_delivery
 from spean.gateway.eventstore.store import Delivery, EventStore
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.server.peer import peer_certificate_pem
+from spean.gateway.server.pubsub_apps import auditor_key_for_events
 from spean.gateway.token_events import AckClaims, sign_ack
 from spean.gateway.tokens import MAX_TOKEN_SIZE, TokenSigner, new_exchange_id
 from spean.v1 import pubsub_pb2 as pb
@@ -52,6 +54,7 @@ class EventReceiver:
         store: EventStore,
         audit: AuditStore,
         token_lifetime: int,
+        seal_bodies: bool = False,
     ) -> None:
         self._origin = origin
         self._configuration = configuration
@@ -60,6 +63,7 @@ class EventReceiver:
         self._store = store
         self._audit = audit
         self._lifetime = token_lifetime
+        self._seal_bodies = seal_bodies  # pubsub.audit_bodies: encrypted
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         return {
@@ -113,6 +117,12 @@ class EventReceiver:
             if admitted.refusal is not None:
                 raise admitted.refusal
             assert claims is not None
+            conf = self._current()
+            auditor = (
+                auditor_key_for_events(conf)
+                if self._seal_bodies and not isinstance(conf, SpeanError)
+                else b""
+            )
             stored = self._store.receive(
                 Delivery(
                     subscriber=claims.subscriber,
@@ -145,7 +155,16 @@ class EventReceiver:
                 error=exc.message,
             )
             context.abort(exc.code, exc.message)
-        self._finish(_ended(replace(record, ack_token=ack), "OK", ""), context)
+        sealed = b""
+        if auditor:
+            sealed = seal_event(
+                request.payload,
+                auditor,
+                origin=self._origin,
+                side=record.side.value,
+                exchange_id=record.exchange_id,
+            )
+        self._finish(_ended(replace(record, ack_token=ack), "OK", ""), context, sealed)
         log.info(
             "event.received",
             topic=str(claims.topic),
@@ -156,9 +175,11 @@ class EventReceiver:
         )
         return pb.DeliverResponse(ack_token=ack, duplicate=duplicate)
 
-    def _finish(self, record: AuditRecord, context: grpc.ServicerContext) -> None:
+    def _finish(
+        self, record: AuditRecord, context: grpc.ServicerContext, bodies: bytes = b""
+    ) -> None:
         try:
-            self._audit.append(record)
+            self._audit.append(record, bodies=bodies)
         except AuditError as exc:
             log.error("audit.append_failed", exchange_id=record.exchange_id, error=exc.message)
             context.abort(exc.code, exc.message)
