@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import structlog
 import yaml
@@ -172,6 +172,24 @@ class MemberAdmission(BaseModel):
     id: str = Field(pattern=_ID, description="member identifier, e.g. KH/GOV/MOH")
     name: str = Field(min_length=1, max_length=300)
     csr: str = Field(min_length=1, max_length=20_000, description="signing key request (PEM)")
+
+
+class ServerAdmission(BaseModel):
+    server: str = Field(pattern=_ID, description="security server identifier, KH/GOV/MOH/ss1")
+    address: str = Field(min_length=3, max_length=300, description="host:port of its provider")
+    csr: str = Field(min_length=1, max_length=20_000, description="TLS key request (PEM)")
+    mode: Literal["new", "rotate", "replace"] = Field(
+        default="new",
+        description="new: a server not yet listed; rotate: list the certificate beside the"
+        " server's current ones (a TLS key rotation); replace: list only this one (the server"
+        " moved, or its key is lost)",
+    )
+
+
+class CertificateRetirement(BaseModel):
+    server: str = Field(pattern=_ID, description="security server identifier")
+    serial: str = Field(min_length=1, max_length=64, description="the certificate's serial (hex)")
+    revoke: bool = Field(default=False, description="also revoke it (a key that may be lost)")
 
 
 class ServerView(BaseModel):
@@ -611,6 +629,58 @@ class AuthorityAdmin:
         self._change(principal, action, if_match, change)
         view = next(s for s in self.subsystems() if s.id == subsystem)
         return ServiceDescriptionResult(created=created, subsystem=view)
+
+    def admit_server(
+        self, principal: Principal, admission: ServerAdmission, if_match: str | None
+    ) -> CertificateView:
+        """Certify a security server's TLS key: a new server, a rotation or a replacement."""
+        csr = admission.csr.encode()
+        pki.load_csr(csr, f"the CSR for security server {admission.server}")
+        action = AdminAction(
+            f"server.admit.{admission.mode}",
+            admission.server,
+            _key_sha256(csr),
+            f"certified a TLS key of {admission.server} at {admission.address} ({admission.mode})",
+        )
+        pem = self._change(
+            principal,
+            action,
+            if_match,
+            lambda: self.authority.admit_server(
+                admission.server,
+                admission.address,
+                csr,
+                rotate=admission.mode == "rotate",
+                replace=admission.mode == "replace",
+            ),
+        )
+        serial = pki.serial_hex(pki.parse_certificate_pem(pem).serial_number)
+        return next(c for c in self._certificates("server", admission.server) if c.serial == serial)
+
+    def retire_certificate(
+        self, principal: Principal, retirement: CertificateRetirement, if_match: str | None
+    ) -> ServerView:
+        """End a TLS rotation's overlap: the server's certificate is no longer listed."""
+        try:
+            serial = int(retirement.serial.replace(":", ""), 16)
+        except ValueError:
+            raise InvalidArgument(f"serial {retirement.serial!r} is not hexadecimal") from None
+        action = AdminAction(
+            "server.retire-certificate",
+            retirement.server,
+            pki.serial_hex(serial),
+            f"retired certificate {pki.serial_hex(serial)} of {retirement.server}"
+            + (" and revoked it" if retirement.revoke else ""),
+        )
+        self._change(
+            principal,
+            action,
+            if_match,
+            lambda: self.authority.retire_certificate(
+                retirement.server, serial=serial, revoke=retirement.revoke
+            ),
+        )
+        return next(s for s in self.servers() if s.id == retirement.server)
 
     def revoke(
         self, principal: Principal, request: RevocationRequest, if_match: str | None

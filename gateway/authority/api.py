@@ -161,6 +161,36 @@ def servers(
     return admin.servers()
 
 
+@router.post("/servers/certificates", tags=["registry"], status_code=201)
+def admit_server(
+    body: models.ServerAdmission,
+    response: Response,
+    admin: Admin,
+    principal: Annotated[Principal, Depends(requires(Permission.REGISTER))],
+    if_match: IfMatch,
+) -> models.CertificateView:
+    """Certify a security server's TLS key: a new server, a rotation beside its current
+    certificates, or a replacement; reaches the federation with the next publication."""
+    result = admin.admit_server(principal, body, if_match)
+    _tagged(response, admin)
+    return result
+
+
+@router.post("/servers/certificate-retirements", tags=["registry"])
+def retire_certificate(
+    body: models.CertificateRetirement,
+    response: Response,
+    admin: Admin,
+    principal: Annotated[Principal, Depends(requires(Permission.REVOKE))],
+    if_match: IfMatch,
+) -> models.ServerView:
+    """End a TLS rotation's overlap: stop listing one of a server's certificates (and
+    revoke it, if asked) from the next publication."""
+    result = admin.retire_certificate(principal, body, if_match)
+    _tagged(response, admin)
+    return result
+
+
 @router.get("/subsystems", tags=["registry"])
 def subsystems(
     response: Response,

@@ -375,3 +375,63 @@ def test_a_change_made_with_the_command_line_makes_the_read_stale(desk: Desk) ->
         )  # what spean authority set-auditor-key does
         stale = sysadmin.post("/publications", json={}, headers={"If-Match": etag})
     assert stale.status_code == 412
+
+
+def test_a_servers_tls_key_is_rotated_through_the_api(desk: Desk) -> None:
+    member, server = "KH/GOV/MLVT", "KH/GOV/MLVT/ss1"
+
+    def csr(kind: str, identifier: str) -> str:
+        key = pki.generate_key("ec-p256")
+        return pki.csr_pem(pki.make_csr(key, identifier, kind)).decode()  # type: ignore[arg-type]
+
+    with desk.client(desk.keys[Role.REGISTRATION_OFFICER]) as officer:
+        joined = officer.post(
+            "/members",
+            json={"id": member, "name": "Ministry of Labour", "csr": csr("member", member)},
+            headers={"If-Match": _etag(officer)},
+        )
+        assert joined.status_code == 200, joined.text
+        first = officer.post(
+            "/servers/certificates",
+            json={"server": server, "address": "127.0.0.1:9443", "csr": csr("server", server)},
+            headers={"If-Match": joined.headers["etag"]},
+        )
+        assert first.status_code == 201, first.text
+        second = officer.post(
+            "/servers/certificates",
+            json={
+                "server": server,
+                "address": "127.0.0.1:9443",
+                "csr": csr("server", server),
+                "mode": "rotate",
+            },
+            headers={"If-Match": first.headers["etag"]},
+        )
+        assert second.status_code == 201, second.text
+        listed = {s["id"]: s for s in officer.get("/servers").json()}[server]
+        assert {c["serial"] for c in listed["certificates"]} >= {
+            first.json()["serial"],
+            second.json()["serial"],
+        }
+        refused = officer.post(
+            "/servers/certificate-retirements",
+            json={"server": server, "serial": first.json()["serial"]},
+            headers={"If-Match": _etag(officer)},
+        )
+        assert refused.status_code == 403
+    with desk.client(desk.keys[Role.SYSTEM_ADMINISTRATOR]) as sysadmin:
+        retired = sysadmin.post(
+            "/servers/certificate-retirements",
+            json={"server": server, "serial": first.json()["serial"]},
+            headers={"If-Match": _etag(sysadmin)},
+        )
+        assert retired.status_code == 200, retired.text
+        published = sysadmin.post(
+            "/publications", json={"validity_hours": 2}, headers={"If-Match": _etag(sysadmin)}
+        )
+        assert published.status_code == 200, published.text
+    conf = desk.published()
+    info = conf.server(parse_server(server))
+    assert info is not None
+    listed_serials = {pki.serial_hex(c.serial_number) for c in info.tls_certificates}
+    assert listed_serials == {second.json()["serial"]}

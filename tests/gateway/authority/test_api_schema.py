@@ -32,6 +32,8 @@ OPERATIONS = [
     ("GET", "/api/v1/members"),
     ("POST", "/api/v1/members"),
     ("GET", "/api/v1/servers"),
+    ("POST", "/api/v1/servers/certificates"),
+    ("POST", "/api/v1/servers/certificate-retirements"),
     ("GET", "/api/v1/subsystems"),
     ("POST", "/api/v1/service-descriptions"),
     ("GET", "/api/v1/revocations"),
