@@ -22,6 +22,9 @@ from spean.gateway.eventstore.engines import open_event_store
 from spean.gateway.files.config import load_config
 from spean.gateway.identifiers import SubsystemId
 
+WAITING_SHOWN = 1000
+"""Events waiting in an inbox are counted up to this many (a bounded read)."""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("pubsub", help="publish/subscribe: delivery status")
@@ -58,16 +61,23 @@ def status_rows(config_path: Path) -> dict[str, list[dict[str, object]]]:
                     "dead_letters": cursor.dead_letters,
                 }
             )
-        subscriptions = [
-            {
-                "client": entry.client,
-                "topic": entry.topic,
-                "acked_position": store.acked_position(
-                    SubsystemId.parse(entry.client), TopicId.parse(entry.topic)
-                ),
-            }
-            for entry in config.pubsub.subscriptions
-        ]
+        pushed = {(p.client, p.topic): p.url for p in config.pubsub.push}
+        subscriptions = []
+        for entry in config.pubsub.subscriptions:
+            client, topic = SubsystemId.parse(entry.client), TopicId.parse(entry.topic)
+            acked = store.acked_position(client, topic)
+            waiting = len(store.read_inbox(client, topic, acked, WAITING_SHOWN + 1))
+            subscriptions.append(
+                {
+                    "client": entry.client,
+                    "topic": entry.topic,
+                    "acked_position": acked,
+                    "waiting": waiting,
+                    "delivered_by": f"push to {pushed[(entry.client, entry.topic)]}"
+                    if (entry.client, entry.topic) in pushed
+                    else "Subscribe",
+                }
+            )
     return {"deliveries": deliveries, "subscriptions": subscriptions}
 
 
@@ -91,5 +101,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows["subscriptions"]:
         print("  none")
     for row in rows["subscriptions"]:
-        print(f"  {row['client']} <- {row['topic']}: acknowledged up to {row['acked_position']}")
+        waiting = int(str(row["waiting"]))
+        shown = f"more than {WAITING_SHOWN}" if waiting > WAITING_SHOWN else str(waiting)
+        print(
+            f"  {row['client']} <- {row['topic']}: acknowledged up to {row['acked_position']},"
+            f" {shown} waiting, delivered by {row['delivered_by']}"
+        )
     return 0
