@@ -122,3 +122,21 @@ def test_subscriptions_say_which_subsystem_takes_which_topic() -> None:
     assert not subscriptions.takes(NHIS, DEATHS)
     assert not subscriptions.takes(VEHICLES, ADDRESS)
     assert subscriptions.topics_of(NHIS) == (ADDRESS,)
+
+
+def test_a_consumer_away_for_an_hour_is_still_waited_for_and_retried_within_a_minute() -> None:
+    """The default retry limits (docs/pubsub.md): an hour of failed attempts, each made
+    when it falls due, never dead-letters the event, and once the consumer is back the
+    next attempt is at most `max_backoff_ms` away."""
+    policy = DeliveryPolicy()
+    topic = TopicId.parse("KH/GOV/MOI/population:citizen-address-changed")
+    cursor = Cursor(topic, SubsystemId.parse("KH/GOV/MOH/nhis"))
+    now = 0
+    hour = 3600 * 1_000_000_000
+    while now < hour:
+        cursor, dead = cursor.failed(policy, "UNAVAILABLE: down", now, jitter=0.0)
+        assert not dead, f"dead-lettered after {now / 1e9:.0f} s"
+        now = cursor.next_attempt_ns  # the delivery loop tries again when it is due
+    assert cursor.acked == 0
+    assert cursor.next_attempt_ns - hour <= policy.max_backoff_ms * 1_000_000
+    assert cursor.acknowledged(1).acked == 1  # back: the first success moves on
