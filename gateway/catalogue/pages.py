@@ -49,7 +49,7 @@ from spean.gateway.catalogue.search import MAX_QUERY_LENGTH, SearchQuery
 from spean.gateway.catalogue.service import CatalogueService
 from spean.gateway.catalogue_metadata import DATA_CLASSES, Text
 from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
-from spean.gateway.web.app import _HEADERS as SECURITY_HEADERS
+from spean.gateway.web.app import SECURITY_HEADERS
 from spean.gateway.web.console import HTMX, LANG_COOKIE
 from spean.gateway.web.i18n import DEFAULT, LANGUAGE_NAMES, LOCALES, Translator, negotiate
 

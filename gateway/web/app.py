@@ -27,7 +27,8 @@ from spean.gateway.web.roles import Permission, Principal, require
 
 API_PREFIX = "/api/v1"
 
-_HEADERS = [
+# Every answer's headers (the catalogue's pages take them too, without the no-store).
+SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -69,7 +70,7 @@ class _Limits:
                 raise HTTPException(413, f"the request body is larger than {limit} bytes")
             return message
 
-        headers = _HEADERS + (_HSTS if scope.get("scheme") == "https" else [])
+        headers = SECURITY_HEADERS + (_HSTS if scope.get("scheme") == "https" else [])
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
