@@ -1,0 +1,73 @@
+"""The demo's open data: MoH's catalogue subsystem and the access it is granted.
+
+MoH's metadata (metadata/moh-nhis.yaml) declares the open dataset
+``moh-chamkar-mon-2024``: twelve monthly reports of one referral hospital.
+`with_open_data` registers the catalogue's own subsystem ``KH/GOV/MOH/catalogue``
+on MoH's security server and grants it the reports, and `mask_for_catalogue`
+writes the rule's minimise entry (the submission time is dropped, as the
+metadata says) into the provider's server.yaml. `generate_demo_datasets`
+then fetches the dataset through MoH's consumer endpoint, so both audit logs
+hold the exchanges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from spean.gateway.demo.federation import Federation, MemberPlan, build_federation
+from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, NHIS, demo_plans
+from spean.gateway.opendata.generate import ConsumerEndpoint, Generator, Outcome
+from spean.gateway.opendata.store import DatasetStore
+
+CATALOGUE = "KH/GOV/MOH/catalogue"
+DATASET = "moh-chamkar-mon-2024"
+DROPPED = ("submitted_at",)
+
+
+def with_open_data(plans: Sequence[MemberPlan]) -> list[MemberPlan]:
+    """`plans` where MoH has the catalogue's subsystem and grants it the monthly reports."""
+    changed = []
+    for plan in plans:
+        if plan.member == MOH:
+            services = [
+                replace(s, access=[*s.access, (CATALOGUE, [MONTHLY_REPORT])])
+                if s.subsystem == NHIS
+                else s
+                for s in plan.services
+            ]
+            plan = replace(plan, clients=[*plan.clients, CATALOGUE], services=services)
+        changed.append(plan)
+    return changed
+
+
+def mask_for_catalogue(
+    config: Path, method: str, dropped: Sequence[str], client: str = CATALOGUE
+) -> None:
+    """Add `client`'s minimise entry (`dropped` fields of `method`) to a provider's server.yaml."""
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for rule in document["provider"]["access"]:
+        if rule["client"] == client:
+            rule["minimise"] = [{"method": method, "drop": list(dropped)}]
+    config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def build_demo_with_open_data(
+    root: Path, mpwt_database_url: str | None = None, *, events: bool = False
+) -> Federation:
+    """The demo federation (`ministries.build_demo`) with its catalogue's subsystem."""
+    plans = with_open_data(demo_plans(mpwt_database_url, events=events))
+    federation = build_federation(root, plans)
+    mask_for_catalogue(federation.configs[MOH], MONTHLY_REPORT, DROPPED)
+    return federation
+
+
+def generate_demo_datasets(federation: Federation, folder: Path) -> list[Outcome]:
+    """Generate every declared dataset the demo's catalogue may fetch, into `folder`."""
+    conf = federation.servers[MOH].current_configuration()
+    endpoint = ConsumerEndpoint(federation.consumer_addresses[MOH], CATALOGUE)
+    generator = Generator(DatasetStore(folder), endpoint, timeout=60.0)
+    return generator.generate(conf, [DATASET])
