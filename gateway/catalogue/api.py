@@ -38,6 +38,7 @@ from spean.gateway.catalogue.service import CatalogueService
 from spean.gateway.catalogue_metadata import Text
 from spean.gateway.errors import NotFound, SpeanError
 from spean.gateway.opendata import api as opendata_api
+from spean.gateway.opendata.model import Version
 from spean.gateway.opendata.store import DatasetStore
 
 PREFIX = "/api/v1/catalogue"
@@ -148,12 +149,13 @@ def create_app(service: CatalogueService, datasets: DatasetStore | None = None) 
 
     def _dcat(kind: str) -> str:
         catalogue = service.current()
-        latest = {}
+        latest: dict[str, Version] | None = None
         if datasets is not None:  # each generated dataset's newest version
+            latest = {}
             for declared in dcat.open_datasets(catalogue):
                 if (newest := datasets.index(declared.id).latest) is not None:
                     latest[declared.id] = newest
-        key = (catalogue.version, kind, tuple((k, v.number) for k, v in latest.items()))
+        key = (catalogue.version, kind, tuple((k, v.number) for k, v in (latest or {}).items()))
         if key not in dcat_cache:
             graph = dcat.catalogue_graph(catalogue, service.base_url, latest)
             text = dcat.to_turtle(graph) if kind == "turtle" else dcat.to_json_ld(graph)

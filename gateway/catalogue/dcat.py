@@ -95,7 +95,12 @@ def open_datasets(catalogue: Catalogue) -> tuple[OpenDataset, ...]:
 def catalogue_graph(
     catalogue: Catalogue, base_url: str, latest: Mapping[str, Version] | None = None
 ) -> Graph:
-    """The catalogue's graph; `latest` gives the newest version of each generated dataset."""
+    """The catalogue's graph.
+
+    With `latest` (a catalogue that serves open data: the newest version of
+    each generated dataset, possibly none yet), every declared open dataset is
+    a `dcat:Dataset` too, with distributions once it has a version.
+    """
     graph = Graph()
     graph.bind("dcat", DCAT)
     graph.bind("dct", DCTERMS)
@@ -144,8 +149,8 @@ def catalogue_graph(
             assert service is not None  # the catalogue's own invariant
             node = _data_service(graph, service, dataset, base_url)
             graph.add((root, DCAT.service, node))
-    for open_dataset in open_datasets(catalogue):
-        node = _open_dataset(graph, open_dataset, (latest or {}).get(open_dataset.id), base_url)
+    for open_dataset in open_datasets(catalogue) if latest is not None else ():
+        node = _open_dataset(graph, open_dataset, latest.get(open_dataset.id), base_url)
         graph.add((root, DCAT.dataset, node))
     return graph
 
@@ -169,19 +174,14 @@ def _open_dataset(
     frequency = URIRef(f"{EU}frequency/{dataset.frequency}")
     graph.add((node, DCTERMS.accrualPeriodicity, frequency))
     graph.add((frequency, RDF.type, DCTERMS.Frequency))
-    graph.add(
-        (
-            node,
-            DCTERMS.source,
-            api_url(base_url, "services", dataset.subsystem + ":" + dataset.method),
-        )
-    )
+    # Derived from the data its subsystem serves (that subsystem's dcat:Dataset).
+    graph.add((node, DCTERMS.source, api_url(base_url, "subsystems", dataset.subsystem)))
     if version is None:
         return node
     graph.add(
         (node, DCTERMS.modified, Literal(version.generated_at.isoformat(), datatype=XSD.dateTime))
     )
-    graph.add((node, DCAT.version, Literal(str(version.number))))
+    graph.add((node, URIRef(f"{DCAT}version"), Literal(str(version.number))))
     for entry in version.files:
         distribution = api_url(base_url, "datasets", dataset.id, f"{version.number}.{entry.format}")
         graph.add((distribution, RDF.type, DCAT.Distribution))

@@ -173,6 +173,9 @@ class VersionWriter:
 
     def abort(self) -> None:
         """Drop everything written; nothing of this version remains."""
+        if self._parquet.is_open:
+            # Closing writes the footer into the temporary file, which is removed below.
+            self._parquet.close()
         for handle in self._files.values():
             handle.close()
         shutil.rmtree(self.temp, ignore_errors=True)
