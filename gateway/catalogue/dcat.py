@@ -150,7 +150,8 @@ def catalogue_graph(
             node = _data_service(graph, service, dataset, base_url)
             graph.add((root, DCAT.service, node))
     for open_dataset in open_datasets(catalogue) if latest is not None else ():
-        node = _open_dataset(graph, open_dataset, latest.get(open_dataset.id), base_url)
+        newest = latest.get(open_dataset.id) if latest is not None else None
+        node = _open_dataset(graph, open_dataset, newest, base_url)
         graph.add((root, DCAT.dataset, node))
     return graph
 

@@ -118,7 +118,8 @@ def test_a_generation_writes_three_formats_of_the_masked_rows(
     (outcome,) = _generator(world.federation, store).generate(_conf(world), [FLEET])
     assert outcome.error is None
     version = outcome.version
-    assert version is not None and version.number == 1
+    assert version is not None
+    assert version.number == 1
     assert version.rows == len(demo_data.SAMPLE_OWNER_PLATES)
 
     rows = list(csv.DictReader(io.StringIO(_file(store, FLEET, f"{FLEET}-v1.csv").decode())))
@@ -130,7 +131,8 @@ def test_a_generation_writes_three_formats_of_the_masked_rows(
     assert [d["plate"] for d in documents] == list(demo_data.SAMPLE_OWNER_PLATES)
     assert all("owner_id" not in d for d in documents)
     uninspected = next(d for d in documents if d["plate"] == demo_data.SAMPLE_UNINSPECTED_PLATE)
-    assert uninspected["last_inspection"] is None and uninspected["engine_cc"] is None
+    assert uninspected["last_inspection"] is None
+    assert uninspected["engine_cc"] is None
 
     table = pq.read_table(store.folder(FLEET) / f"{FLEET}-v1.parquet")
     assert table.column("plate").to_pylist() == list(demo_data.SAMPLE_OWNER_PLATES)
@@ -153,14 +155,16 @@ def test_each_generation_is_an_exchange_in_both_audit_logs(
     (outcome,) = _generator(world.federation, store).generate(_conf(world), [DATASET])
     version = outcome.version
     assert version is not None, outcome.error
-    assert version.rows == 12 and len(version.exchange_ids) == 12
+    assert version.rows == 12
+    assert len(version.exchange_ids) == 12
     assert len(set(version.exchange_ids)) == 12
     for exchange_id in version.exchange_ids:
         # MoH is both the consumer (its catalogue) and the provider (nhis): two records.
         records = {r.side.name: r for r in world.records_of(MOH, exchange_id)}
         assert set(records) == {"CONSUMER", "PROVIDER"}
         for record in records.values():
-            assert record.client == CATALOGUE and record.purpose == PURPOSE
+            assert record.client == CATALOGUE
+            assert record.purpose == PURPOSE
             assert record.status == "OK"
     table = pq.read_table(store.folder(DATASET) / f"{DATASET}-v1.parquet")
     assert "submitted_at" not in table.column_names
@@ -172,7 +176,8 @@ def test_each_generation_is_an_exchange_in_both_audit_logs(
     at_mpwt = world.record(MPWT, exchange_id)
     at_moh = world.record(MOH, exchange_id)
     assert (at_moh.side.name, at_mpwt.side.name) == ("CONSUMER", "PROVIDER")
-    assert at_mpwt.client == CATALOGUE and at_mpwt.purpose == PURPOSE
+    assert at_mpwt.client == CATALOGUE
+    assert at_mpwt.purpose == PURPOSE
     assert at_mpwt.response_messages == len(demo_data.SAMPLE_OWNER_PLATES)
 
 
@@ -182,9 +187,8 @@ def test_a_second_generation_is_version_two_with_its_changelog(
     database = world.folder(MPWT) / "mpwt-vehicles.db"
     with sqlite3.connect(database) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(vehicles)")]
-        row = dict(
-            zip(columns, db.execute("SELECT * FROM vehicles WHERE plate = ?", ("2A-1234",)).fetchone())
-        )  # fmt: skip
+        found = db.execute("SELECT * FROM vehicles WHERE plate = ?", ("2A-1234",)).fetchone()
+        row = dict(zip(columns, found, strict=True))
         row["plate"] = "2A-9999"
         marks = ", ".join("?" for _ in columns)
         db.execute(
@@ -193,13 +197,15 @@ def test_a_second_generation_is_version_two_with_its_changelog(
 
     (outcome,) = _generator(world.federation, store).generate(_conf(world), [FLEET])
     version = outcome.version
-    assert version is not None and version.number == 2, outcome.error
+    assert version is not None, outcome.error
+    assert version.number == 2, outcome.error
     assert version.rows == len(demo_data.SAMPLE_OWNER_PLATES) + 1
     assert (version.rows_added, version.rows_removed) == (1, 0)
     index = store.index(FLEET)
     assert [v.number for v in index.versions] == [1, 2]
     first = index.version(1)
-    assert first is not None and first.file("csv") != version.file("csv")
+    assert first is not None
+    assert first.file("csv") != version.file("csv")
     assert (store.folder(FLEET) / f"{FLEET}-v1.csv").is_file()  # kept: keep=5
 
 
@@ -215,7 +221,8 @@ def test_a_failed_generation_keeps_the_last_version_served(
     assert outcome.version is None
     assert isinstance(outcome.error, Unavailable)
     assert "version 2 stays served" in outcome.error.message
-    assert FLEET in outcome.error.message and "nothing was published" in outcome.error.message
+    assert FLEET in outcome.error.message
+    assert "nothing was published" in outcome.error.message
     assert store.index(FLEET) == before
     names = sorted(p.name for p in store.folder(FLEET).iterdir())
     assert not [n for n in names if n.startswith(".") or "-v3" in n], names
@@ -242,7 +249,8 @@ def test_the_datasets_are_listed_with_their_latest_version(api: TestClient) -> N
     listed = {d["id"]: d for d in api.get(API).json()}
     assert set(listed) == {DATASET, FLEET}
     fleet = listed[FLEET]
-    assert fleet["dropped_fields"] == ["owner_id"] and fleet["frequency"] == "DAILY"
+    assert fleet["dropped_fields"] == ["owner_id"]
+    assert fleet["frequency"] == "DAILY"
     assert fleet["latest"]["version"] == 2
     urls = {d["format"]: d["url"] for d in fleet["latest"]["downloads"]}
     assert urls["csv"] == f"https://cat.example{API}/{FLEET}/2.csv"
@@ -268,7 +276,8 @@ def test_downloads_stream_the_files_with_their_checksum_as_etag(
         )
         assert same.status_code == 304
     part = api.get(f"{API}/{FLEET}/1.csv", headers={"Range": "bytes=0-4"})
-    assert part.status_code == 206 and part.content == b"plate"
+    assert part.status_code == 206
+    assert part.content == b"plate"
     checksums = api.get(f"{API}/{FLEET}/2.sha256").text
     assert checksums.splitlines() == [f"{f.sha256}  {f.name}" for f in latest.files]
 
@@ -276,7 +285,8 @@ def test_downloads_stream_the_files_with_their_checksum_as_etag(
 def test_unknown_datasets_versions_and_formats_are_404(api: TestClient) -> None:
     assert api.get(f"{API}/no-such-dataset").status_code == 404
     missing = api.get(f"{API}/{FLEET}/9.csv")
-    assert missing.status_code == 404 and "no version 9" in missing.json()["error"]
+    assert missing.status_code == 404
+    assert "no version 9" in missing.json()["error"]
     assert api.get(f"{API}/{FLEET}/2.xlsx").status_code == 404
     assert api.get(f"{API}/{FLEET}/first.csv").status_code == 404
 
