@@ -79,7 +79,7 @@ class Masking(_Model):
 class OpenDataset(_Model):
     """A dataset published for download from one method (docs/catalogue.md, "Open data")."""
 
-    id: str = Field(pattern=DATASET_ID.pattern)
+    id: str = Field(pattern=f"^{DATASET_ID.pattern}$")
     title: LocalizedText
     description: LocalizedText
     method: str = Field(min_length=1, description="/package.Service/Method")

@@ -211,6 +211,7 @@ def _open_dataset(
         checksum = BNode()
         graph.add((checksum, RDF.type, SPDX.Checksum))
         graph.add((checksum, SPDX.algorithm, SPDX.checksumAlgorithm_sha256))
+        graph.add((SPDX.checksumAlgorithm_sha256, RDF.type, SPDX.ChecksumAlgorithm))
         graph.add((checksum, SPDX.checksumValue, Literal(entry.sha256, datatype=XSD.hexBinary)))
         graph.add((distribution, SPDX.checksum, checksum))
         graph.add((node, DCAT.distribution, distribution))
