@@ -19,7 +19,14 @@ from pathlib import Path
 import yaml
 
 from spean.gateway.demo.federation import Federation, MemberPlan, build_federation
-from spean.gateway.demo.ministries import MOH, MONTHLY_REPORT, NHIS, demo_plans
+from spean.gateway.demo.ministries import (
+    LIST_VEHICLES,
+    MOH,
+    MONTHLY_REPORT,
+    MPWT,
+    NHIS,
+    demo_plans,
+)
 from spean.gateway.opendata.generate import ConsumerEndpoint, Generator, Outcome
 from spean.gateway.opendata.store import DatasetStore
 
@@ -40,6 +47,44 @@ def with_open_data(plans: Sequence[MemberPlan]) -> list[MemberPlan]:
                 for s in plan.services
             ]
             plan = replace(plan, clients=[*plan.clients, CATALOGUE], services=services)
+        changed.append(plan)
+    return changed
+
+
+def with_vehicles_dataset(
+    plans: Sequence[MemberPlan], folder: Path, dataset: str, owner: str
+) -> list[MemberPlan]:
+    """`plans` where MPWT declares `dataset`, a masked view of `owner`'s vehicles.
+
+    MPWT's metadata (written to `folder`) gains the dataset (ListVehiclesByOwner
+    for `owner`, `owner_id` dropped) and its access list grants the catalogue's
+    subsystem the method; `mask_for_catalogue(..., LIST_VEHICLES, ["owner_id"])`
+    on MPWT's server.yaml then makes the provider enforce the masking. The
+    tests and bench/opendata.py publish MPWT's registry this way.
+    """
+    changed = []
+    for plan in plans:
+        if plan.member == MPWT:
+            service = plan.services[0]
+            assert service.catalogue is not None
+            document = yaml.safe_load(service.catalogue.read_text(encoding="utf-8"))
+            document["open_data"] = [
+                {
+                    "id": dataset,
+                    "title": {"en": "Registered vehicles", "km": "យានយន្តដែលបានចុះបញ្ជី"},
+                    "description": {"en": "Vehicles of one fleet owner, the owner not shown."},
+                    "method": LIST_VEHICLES,
+                    "request": {"owner_id": owner},
+                    "licence": "https://creativecommons.org/licenses/by/4.0/",
+                    "frequency": "DAILY",
+                    "masking": {"drop": ["owner_id"]},
+                }
+            ]
+            metadata = folder / f"{dataset}-mpwt-vehicles.yaml"
+            metadata.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+            access = [*service.access, (CATALOGUE, [LIST_VEHICLES])]
+            service = replace(service, access=access, catalogue=metadata)
+            plan = replace(plan, services=[service])
         changed.append(plan)
     return changed
 

@@ -15,18 +15,15 @@ download routes answer with the files, their ETags, ranges and 404s.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from spean.gateway.catalogue.api import create_app
@@ -41,6 +38,7 @@ from spean.gateway.demo.opendata import (
     DROPPED,
     mask_for_catalogue,
     with_open_data,
+    with_vehicles_dataset,
 )
 from spean.gateway.errors import Unavailable
 from spean.gateway.files import keyfiles
@@ -55,39 +53,11 @@ OWNER = demo_data.SAMPLE_OWNER_WITH_VEHICLES
 API = "/api/v1/catalogue/datasets"
 
 
-def _plans(folder: Path) -> list:  # type: ignore[type-arg]
-    """The demo with the catalogue's subsystem, and MPWT's masked owner listing declared."""
-    plans = []
-    for plan in with_open_data(demo_plans()):
-        if plan.member == MPWT:
-            service = plan.services[0]
-            assert service.catalogue is not None
-            document = yaml.safe_load(service.catalogue.read_text(encoding="utf-8"))
-            document["open_data"] = [
-                {
-                    "id": FLEET,
-                    "title": {"en": "Vehicles of the sample owner", "km": "យានយន្ត"},
-                    "description": {"en": "The sample owner's vehicles, owner not shown."},
-                    "method": LIST_VEHICLES,
-                    "request": {"owner_id": OWNER},
-                    "licence": "https://creativecommons.org/licenses/by/4.0/",
-                    "frequency": "DAILY",
-                    "masking": {"drop": ["owner_id"]},
-                }
-            ]
-            metadata = folder / "mpwt-vehicles.yaml"
-            metadata.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-            access = [*service.access, (CATALOGUE, [LIST_VEHICLES])]
-            service = dataclasses.replace(service, access=access, catalogue=metadata)
-            plan = dataclasses.replace(plan, services=[service])
-        plans.append(plan)
-    return plans
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("opendata")
-    federation = build_federation(folder / "federation", _plans(folder))
+    plans = with_vehicles_dataset(with_open_data(demo_plans()), folder, FLEET, OWNER)
+    federation = build_federation(folder / "federation", plans)
     mask_for_catalogue(federation.configs[MOH], MONTHLY_REPORT, DROPPED)
     mask_for_catalogue(federation.configs[MPWT], LIST_VEHICLES, ["owner_id"])
     with running(federation) as world:
