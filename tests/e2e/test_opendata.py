@@ -19,7 +19,9 @@ import hashlib
 import io
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,6 +31,8 @@ from fastapi.testclient import TestClient
 from spean.gateway.catalogue.api import create_app
 from spean.gateway.catalogue.index import open_index
 from spean.gateway.catalogue.service import CatalogueService
+from spean.gateway.cli import main
+from spean.gateway.cli import member as member_cli
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
 from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MONTHLY_REPORT, MPWT, demo_plans
@@ -42,7 +46,7 @@ from spean.gateway.demo.opendata import (
 )
 from spean.gateway.errors import Unavailable
 from spean.gateway.files import keyfiles
-from spean.gateway.opendata.generate import ConsumerEndpoint, Generator
+from spean.gateway.opendata.generate import ConsumerEndpoint, Generator, Regenerator
 from spean.gateway.opendata.model import PURPOSE
 from spean.gateway.opendata.store import DatasetStore
 from spean.gateway.server.globalconf_client import GlobalConfigurationClient
@@ -268,3 +272,52 @@ def test_the_dcat_lists_each_format_with_its_checksum(api: TestClient, store: Da
     assert f"https://cat.example{API}/{FLEET}/2.parquet" in turtle
     assert all(f.sha256 in turtle for f in latest.files)
     assert "frequency/DAILY" in turtle
+
+
+def _publish(world: World, datasets: Path, *extra: str) -> int:
+    return main([
+        "catalogue", "publish-datasets", "--authority", str(world.federation.root / "authority"),
+        "--datasets", str(datasets), "--client", CATALOGUE, *extra,
+    ])  # fmt: skip
+
+
+def test_publish_datasets_is_one_run_for_cron(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(member_cli, "configure_logging", lambda *args, **kwargs: None)
+    consumer = world.federation.consumer_addresses[MOH]
+    assert _publish(world, tmp_path, "--consumer", consumer, "--dataset", DATASET) == 0
+    out = capsys.readouterr().out
+    assert f"{DATASET}: version 1, 12 rows, exchanges " in out
+    assert (tmp_path / DATASET / f"{DATASET}-v1.parquet").is_file()
+
+    assert _publish(world, tmp_path, "--consumer", "127.0.0.1:1", "--dataset", DATASET) == 1
+    err = capsys.readouterr().err
+    assert f"{DATASET}: UNAVAILABLE: dataset {DATASET}:" in err
+    assert "version 1 stays served" in err
+
+    assert _publish(world, tmp_path, "--consumer", consumer, "--dataset", "no-such") == 1
+    assert "no open dataset no-such" in capsys.readouterr().err
+    assert _publish(world, tmp_path, "--consumer", "nowhere", "--dataset", DATASET) == 1
+    assert "--consumer" in capsys.readouterr().err
+
+
+def test_serve_can_regenerate_on_a_schedule(world: World, tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path)
+    regenerator = Regenerator(
+        _generator(world.federation, store), lambda: _conf(world), interval=0.2
+    )
+    regenerator.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(store.index(DATASET).versions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        regenerator.stop()
+    versions = store.index(DATASET).versions
+    assert len(versions) >= 2
+    assert versions[-1].rows_added == 0  # the same twelve reports
+    assert versions[-1].rows_removed == 0
