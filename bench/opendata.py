@@ -3,11 +3,11 @@ downloaded over HTTP, each beside a direct baseline.
 
 Builds the demo federation with MPWT's registry holding `--rows` vehicles of
 one owner, published as the open dataset ``mpwt-fleet`` (ListVehiclesByOwner,
-`owner_id` dropped by MPWT's access rule for ``KH/GOV/MOH/catalogue``), and
+`owner_id` dropped by MPWT's access rule for ``KH/GOV/MOI/catalogue``), and
 runs its security servers in this process. Then, each measured step in its
 own child process, so that its peak RSS is its own (``os.wait4``):
 
-(a) generation: ``spean catalogue publish-datasets`` through MoH's consumer
+(a) generation: ``spean catalogue publish-datasets`` through MoI's consumer
     endpoint (MoH's and MPWT's servers, mutual TLS, signed tokens, both audit
     logs) writing CSV, JSON Lines and Parquet; reported as rows/s, MB/s of
     the three files, and the process's peak RSS. Baselines, the same rows
@@ -256,7 +256,14 @@ def main() -> None:
 
 def run(args: argparse.Namespace, work: Path) -> None:
     from spean.gateway.demo.federation import build_federation
-    from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MONTHLY_REPORT, MPWT, demo_plans
+    from spean.gateway.demo.ministries import (
+        LIST_VEHICLES,
+        MOH,
+        MOI,
+        MONTHLY_REPORT,
+        MPWT,
+        demo_plans,
+    )
     from spean.gateway.demo.opendata import (
         CATALOGUE,
         DROPPED,
@@ -289,7 +296,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     authority = work / "federation" / "authority"
     spean = [sys.executable, "-m", "spean.gateway.cli"]
     with federation.running():
-        consumer = federation.consumer_addresses[MOH]
+        consumer = federation.consumer_addresses[MOI]
         seconds, rss, out = _run_measured([
             *spean, "catalogue", "publish-datasets", "--authority", str(authority),
             "--datasets", str(datasets), "--dataset", DATASET, "--client", CATALOGUE,

@@ -87,7 +87,7 @@ def register(subparsers: Any) -> None:
 
 def _generation_arguments(parser: Any, *, required: bool) -> None:
     parser.add_argument(
-        "--client", required=required, help="the catalogue's subsystem, e.g. KH/GOV/MOH/catalogue"
+        "--client", required=required, help="the catalogue's subsystem, e.g. KH/GOV/MOI/catalogue"
     )
     parser.add_argument(
         "--consumer", required=required, help="its security server's consumer endpoint, HOST:PORT"

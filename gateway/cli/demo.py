@@ -129,7 +129,7 @@ def _show_open_data(federation: Any, folder: Path) -> None:
     from spean.gateway.demo.opendata import CATALOGUE, generate_demo_datasets
 
     datasets = folder / "catalogue" / "datasets"
-    print(f"\nThe catalogue ({CATALOGUE}) publishes MoH's open dataset through MoH's server:")
+    print(f"\nThe catalogue ({CATALOGUE}) publishes MoH's open dataset through MoI's server:")
     for outcome in generate_demo_datasets(federation, datasets):
         if outcome.version is None:
             error = outcome.error

@@ -2,11 +2,11 @@
 
 MoH's metadata (metadata/moh-nhis.yaml) declares the open dataset
 ``moh-chamkar-mon-2024``: twelve monthly reports of one referral hospital.
-`with_open_data` registers the catalogue's own subsystem ``KH/GOV/MOH/catalogue``
-on MoH's security server and grants it the reports, and `mask_for_catalogue`
+`with_open_data` registers the catalogue's own subsystem ``KH/GOV/MOI/catalogue``
+on MoI's security server, MoH grants it the reports, and `mask_for_catalogue`
 writes the rule's minimise entry (the submission time is dropped, as the
 metadata says) into the provider's server.yaml. `generate_demo_datasets`
-then fetches the dataset through MoH's consumer endpoint, so both audit logs
+then fetches the dataset through MoI's consumer endpoint, so both audit logs
 hold the exchanges.
 """
 
@@ -22,6 +22,7 @@ from spean.gateway.demo.federation import Federation, MemberPlan, build_federati
 from spean.gateway.demo.ministries import (
     LIST_VEHICLES,
     MOH,
+    MOI,
     MONTHLY_REPORT,
     MPWT,
     NHIS,
@@ -30,23 +31,30 @@ from spean.gateway.demo.ministries import (
 from spean.gateway.opendata.generate import ConsumerEndpoint, Generator, Outcome
 from spean.gateway.opendata.store import DatasetStore
 
-CATALOGUE = "KH/GOV/MOH/catalogue"
+CATALOGUE = "KH/GOV/MOI/catalogue"
 DATASET = "moh-chamkar-mon-2024"
 DROPPED = ("submitted_at",)
 
 
 def with_open_data(plans: Sequence[MemberPlan]) -> list[MemberPlan]:
-    """`plans` where MoH has the catalogue's subsystem and grants it the monthly reports."""
+    """`plans` where MoI hosts the catalogue's subsystem and MoH grants it the monthly reports.
+
+    The catalogue's subsystem is a client of MoI's security server (which
+    gets a consumer endpoint), so MoH's server keeps its one client and the
+    documented `spean call --config moh/server.yaml` needs no --client.
+    """
     changed = []
     for plan in plans:
-        if plan.member == MOH:
+        if plan.member == MOI:
+            plan = replace(plan, clients=[CATALOGUE, *plan.clients])
+        elif plan.member == MOH:
             services = [
                 replace(s, access=[*s.access, (CATALOGUE, [MONTHLY_REPORT])])
                 if s.subsystem == NHIS
                 else s
                 for s in plan.services
             ]
-            plan = replace(plan, clients=[*plan.clients, CATALOGUE], services=services)
+            plan = replace(plan, services=services)
         changed.append(plan)
     return changed
 
@@ -112,7 +120,7 @@ def build_demo_with_open_data(
 
 def generate_demo_datasets(federation: Federation, folder: Path) -> list[Outcome]:
     """Generate every declared dataset the demo's catalogue may fetch, into `folder`."""
-    conf = federation.servers[MOH].current_configuration()
-    endpoint = ConsumerEndpoint(federation.consumer_addresses[MOH], CATALOGUE)
+    conf = federation.servers[MOI].current_configuration()
+    endpoint = ConsumerEndpoint(federation.consumer_addresses[MOI], CATALOGUE)
     generator = Generator(DatasetStore(folder), endpoint, timeout=60.0)
     return generator.generate(conf, [DATASET])

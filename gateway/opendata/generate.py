@@ -1,6 +1,6 @@
 """Generating open datasets through the exchange path.
 
-The catalogue is a client subsystem of a member (``KH/GOV/MOH/catalogue``)
+The catalogue is a client subsystem of a member (``KH/GOV/MOI/catalogue``)
 and calls each dataset's method through that member's own security server,
 exactly like any application: its consumer endpoint, the `spean-client` and
 `spean-service` headers, and `spean-purpose: open data publication`. So

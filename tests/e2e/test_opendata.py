@@ -1,7 +1,7 @@
 """Open data across the demo federation: the catalogue's subsystem generates datasets through
-MoH's security server, and serves them.
+MoI's security server, and serves them.
 
-MoH registers ``KH/GOV/MOH/catalogue``; MoH grants it the monthly reports (with
+MoI registers ``KH/GOV/MOI/catalogue``; MoH grants it the monthly reports (with
 `submitted_at` dropped) and MPWT grants it the owner listing with `owner_id`
 dropped, a masked view of the vehicle registry that MPWT's metadata declares
 as the dataset ``mpwt-sample-fleet``. The stories: a generation writes CSV,
@@ -35,7 +35,14 @@ from spean.gateway.cli import main
 from spean.gateway.cli import member as member_cli
 from spean.gateway.demo import data as demo_data
 from spean.gateway.demo.federation import Federation, build_federation
-from spean.gateway.demo.ministries import LIST_VEHICLES, MOH, MONTHLY_REPORT, MPWT, demo_plans
+from spean.gateway.demo.ministries import (
+    LIST_VEHICLES,
+    MOH,
+    MOI,
+    MONTHLY_REPORT,
+    MPWT,
+    demo_plans,
+)
 from spean.gateway.demo.opendata import (
     CATALOGUE,
     DATASET,
@@ -74,12 +81,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DatasetStore:
 
 
 def _generator(federation: Federation, store: DatasetStore) -> Generator:
-    endpoint = ConsumerEndpoint(federation.consumer_addresses[MOH], CATALOGUE)
+    endpoint = ConsumerEndpoint(federation.consumer_addresses[MOI], CATALOGUE)
     return Generator(store, endpoint, timeout=30.0)
 
 
 def _conf(world: World):  # type: ignore[no-untyped-def]
-    return world.server(MOH).current_configuration()
+    return world.server(MOI).current_configuration()
 
 
 def _file(store: DatasetStore, dataset: str, name: str) -> bytes:
@@ -133,10 +140,9 @@ def test_each_generation_is_an_exchange_in_both_audit_logs(
     assert len(version.exchange_ids) == 12
     assert len(set(version.exchange_ids)) == 12
     for exchange_id in version.exchange_ids:
-        # MoH is both the consumer (its catalogue) and the provider (nhis): two records.
-        records = {r.side.name: r for r in world.records_of(MOH, exchange_id)}
-        assert set(records) == {"CONSUMER", "PROVIDER"}
-        for record in records.values():
+        at_moi, at_moh = world.record(MOI, exchange_id), world.record(MOH, exchange_id)
+        assert (at_moi.side.name, at_moh.side.name) == ("CONSUMER", "PROVIDER")
+        for record in (at_moi, at_moh):
             assert record.client == CATALOGUE
             assert record.purpose == PURPOSE
             assert record.status == "OK"
@@ -148,8 +154,8 @@ def test_each_generation_is_an_exchange_in_both_audit_logs(
     assert fleet is not None
     (exchange_id,) = fleet.exchange_ids
     at_mpwt = world.record(MPWT, exchange_id)
-    at_moh = world.record(MOH, exchange_id)
-    assert (at_moh.side.name, at_mpwt.side.name) == ("CONSUMER", "PROVIDER")
+    at_moi = world.record(MOI, exchange_id)
+    assert (at_moi.side.name, at_mpwt.side.name) == ("CONSUMER", "PROVIDER")
     assert at_mpwt.client == CATALOGUE
     assert at_mpwt.purpose == PURPOSE
     assert at_mpwt.response_messages == len(demo_data.SAMPLE_OWNER_PLATES)
@@ -288,7 +294,7 @@ def test_publish_datasets_is_one_run_for_cron(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(member_cli, "configure_logging", lambda *args, **kwargs: None)
-    consumer = world.federation.consumer_addresses[MOH]
+    consumer = world.federation.consumer_addresses[MOI]
     assert _publish(world, tmp_path, "--consumer", consumer, "--dataset", DATASET) == 0
     out = capsys.readouterr().out
     assert f"{DATASET}: version 1, 12 rows, exchanges " in out

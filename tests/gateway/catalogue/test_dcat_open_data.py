@@ -4,6 +4,7 @@ official SHACL shapes with a distribution per format, its checksum, licence and 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyshacl
 import pytest
@@ -12,11 +13,11 @@ from rdflib.namespace import DCAT, DCTERMS, XSD
 
 from spean.gateway.catalogue import dcat
 from spean.gateway.opendata.model import FileEntry, Version
-from tests.gateway.catalogue.test_dcat import SHAPES
 from tests.support.catalogue import DemoFederation, demo_catalogue
 
 pytestmark = pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
 
+SHAPES = Path(__file__).resolve().parent / "shapes" / "dcat-ap-3.0.0-SHACL.jsonld"
 BASE = "https://catalogue.example.gov.kh"
 DATASET = "moh-chamkar-mon-2024"  # declared by the demo's MoH metadata
 VERSION = Version(
