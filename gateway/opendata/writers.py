@@ -43,7 +43,7 @@ from spean.gateway.opendata.model import (
     text_of,
 )
 
-ROW_GROUP = 65_536
+ROW_GROUP = 16_384
 """Rows held in memory for one Parquet row group."""
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
