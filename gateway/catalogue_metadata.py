@@ -25,6 +25,7 @@ its security server enforces its own rules.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ _DATA_CLASS_FROM_PROTO: dict[int, DataClass] = {
 DATA_CLASS_TO_PROTO: dict[DataClass, int] = {v: k for k, v in _DATA_CLASS_FROM_PROTO.items()}
 
 TOPIC = re.compile(r"[a-z][a-z0-9-]{0,39}")
+DATASET_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
+SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
+FIELD_PATH = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*")
+FREQUENCIES = (
+    "CONT", "UPDATE_CONT", "HOURLY", "DAILY", "WEEKLY", "BIWEEKLY", "MONTHLY",
+    "BIMONTHLY", "QUARTERLY", "ANNUAL", "BIENNIAL", "IRREG", "NEVER", "UNKNOWN",
+)  # fmt: skip
+"""Codes of the EU frequency vocabulary (DCAT accrualPeriodicity) a dataset may name."""
+MAX_DATASET_REQUESTS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,35 @@ class AccessGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenDataset:
+    """A dataset the catalogue publishes: the answers of `method` to `requests`.
+
+    `dropped` and `pseudonymised` repeat the minimise rules of the provider's
+    access rule for the catalogue's subsystem: the provider enforces them, the
+    catalogue leaves dropped fields out of the columns and refuses an answer
+    that carries one.
+    """
+
+    id: str
+    subsystem: str
+    title: Text
+    description: Text
+    method: str
+    requests: tuple[str, ...]
+    licence: str
+    frequency: str
+    dropped: tuple[str, ...] = ()
+    pseudonymised: tuple[str, ...] = ()
+
+    @property
+    def licence_url(self) -> str:
+        """The licence as a URL (an SPDX identifier's page on spdx.org)."""
+        if self.licence.startswith(("http://", "https://")):
+            return self.licence
+        return f"https://spdx.org/licenses/{self.licence}.html"
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogueMetadata:
     """The catalogue's description of one subsystem, as its provider maintains it."""
 
@@ -90,6 +129,7 @@ class CatalogueMetadata:
     access: tuple[AccessGrant, ...]
     method_summaries: tuple[tuple[str, Text], ...]
     updated_at: dt.datetime | None
+    open_data: tuple[OpenDataset, ...] = ()
 
     def summary_of(self, path: str) -> Text | None:
         return next((text for p, text in self.method_summaries if p == path), None)
@@ -160,6 +200,12 @@ def parse_catalogue_entry(
     updated_at = (
         entry.updated_at.ToDatetime(tzinfo=dt.UTC) if entry.HasField("updated_at") else None
     )
+    open_data = tuple(
+        _open_dataset(n, dataset, subsystem, published, fail)
+        for n, dataset in enumerate(entry.open_data)
+    )
+    if len({d.id for d in open_data}) != len(open_data):
+        raise fail("an open dataset id is given twice")
     return CatalogueMetadata(
         title=title,
         description=description,
@@ -172,6 +218,59 @@ def parse_catalogue_entry(
         access=tuple(access),
         method_summaries=tuple(summaries),
         updated_at=updated_at,
+        open_data=open_data,
+    )
+
+
+def _open_dataset(
+    n: int,
+    dataset: config_pb2.CatalogueOpenDataset,
+    subsystem: SubsystemId,
+    published: Collection[str],
+    fail: Callable[[str], InvalidArgument],
+) -> OpenDataset:
+    where = f"open_data[{n}]"
+    if not DATASET_ID.fullmatch(dataset.id):
+        raise fail(f"{where}.id {dataset.id!r} must be a lower-case code such as 'vehicles-open'")
+    where = f"open_data[{n}] ({dataset.id})"
+    title, description = _text(dataset.title), _text(dataset.description)
+    if title is None or description is None:
+        raise fail(f"{where}: title.en and description.en must not be empty")
+    _check_published(dataset.method, published, fail, where)
+    if not dataset.requests:
+        raise fail(f"{where}: no request is given")
+    if len(dataset.requests) > MAX_DATASET_REQUESTS:
+        raise fail(f"{where}: more than {MAX_DATASET_REQUESTS} requests")
+    for r, text in enumerate(dataset.requests):
+        try:
+            request = json.loads(text)
+        except ValueError as exc:
+            raise fail(f"{where}: requests[{r}] is not JSON: {exc}") from None
+        if not isinstance(request, dict):
+            raise fail(f"{where}: requests[{r}] must be a JSON object (the request message)")
+    licence = dataset.licence
+    if not (licence.startswith(("http://", "https://")) or SPDX_ID.fullmatch(licence)):
+        raise fail(f"{where}: licence {licence!r} is neither an SPDX identifier nor a URL")
+    if dataset.frequency not in FREQUENCIES:
+        raise fail(
+            f"{where}: frequency {dataset.frequency!r} is not one of {', '.join(FREQUENCIES)}"
+        )
+    for path in (*dataset.dropped_fields, *dataset.pseudonymised_fields):
+        if not FIELD_PATH.fullmatch(path):
+            raise fail(f"{where}: {path!r} is not a field path such as owner_id or owner.id")
+    if set(dataset.dropped_fields) & set(dataset.pseudonymised_fields):
+        raise fail(f"{where}: a field is both dropped and pseudonymised")
+    return OpenDataset(
+        id=dataset.id,
+        subsystem=str(subsystem),
+        title=title,
+        description=description,
+        method=dataset.method,
+        requests=tuple(dataset.requests),
+        licence=licence,
+        frequency=dataset.frequency,
+        dropped=tuple(dataset.dropped_fields),
+        pseudonymised=tuple(dataset.pseudonymised_fields),
     )
 
 
@@ -190,13 +289,17 @@ def _check_published(
 
 
 __all__ = [
+    "DATASET_ID",
     "DATA_CLASSES",
     "DATA_CLASS_TO_PROTO",
+    "FREQUENCIES",
+    "SPDX_ID",
     "TOPIC",
     "AccessGrant",
     "CatalogueMetadata",
     "Contact",
     "DataClass",
+    "OpenDataset",
     "Text",
     "parse_catalogue_entry",
 ]

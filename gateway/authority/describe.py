@@ -16,13 +16,21 @@ and again when the configuration is verified before publication.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from spean.gateway.catalogue_metadata import DATA_CLASS_TO_PROTO, TOPIC
+from spean.gateway.catalogue_metadata import (
+    DATA_CLASS_TO_PROTO,
+    DATASET_ID,
+    FREQUENCIES,
+    MAX_DATASET_REQUESTS,
+    SPDX_ID,
+    TOPIC,
+)
 from spean.gateway.errors import ConfigError
 from spean.v1 import config_pb2
 
@@ -61,6 +69,51 @@ class MethodText(_Model):
     summary: LocalizedText
 
 
+class Masking(_Model):
+    """The minimise rules of the access rule that grants the catalogue's subsystem."""
+
+    drop: list[str] = Field(default_factory=list)
+    pseudonymise: list[str] = Field(default_factory=list)
+
+
+class OpenDataset(_Model):
+    """A dataset published for download from one method (docs/catalogue.md, "Open data")."""
+
+    id: str = Field(pattern=f"^{DATASET_ID.pattern}$")
+    title: LocalizedText
+    description: LocalizedText
+    method: str = Field(min_length=1, description="/package.Service/Method")
+    request: dict[str, Any] | None = Field(default=None, description="the request message")
+    requests: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_DATASET_REQUESTS
+    )
+    licence: str = Field(min_length=1, description="SPDX identifier or http(s) URL")
+    frequency: str = Field(description="EU frequency code, e.g. MONTHLY")
+    masking: Masking = Field(default_factory=Masking)
+
+    @field_validator("licence")
+    @classmethod
+    def _licence(cls, licence: str) -> str:
+        if not (licence.startswith(("http://", "https://")) or SPDX_ID.fullmatch(licence)):
+            raise ValueError(f"{licence!r} is neither an SPDX identifier (CC-BY-4.0) nor a URL")
+        return licence
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, frequency: str) -> str:
+        if frequency not in FREQUENCIES:
+            raise ValueError(f"{frequency!r} is not one of {', '.join(FREQUENCIES)}")
+        return frequency
+
+    def model_post_init(self, context: Any) -> None:
+        if (self.request is None) == (self.requests is None):
+            raise ValueError(f"open dataset {self.id!r}: give either request or requests")
+
+    def request_texts(self) -> list[str]:
+        given = [self.request] if self.request is not None else self.requests or []
+        return [json.dumps(r, ensure_ascii=False, sort_keys=True) for r in given]
+
+
 class CatalogueDocument(_Model):
     """The metadata file: one subsystem's catalogue entry."""
 
@@ -74,6 +127,7 @@ class CatalogueDocument(_Model):
     legal_basis: LocalizedText | None = None
     access: list[Access] = Field(default_factory=list)
     methods: list[MethodText] = Field(default_factory=list)
+    open_data: list[OpenDataset] = Field(default_factory=list, max_length=100)
 
     @field_validator("topics")
     @classmethod
@@ -147,6 +201,20 @@ def to_catalogue_entry(
         methods=[
             config_pb2.CatalogueMethodText(path=m.path, summary=text(m.summary))
             for m in document.methods
+        ],
+        open_data=[
+            config_pb2.CatalogueOpenDataset(
+                id=d.id,
+                title=text(d.title),
+                description=text(d.description),
+                method=d.method,
+                requests=d.request_texts(),
+                licence=d.licence,
+                frequency=d.frequency,
+                dropped_fields=d.masking.drop,
+                pseudonymised_fields=d.masking.pseudonymise,
+            )
+            for d in document.open_data
         ],
     )
     if updated_at is not None:

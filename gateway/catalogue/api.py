@@ -11,6 +11,7 @@ runs it with uvicorn. Routes (docs/catalogue.md lists them with examples):
     GET /api/v1/catalogue/services/{service}                everything about one method
     GET /api/v1/catalogue/dcat.ttl | dcat.jsonld            DCAT-AP 3, Turtle or JSON-LD
     GET /api/v1/openapi.json, /api/v1/docs                  the generated OpenAPI document
+    GET /api/v1/catalogue/datasets[/...]                    open datasets (gateway/opendata/api.py)
 
 Identifiers are written as they are (``KH/GOV/MPWT/vehicles``, a service as
 ``KH/GOV/MPWT/vehicles:/vehicles.v1.VehicleRegistry/GetVehicle``); the path
@@ -38,6 +39,9 @@ from spean.gateway.catalogue.search import MAX_LIMIT, MAX_QUERY_LENGTH, SearchQu
 from spean.gateway.catalogue.service import CatalogueService
 from spean.gateway.catalogue_metadata import Text
 from spean.gateway.errors import NotFound, SpeanError
+from spean.gateway.opendata import api as opendata_api
+from spean.gateway.opendata.model import Version
+from spean.gateway.opendata.store import DatasetStore
 
 PREFIX = "/api/v1/catalogue"
 
@@ -104,7 +108,7 @@ def _summary(service: ServiceEntry, language: str) -> ServiceSummary:
     )
 
 
-def create_app(service: CatalogueService) -> FastAPI:
+def create_app(service: CatalogueService, datasets: DatasetStore | None = None) -> FastAPI:
     app = FastAPI(
         title="Spean catalogue",
         version="1",
@@ -114,7 +118,7 @@ def create_app(service: CatalogueService) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    dcat_cache: dict[tuple[int, str], str] = {}
+    dcat_cache: dict[tuple[object, ...], str] = {}
 
     @app.exception_handler(SpeanError)
     async def _spean_error(request: Request, exc: SpeanError) -> Response:
@@ -149,9 +153,15 @@ def create_app(service: CatalogueService) -> FastAPI:
 
     def _dcat(kind: str) -> str:
         catalogue = service.current()
-        key = (catalogue.version, kind)
+        latest: dict[str, Version] | None = None
+        if datasets is not None:  # each generated dataset's newest version
+            latest = {}
+            for declared in dcat.open_datasets(catalogue):
+                if (newest := datasets.index(declared.id).latest) is not None:
+                    latest[declared.id] = newest
+        key = (catalogue.version, kind, tuple((k, v.number) for k, v in (latest or {}).items()))
         if key not in dcat_cache:
-            graph = dcat.catalogue_graph(catalogue, service.base_url)
+            graph = dcat.catalogue_graph(catalogue, service.base_url, latest)
             text = dcat.to_turtle(graph) if kind == "turtle" else dcat.to_json_ld(graph)
             dcat_cache.clear()  # only the held version is ever asked for again
             dcat_cache[key] = text
@@ -218,6 +228,13 @@ def create_app(service: CatalogueService) -> FastAPI:
         return found
 
     pages.install(app, service)
+
+    if datasets is not None:  # the open-data routes (gateway/opendata/api.py)
+        app.include_router(
+            opendata_api.create_router(
+                datasets, lambda: dcat.open_datasets(service.current()), lambda: service.base_url
+            )
+        )
     return app
 
 

@@ -18,7 +18,11 @@ Shape of the graph (docs/catalogue.md, "DCAT-AP"):
 
 CKAN's DCAT harvester (ckanext-dcat) imports `dcat:Dataset`s with their
 distributions and access services, which is why the subsystems are datasets
-too. Open-data datasets (downloads) will be further `dcat:Dataset`s.
+too. Each open dataset (gateway/opendata) is a further `dcat:Dataset` with
+its licence and `dct:accrualPeriodicity`, and, once generated, one
+`dcat:Distribution` per file format of its latest version: `dcat:downloadURL`,
+`dcat:mediaType`, `dct:format`, `dcat:byteSize` and its SHA-256 as an
+`spdx:Checksum`.
 
 Texts carry language tags (``@en``, ``@km``); IRIs are built from the
 catalogue's public base URL, so the same catalogue served at another address
@@ -28,15 +32,20 @@ building it reads nothing and writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, SKOS
 
 from spean.gateway.catalogue.model import Catalogue, ServiceEntry, SubsystemEntry
-from spean.gateway.catalogue_metadata import CatalogueMetadata, Contact, Text
+from spean.gateway.catalogue_metadata import CatalogueMetadata, Contact, OpenDataset, Text
+from spean.gateway.opendata.model import MEDIA_TYPES, Version
 
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
+SPDX = Namespace("http://spdx.org/rdf/terms#")
+IANA_MEDIA = "http://www.iana.org/assignments/media-types/"
+FILE_TYPES = {"csv": "CSV", "json": "JSON", "parquet": "PARQUET"}
 EU = "http://publications.europa.eu/resource/authority/"
 ACCESS_RIGHTS = {
     "public": URIRef(EU + "access-right/PUBLIC"),
@@ -73,7 +82,25 @@ def api_url(base_url: str, *parts: str) -> URIRef:
     return URIRef(f"{base_url.rstrip('/')}/api/v1/catalogue/{path}")
 
 
-def catalogue_graph(catalogue: Catalogue, base_url: str) -> Graph:
+def open_datasets(catalogue: Catalogue) -> tuple[OpenDataset, ...]:
+    """Every open dataset the catalogue's subsystems declare, in catalogue order."""
+    return tuple(
+        dataset
+        for subsystem in catalogue.subsystems
+        if subsystem.metadata is not None
+        for dataset in subsystem.metadata.open_data
+    )
+
+
+def catalogue_graph(
+    catalogue: Catalogue, base_url: str, latest: Mapping[str, Version] | None = None
+) -> Graph:
+    """The catalogue's graph.
+
+    With `latest` (a catalogue that serves open data: the newest version of
+    each generated dataset, possibly none yet), every declared open dataset is
+    a `dcat:Dataset` too, with distributions once it has a version.
+    """
     graph = Graph()
     graph.bind("dcat", DCAT)
     graph.bind("dct", DCTERMS)
@@ -122,7 +149,73 @@ def catalogue_graph(catalogue: Catalogue, base_url: str) -> Graph:
             assert service is not None  # the catalogue's own invariant
             node = _data_service(graph, service, dataset, base_url)
             graph.add((root, DCAT.service, node))
+    for open_dataset in open_datasets(catalogue) if latest is not None else ():
+        newest = latest.get(open_dataset.id) if latest is not None else None
+        node = _open_dataset(graph, open_dataset, newest, base_url)
+        graph.add((root, DCAT.dataset, node))
     return graph
+
+
+def _open_dataset(
+    graph: Graph, dataset: OpenDataset, version: Version | None, base_url: str
+) -> URIRef:
+    graph.bind("spdx", SPDX)
+    node = api_url(base_url, "datasets", dataset.id)
+    member = dataset.subsystem.rsplit("/", 1)[0]
+    graph.add((node, RDF.type, DCAT.Dataset))
+    graph.add((node, DCTERMS.identifier, Literal(dataset.id)))
+    _texts(graph, node, DCTERMS.title, dataset.title)
+    _texts(graph, node, DCTERMS.description, dataset.description)
+    graph.add((node, DCTERMS.publisher, api_url(base_url, "members", member)))
+    graph.add((node, DCTERMS.accessRights, ACCESS_RIGHTS["public"]))
+    graph.add((ACCESS_RIGHTS["public"], RDF.type, DCTERMS.RightsStatement))
+    licence = URIRef(dataset.licence_url)
+    graph.add((node, DCTERMS.license, licence))
+    graph.add((licence, RDF.type, DCTERMS.LicenseDocument))
+    frequency = URIRef(f"{EU}frequency/{dataset.frequency}")
+    graph.add((node, DCTERMS.accrualPeriodicity, frequency))
+    graph.add((frequency, RDF.type, DCTERMS.Frequency))
+    # Derived from the data its subsystem serves (that subsystem's dcat:Dataset).
+    graph.add((node, DCTERMS.source, api_url(base_url, "subsystems", dataset.subsystem)))
+    if version is None:
+        return node
+    graph.add(
+        (node, DCTERMS.modified, Literal(version.generated_at.isoformat(), datatype=XSD.dateTime))
+    )
+    graph.add((node, URIRef(f"{DCAT}version"), Literal(str(version.number))))
+    for entry in version.files:
+        distribution = api_url(base_url, "datasets", dataset.id, f"{version.number}.{entry.format}")
+        graph.add((distribution, RDF.type, DCAT.Distribution))
+        graph.add(
+            (
+                distribution,
+                DCTERMS.title,
+                Literal(f"{dataset.title.en} ({FILE_TYPES[entry.format]})", "en"),
+            )
+        )
+        latest_url = api_url(base_url, "datasets", dataset.id, f"latest.{entry.format}")
+        graph.add((distribution, DCAT.accessURL, latest_url))
+        graph.add((distribution, DCAT.downloadURL, distribution))
+        graph.add((latest_url, RDF.type, RDFS.Resource))
+        graph.add((distribution, RDF.type, RDFS.Resource))
+        media = URIRef(IANA_MEDIA + MEDIA_TYPES[entry.format])
+        graph.add((distribution, DCAT.mediaType, media))
+        graph.add((media, RDF.type, DCTERMS.MediaType))
+        file_type = URIRef(f"{EU}file-type/{FILE_TYPES[entry.format]}")
+        graph.add((distribution, DCTERMS.format, file_type))
+        graph.add((file_type, RDF.type, DCTERMS.MediaTypeOrExtent))
+        graph.add(
+            (distribution, DCAT.byteSize, Literal(entry.size, datatype=XSD.nonNegativeInteger))
+        )
+        graph.add((distribution, DCTERMS.license, licence))
+        checksum = BNode()
+        graph.add((checksum, RDF.type, SPDX.Checksum))
+        graph.add((checksum, SPDX.algorithm, SPDX.checksumAlgorithm_sha256))
+        graph.add((SPDX.checksumAlgorithm_sha256, RDF.type, SPDX.ChecksumAlgorithm))
+        graph.add((checksum, SPDX.checksumValue, Literal(entry.sha256, datatype=XSD.hexBinary)))
+        graph.add((distribution, SPDX.checksum, checksum))
+        graph.add((node, DCAT.distribution, distribution))
+    return node
 
 
 def to_turtle(graph: Graph) -> str:

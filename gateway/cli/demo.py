@@ -55,7 +55,8 @@ def _fresh_folder(folder: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spean.gateway.demo.ministries import MOH, MPWT, build_demo, run_demo_calls
+    from spean.gateway.demo.ministries import MOH, MPWT, run_demo_calls
+    from spean.gateway.demo.opendata import build_demo_with_open_data
     from spean.gateway.demo.transparency import give_pseudonymisation_key
     from spean.gateway.server.logs import configure_logging
 
@@ -63,7 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder: Path = args.dir
     _fresh_folder(folder)
     print(f"Building a fresh demo federation in {folder}/ ...")
-    federation = build_demo(folder, mpwt_database_url=args.mpwt_db, events=True)
+    federation = build_demo_with_open_data(folder, mpwt_database_url=args.mpwt_db, events=True)
     give_pseudonymisation_key(federation.configs[MPWT])
     federation.start_all()
     try:
@@ -86,6 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {result.exchange_id}\n  {'':<26}{result.detail}"
             )
         _show_events(federation)
+        _show_open_data(federation, folder)
         _show_citizen_view(federation, consumer)
         print("\nAudit logs (Merkle logs with signed checkpoints; durable before each answer):")
         for _member, server in federation.servers.items():
@@ -148,6 +150,29 @@ def _show_events(federation: Any) -> None:
             f" moved to {event.province:<11}"
             f" read by {event.subscriber}, {event.ms:.1f} ms after it was published"
         )
+
+
+def _show_open_data(federation: Any, folder: Path) -> None:
+    from spean.gateway.demo.opendata import CATALOGUE, generate_demo_datasets
+
+    datasets = folder / "catalogue" / "datasets"
+    print(f"\nThe catalogue ({CATALOGUE}) publishes MoH's open dataset through MoI's server:")
+    for outcome in generate_demo_datasets(federation, datasets):
+        if outcome.version is None:
+            error = outcome.error
+            print(f"  {outcome.dataset}: {error.message if error else 'not generated'}")
+            continue
+        version = outcome.version
+        print(
+            f"  {outcome.dataset} version {version.number}: {version.rows} rows,"
+            f" {len(version.exchange_ids)} audited exchanges"
+        )
+        for entry in version.files:
+            print(f"    {entry.name:<34} {entry.size:>7} bytes  sha256 {entry.sha256[:16]}...")
+    print(
+        "  Serve the catalogue and its downloads:\n"
+        f"  spean catalogue serve --authority {folder / 'authority'} --datasets {datasets}"
+    )
 
 
 def _sample_plate() -> str:

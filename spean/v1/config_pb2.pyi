@@ -142,7 +142,7 @@ class CatalogueMethodText(_message.Message):
     def __init__(self, path: _Optional[str] = ..., summary: _Optional[_Union[LocalizedText, _Mapping]] = ...) -> None: ...
 
 class CatalogueEntry(_message.Message):
-    __slots__ = ("title", "description", "topics", "data_class", "contacts", "terms_of_use", "licence", "legal_basis", "access", "methods", "updated_at")
+    __slots__ = ("title", "description", "topics", "data_class", "contacts", "terms_of_use", "licence", "legal_basis", "access", "methods", "updated_at", "open_data")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TOPICS_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class CatalogueEntry(_message.Message):
     ACCESS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_DATA_FIELD_NUMBER: _ClassVar[int]
     title: LocalizedText
     description: LocalizedText
     topics: _containers.RepeatedScalarFieldContainer[str]
@@ -165,7 +166,30 @@ class CatalogueEntry(_message.Message):
     access: _containers.RepeatedCompositeFieldContainer[CatalogueAccess]
     methods: _containers.RepeatedCompositeFieldContainer[CatalogueMethodText]
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, title: _Optional[_Union[LocalizedText, _Mapping]] = ..., description: _Optional[_Union[LocalizedText, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., data_class: _Optional[_Union[CatalogueDataClass, str]] = ..., contacts: _Optional[_Iterable[_Union[CatalogueContact, _Mapping]]] = ..., terms_of_use: _Optional[_Union[LocalizedText, _Mapping]] = ..., licence: _Optional[str] = ..., legal_basis: _Optional[_Union[LocalizedText, _Mapping]] = ..., access: _Optional[_Iterable[_Union[CatalogueAccess, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[CatalogueMethodText, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    open_data: _containers.RepeatedCompositeFieldContainer[CatalogueOpenDataset]
+    def __init__(self, title: _Optional[_Union[LocalizedText, _Mapping]] = ..., description: _Optional[_Union[LocalizedText, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., data_class: _Optional[_Union[CatalogueDataClass, str]] = ..., contacts: _Optional[_Iterable[_Union[CatalogueContact, _Mapping]]] = ..., terms_of_use: _Optional[_Union[LocalizedText, _Mapping]] = ..., licence: _Optional[str] = ..., legal_basis: _Optional[_Union[LocalizedText, _Mapping]] = ..., access: _Optional[_Iterable[_Union[CatalogueAccess, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[CatalogueMethodText, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open_data: _Optional[_Iterable[_Union[CatalogueOpenDataset, _Mapping]]] = ...) -> None: ...
+
+class CatalogueOpenDataset(_message.Message):
+    __slots__ = ("id", "title", "description", "method", "requests", "licence", "frequency", "dropped_fields", "pseudonymised_fields")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    LICENCE_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PSEUDONYMISED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    title: LocalizedText
+    description: LocalizedText
+    method: str
+    requests: _containers.RepeatedScalarFieldContainer[str]
+    licence: str
+    frequency: str
+    dropped_fields: _containers.RepeatedScalarFieldContainer[str]
+    pseudonymised_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[_Union[LocalizedText, _Mapping]] = ..., description: _Optional[_Union[LocalizedText, _Mapping]] = ..., method: _Optional[str] = ..., requests: _Optional[_Iterable[str]] = ..., licence: _Optional[str] = ..., frequency: _Optional[str] = ..., dropped_fields: _Optional[_Iterable[str]] = ..., pseudonymised_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedGlobalConfiguration(_message.Message):
     __slots__ = ("configuration", "algorithm", "signature", "signer_sha256")
