@@ -296,6 +296,26 @@ class _Headers:
         await self.app(scope, receive, with_headers)
 
 
+DOWNLOADS = "/api/v1/catalogue/datasets/"
+
+
+class _Compressed:
+    """gzip for pages and JSON; never for dataset files, which are served as stored: their
+    Content-Length, ETag (their SHA-256) and byte ranges are the file's, and a Parquet or
+    a large CSV is not worth compressing again on every download."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._plain = app
+        self._gzip = GZipMiddleware(app, minimum_size=500)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(DOWNLOADS) and "." in path.rsplit("/", 1)[-1]:
+            await self._plain(scope, receive, send)
+            return
+        await self._gzip(scope, receive, send)
+
+
 def install(app: FastAPI, service: CatalogueService) -> None:
     """The pages, their static files and their error pages on the catalogue's `app`."""
     app.state.catalogue = service
@@ -323,7 +343,7 @@ def install(app: FastAPI, service: CatalogueService) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, bug)
     app.add_middleware(_Headers)
-    app.add_middleware(GZipMiddleware, minimum_size=500)
+    app.add_middleware(_Compressed)
 
 
 def page_error(request: Request, status: int, exc: SpeanError) -> HTMLResponse:

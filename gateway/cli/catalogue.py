@@ -35,7 +35,9 @@ from spean.gateway.files import keyfiles
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("catalogue", help="serve the federation's service catalogue")
     commands = parser.add_subparsers(dest="catalogue_command", metavar="COMMAND", required=True)
-    serve = commands.add_parser("serve", help="serve the catalogue's web pages, JSON API and DCAT-AP")
+    serve = commands.add_parser(
+        "serve", help="serve the catalogue's web pages, JSON API and DCAT-AP"
+    )
     source = serve.add_mutually_exclusive_group(required=True)
     source.add_argument("--authority", type=Path, help="the authority directory (same machine)")
     source.add_argument("--source", help="path or http(s) URL of the signed configuration")
