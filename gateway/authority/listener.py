@@ -33,12 +33,9 @@ from spean.gateway.config import ManagementConfig, split_address
 from spean.gateway.errors import ConfigError
 from spean.gateway.files import keyfiles
 from spean.gateway.management.admin_log import AdminLog
-from spean.gateway.web.api_keys import ApiKeyStore
-from spean.gateway.web.auth import Authenticator, OidcVerifier
 from spean.gateway.web.console import Console
-from spean.gateway.web.oidc_login import OidcLogin
-from spean.gateway.web.roles import Role
-from spean.gateway.web.serve import ListenerTls, WebListener
+from spean.gateway.web.credentials import listener_setup
+from spean.gateway.web.serve import WebListener
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -115,24 +112,8 @@ class AuthorityManagementListener:
         self, authority: Authority, settings: ManagementSettings, passphrase: bytes | None
     ) -> None:
         section = settings.section
-        oidc = OidcVerifier(section.oidc) if section.oidc is not None else None
-        authenticator = Authenticator(
-            ApiKeyStore(settings.api_keys),
-            certificate_roles={c.common_name: Role(c.role) for c in section.client_certificates},
-            oidc=oidc,
-        )
-        browser_login = None
-        if section.oidc is not None and section.oidc.login is not None and oidc is not None:
-            browser_login = OidcLogin(section.oidc, oidc, settings.resolve)
-        tls = None
-        if section.tls is not None:
-            tls = ListenerTls(
-                certificate=settings.resolve(section.tls.certificate),
-                key=settings.resolve(section.tls.key),
-                client_ca=settings.resolve(section.tls.client_ca)
-                if section.tls.client_ca
-                else None,
-            )
+        setup = listener_setup(section, settings.resolve)
+        authenticator, tls = setup.authenticator, setup.tls
         self.admin_log = open_authority_admin_log(authority, settings, passphrase)
         try:
             self.admin = AuthorityAdmin(authority, self.admin_log)
@@ -145,8 +126,9 @@ class AuthorityManagementListener:
                     navigation=NAVIGATION,
                     title_key="authority.title",
                     secure_cookies=tls is not None,
-                    oidc_login=browser_login,
+                    oidc_login=setup.browser_login,
                     home=lambda _: HOME,
+                    login_hint_key="authority.api_key_hint",
                 ),
             )
             self._listener = WebListener(section.listen, tls, name="authority_management")

@@ -15,12 +15,9 @@ from spean.gateway.management.console import NAVIGATION, home_of, install_consol
 from spean.gateway.management.console import TEMPLATES as CONSOLE_TEMPLATES
 from spean.gateway.management.service import ManagementService, ServerView
 from spean.gateway.management.traffic_index import TrafficIndex
-from spean.gateway.web.api_keys import ApiKeyStore
-from spean.gateway.web.auth import Authenticator, OidcVerifier
 from spean.gateway.web.console import Console
-from spean.gateway.web.oidc_login import OidcLogin
-from spean.gateway.web.roles import Role
-from spean.gateway.web.serve import ListenerTls, WebListener
+from spean.gateway.web.credentials import listener_setup
+from spean.gateway.web.serve import WebListener
 
 
 class ManagementListener:
@@ -28,22 +25,8 @@ class ManagementListener:
         config = server.config
         section = config.management
         assert section is not None
-        oidc = OidcVerifier(section.oidc) if section.oidc is not None else None
-        authenticator = Authenticator(
-            ApiKeyStore(config.resolve(section.api_keys)),
-            certificate_roles={c.common_name: Role(c.role) for c in section.client_certificates},
-            oidc=oidc,
-        )
-        browser_login = None
-        if section.oidc is not None and section.oidc.login is not None and oidc is not None:
-            browser_login = OidcLogin(section.oidc, oidc, config.resolve)
-        tls = None
-        if section.tls is not None:
-            tls = ListenerTls(
-                certificate=config.resolve(section.tls.certificate),
-                key=config.resolve(section.tls.key),
-                client_ca=config.resolve(section.tls.client_ca) if section.tls.client_ca else None,
-            )
+        setup = listener_setup(section, config.resolve)
+        authenticator, tls = setup.authenticator, setup.tls
         self.admin_log = AdminLog(open_admin_log(config))
         try:
             self.index = TrafficIndex(config.resolve(section.index), server.audit, config.server_id)
@@ -65,7 +48,7 @@ class ManagementListener:
                     navigation=NAVIGATION,
                     title_key="app.title",
                     secure_cookies=tls is not None,
-                    oidc_login=browser_login,
+                    oidc_login=setup.browser_login,
                     home=home_of,
                 ),
             )

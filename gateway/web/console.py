@@ -135,8 +135,10 @@ class Console:
         secure_cookies: bool,
         oidc_login: OidcLogin | None = None,
         home: Callable[[Principal], str] = lambda _: "/console/status",
+        login_hint_key: str = "login.api_key_hint",
     ) -> None:
         self.authenticator = authenticator
+        self.login_hint_key = login_hint_key  # names the command that issues API keys
         self.oidc_login = oidc_login
         self.home = home
         self.sessions = Sessions()
@@ -179,6 +181,7 @@ class Console:
             path=path,
             csrf_field=CSRF_FIELD,
             oidc_login=self.oidc_login is not None,
+            login_hint_key=self.login_hint_key,
             **context,
         )
         response = HTMLResponse(page, status_code=status)
