@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from spean.gateway.authority.listener import load_settings
+from spean.gateway.cli.management import create_key, list_keys, revoke_key
 from spean.gateway.web.api_keys import ApiKeyStore
-from spean.gateway.web.roles import Role, parse_role
+from spean.gateway.web.roles import Role
 
 __all__ = ["add_management_argument", "register_api_keys"]
 
@@ -59,23 +60,12 @@ def _store(path: Path) -> ApiKeyStore:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    key, entry = _store(args.management).create(args.name, parse_role(args.role))
-    print(key)
-    print(
-        f"created API key {entry.id} ({entry.name}, role {entry.role.value}); it is shown"
-        " only now: store it in your secret manager"
-    )
-    return 0
+    return create_key(_store(args.management), args.name, args.role)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for entry in _store(args.management).entries():
-        state = f"revoked {entry.revoked_at}" if entry.revoked_at else "active"
-        print(f"{entry.id}  {entry.role.value:22}  {entry.created_at}  {state}  {entry.name}")
-    return 0
+    return list_keys(_store(args.management))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    entry = _store(args.management).revoke(args.key_id)
-    print(f"API key {entry.id} ({entry.name}) revoked at {entry.revoked_at}")
-    return 0
+    return revoke_key(_store(args.management), args.key_id)

@@ -54,7 +54,22 @@ def _store(config_path: Path) -> ApiKeyStore:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    key, entry = _store(args.config).create(args.name, parse_role(args.role))
+    return create_key(_store(args.config), args.name, args.role)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    return list_keys(_store(args.config))
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    return revoke_key(_store(args.config), args.key_id)
+
+
+# -- shared with `spean authority api-key` (gateway/cli/authority_management.py) ---------
+
+
+def create_key(store: ApiKeyStore, name: str, role: str) -> int:
+    key, entry = store.create(name, parse_role(role))
     print(key)
     print(
         f"created API key {entry.id} ({entry.name}, role {entry.role.value}); it is shown"
@@ -63,14 +78,14 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    for entry in _store(args.config).entries():
+def list_keys(store: ApiKeyStore) -> int:
+    for entry in store.entries():
         state = f"revoked {entry.revoked_at}" if entry.revoked_at else "active"
         print(f"{entry.id}  {entry.role.value:22}  {entry.created_at}  {state}  {entry.name}")
     return 0
 
 
-def cmd_revoke(args: argparse.Namespace) -> int:
-    entry = _store(args.config).revoke(args.key_id)
+def revoke_key(store: ApiKeyStore, key_id: str) -> int:
+    entry = store.revoke(key_id)
     print(f"API key {entry.id} ({entry.name}) revoked at {entry.revoked_at}")
     return 0
