@@ -19,11 +19,11 @@ import base64
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.datastructures import FormData
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -31,7 +31,7 @@ from spean.gateway.authority import admin as models
 from spean.gateway.authority.admin import AuthorityAdmin
 from spean.gateway.errors import InvalidArgument, SpeanError
 from spean.gateway.web.charts import Expiry, expiry_timeline
-from spean.gateway.web.console import Console, Session
+from spean.gateway.web.console import LOGIN, Console, Session, console_of, page_session
 from spean.gateway.web.i18n import Translator
 from spean.gateway.web.problems import http_status
 from spean.gateway.web.roles import Permission, Principal
@@ -41,7 +41,6 @@ NAVIGATION = [
     ("/console/registry", "authority.nav.registry", Permission.VIEW_STATUS),
     ("/console/publication", "authority.nav.publication", Permission.VIEW_STATUS),
 ]
-LOGIN = "/console/login"
 HOME = "/console/requests"
 TEMPLATES = Path(__file__).parent / "templates"
 # The timeline shows the certificates that expire first; the table lists them all.
@@ -50,59 +49,9 @@ TIMELINE_ROWS = 12
 router = APIRouter(include_in_schema=False)
 
 
-def _console(request: Request) -> Console:
-    console: Console = request.app.state.console
-    return console
-
-
 def _admin(request: Request) -> AuthorityAdmin:
     admin: AuthorityAdmin = request.app.state.authority_admin
     return admin
-
-
-def _page(request: Request, permission: Permission) -> tuple[Session, Principal]:
-    console = _console(request)
-    session = console.session(request)
-    return session, console.require(session, permission)
-
-
-@router.get("/console")
-@router.get("/console/")
-def home() -> Response:
-    return RedirectResponse(HOME, status_code=303)
-
-
-@router.get("/console/login")
-def login_page(request: Request) -> HTMLResponse:
-    return _console(request).render(request, "login.html", refused=None)
-
-
-@router.post("/console/login")
-def login(request: Request, api_key: Annotated[str, Form(max_length=200)]) -> Response:
-    console = _console(request)
-    try:
-        principal = console.authenticator.api_keys.authenticate(api_key.strip())
-    except SpeanError as exc:
-        return console.render(request, "login.html", status=401, refused=exc.message)
-    return console.start_session(principal, api_key.strip(), HOME)
-
-
-@router.post("/console/login/certificate")
-def login_certificate(request: Request) -> Response:
-    console = _console(request)
-    try:
-        principal = console.authenticator.authenticate(request)
-    except SpeanError as exc:
-        return console.render(request, "login.html", status=401, refused=exc.message)
-    return console.start_session(principal, None, HOME)
-
-
-@router.post("/console/logout")
-async def logout(request: Request) -> Response:
-    console = _console(request)
-    session = console.session(request)
-    console.check_csrf(request, session, await request.form())
-    return console.end_session(request, LOGIN)
 
 
 # ------------------------------------------------------------ pages
@@ -140,7 +89,7 @@ def _timeline(t: Translator, items: list[tuple[str, models.CertificateView]]) ->
 
 def _registry_context(request: Request, principal: Principal) -> dict[str, Any]:
     admin = _admin(request)
-    t = Translator(_console(request).locale(request))
+    t = Translator(console_of(request).locale(request))
     members, servers = admin.members(), admin.servers()
     current = [
         *((m.id, c) for m in members for c in m.certificates if c.revoked_at is None),
@@ -185,7 +134,7 @@ def _show(
     refused: str | None = None,
 ) -> HTMLResponse:
     template, context = _PAGES[page]
-    return _console(request).render(
+    return console_of(request).render(
         request,
         template,
         status=status,
@@ -199,19 +148,19 @@ def _show(
 
 @router.get("/console/requests")
 def requests_page(request: Request) -> HTMLResponse:
-    session, principal = _page(request, Permission.VIEW_STATUS)
+    session, principal = page_session(request, Permission.VIEW_STATUS)
     return _show(request, "requests", session, principal)
 
 
 @router.get("/console/registry")
 def registry_page(request: Request) -> HTMLResponse:
-    session, principal = _page(request, Permission.VIEW_STATUS)
+    session, principal = page_session(request, Permission.VIEW_STATUS)
     return _show(request, "registry", session, principal)
 
 
 @router.get("/console/publication")
 def publication_page(request: Request) -> HTMLResponse:
-    session, principal = _page(request, Permission.VIEW_STATUS)
+    session, principal = page_session(request, Permission.VIEW_STATUS)
     return _show(request, "publication", session, principal)
 
 
@@ -234,7 +183,7 @@ async def _change(
     apply: Callable[[AuthorityAdmin, Principal, FormData, Translator], str],
 ) -> Response:
     """Check session, CSRF and role; apply the change; show the page with the outcome."""
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     notice = refused = None
@@ -341,6 +290,5 @@ async def revoke(request: Request) -> Response:
 
 
 def install_console(app: FastAPI, console: Console) -> None:
-    app.state.console = console
     console.install(app, LOGIN)
     app.include_router(router)

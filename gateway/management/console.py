@@ -17,8 +17,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from spean.gateway.errors import InvalidArgument, NotFound, SpeanError
@@ -27,7 +27,7 @@ from spean.gateway.management.api import OWN_VIEW_PURPOSE, own_subject
 from spean.gateway.management.service import ManagementService
 from spean.gateway.management.traffic_index import Filters
 from spean.gateway.web.charts import Expiry, bar_chart, expiry_timeline
-from spean.gateway.web.console import Console, Session
+from spean.gateway.web.console import LOGIN, Console, Session, console_of, page_session
 from spean.gateway.web.i18n import Translator
 from spean.gateway.web.problems import http_status
 from spean.gateway.web.roles import Permission, Principal
@@ -42,15 +42,9 @@ NAVIGATION = [
     ("/console/transparency", "nav.transparency", Permission.VIEW_OWN_EXCHANGES),
     ("/console/transparency", "nav.lookups", Permission.LOOK_UP_SUBJECTS),
 ]
-LOGIN = "/console/login"
 TEMPLATES = Path(__file__).parent / "templates"
 
 router = APIRouter(include_in_schema=False)
-
-
-def _console(request: Request) -> Console:
-    console: Console = request.app.state.console
-    return console
 
 
 def _service(request: Request) -> ManagementService:
@@ -58,55 +52,10 @@ def _service(request: Request) -> ManagementService:
     return service
 
 
-def _page(request: Request, permission: Permission) -> tuple[Session, Principal]:
-    console = _console(request)
-    session = console.session(request)
-    return session, console.require(session, permission)
-
-
-@router.get("/console")
-@router.get("/console/")
-def home() -> Response:
-    return RedirectResponse("/console/status", status_code=303)
-
-
-@router.get("/console/login")
-def login_page(request: Request) -> HTMLResponse:
-    return _console(request).render(request, "login.html", refused=None)
-
-
-@router.post("/console/login")
-def login(request: Request, api_key: Annotated[str, Form(max_length=200)]) -> Response:
-    console = _console(request)
-    try:
-        principal = console.authenticator.api_keys.authenticate(api_key.strip())
-    except SpeanError as exc:
-        return console.render(request, "login.html", status=401, refused=exc.message)
-    return console.start_session(principal, api_key.strip(), "/console/status")
-
-
-@router.post("/console/login/certificate")
-def login_certificate(request: Request) -> Response:
-    console = _console(request)
-    try:
-        principal = console.authenticator.authenticate(request)
-    except SpeanError as exc:
-        return console.render(request, "login.html", status=401, refused=exc.message)
-    return console.start_session(principal, None, "/console/status")
-
-
-@router.post("/console/logout")
-async def logout(request: Request) -> Response:
-    console = _console(request)
-    session = console.session(request)
-    console.check_csrf(request, session, await request.form())
-    return console.end_session(request, LOGIN)
-
-
 @router.get("/console/status")
 def status_page(request: Request) -> HTMLResponse:
-    session, _ = _page(request, Permission.VIEW_STATUS)
-    service, console = _service(request), _console(request)
+    session, _ = page_session(request, Permission.VIEW_STATUS)
+    service, console = _service(request), console_of(request)
     t = Translator(console.locale(request))
     certificates = service.certificates()
     now = dt.datetime.now(dt.UTC)
@@ -137,7 +86,7 @@ def status_page(request: Request) -> HTMLResponse:
 
 @router.get("/console/keys")
 def keys_page(request: Request) -> HTMLResponse:
-    session, _ = _page(request, Permission.VIEW_STATUS)
+    session, _ = page_session(request, Permission.VIEW_STATUS)
     return _keys_page(request, session)
 
 
@@ -149,7 +98,7 @@ def _keys_page(
     refused: str | None = None,
 ) -> HTMLResponse:
     keys = _service(request).keys
-    return _console(request).render(
+    return console_of(request).render(
         request,
         "keys.html",
         status=status,
@@ -163,7 +112,7 @@ def _keys_page(
 @router.post("/console/keys/{kind}/{step}")
 async def rotate_key(request: Request, kind: str, step: str) -> Response:
     """One step of a key rotation (the API's), CSRF-checked."""
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
@@ -194,7 +143,7 @@ async def rotate_key(request: Request, kind: str, step: str) -> Response:
 
 @router.get("/console/services")
 def services_page(request: Request) -> HTMLResponse:
-    session, _ = _page(request, Permission.VIEW_STATUS)
+    session, _ = page_session(request, Permission.VIEW_STATUS)
     return _services_page(request, session)
 
 
@@ -206,7 +155,7 @@ def _services_page(
     refused: str | None = None,
 ) -> HTMLResponse:
     service = _service(request)
-    return _console(request).render(
+    return console_of(request).render(
         request,
         "services.html",
         status=status,
@@ -222,7 +171,7 @@ def _services_page(
 @router.post("/console/services/{action}")
 async def change_method_state(request: Request, action: str) -> Response:
     """Disable a method (with a notice) or enable it: the API's change, CSRF-checked."""
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
@@ -260,8 +209,8 @@ def _access_context(request: Request, principal: Principal) -> dict[str, Any]:
 
 @router.get("/console/access")
 def access_page(request: Request) -> HTMLResponse:
-    session, principal = _page(request, Permission.VIEW_ACCESS)
-    return _console(request).render(
+    session, principal = page_session(request, Permission.VIEW_ACCESS)
+    return console_of(request).render(
         request,
         "access.html",
         session=session,
@@ -273,7 +222,7 @@ def access_page(request: Request) -> HTMLResponse:
 
 @router.post("/console/access/{action}")
 async def change_access(request: Request, action: str) -> Response:
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
@@ -325,8 +274,8 @@ def traffic_page(
     window: Literal["1h", "6h", "24h", "7d", "30d"] = "24h",
     side: Literal["provider", "consumer"] = "provider",
 ) -> HTMLResponse:
-    session, _ = _page(request, Permission.VIEW_TRAFFIC)
-    console = _console(request)
+    session, _ = page_session(request, Permission.VIEW_TRAFFIC)
+    console = console_of(request)
     t = Translator(console.locale(request))
     traffic = _service(request).audit.traffic(window, side)
     charts = []
@@ -369,7 +318,7 @@ def audit_page(
     status: Annotated[str | None, Query(pattern=r"^[A-Z_]{0,40}$")] = None,
     before_ns: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
-    session, _ = _page(request, Permission.VIEW_AUDIT)
+    session, _ = page_session(request, Permission.VIEW_AUDIT)
     filters = Filters(
         exchange_id=exchange_id or None,
         client=client or None,
@@ -377,7 +326,7 @@ def audit_page(
         status=status or None,
     )
     found = _service(request).audit.records(filters, 50, before_ns)
-    return _console(request).render(
+    return console_of(request).render(
         request, "audit.html", session=session, found=found, filters=filters
     )
 
@@ -389,7 +338,7 @@ def audit_proof(
     index: Annotated[int, Query(ge=0, le=2**63 - 1)],
 ) -> Response:
     """The inclusion proof as a file to keep (the API's answer, as an attachment)."""
-    _page(request, Permission.VIEW_AUDIT)
+    page_session(request, Permission.VIEW_AUDIT)
     proof = _service(request).audit.proof(origin, index)
     name = f"proof-{origin.replace('/', '_').replace('#', '_')}-{index}.json"
     return Response(
@@ -409,7 +358,7 @@ def home_of(principal: Principal) -> str:
 @router.get("/console/transparency")
 def transparency_page(request: Request) -> HTMLResponse:
     """A data subject's own exchanges (the look-up recorded); an auditor's look-up form."""
-    session = _console(request).session(request)
+    session = console_of(request).session(request)
     principal = session.principal
     view = None
     if principal.may(Permission.VIEW_OWN_EXCHANGES):
@@ -417,8 +366,8 @@ def transparency_page(request: Request) -> HTMLResponse:
             own_subject(principal), principal.name, OWN_VIEW_PURPOSE
         )
     else:
-        _console(request).require(session, Permission.LOOK_UP_SUBJECTS)
-    return _console(request).render(
+        console_of(request).require(session, Permission.LOOK_UP_SUBJECTS)
+    return console_of(request).render(
         request, "transparency.html", session=session, view=view, asked=None, refused=None
     )
 
@@ -426,7 +375,7 @@ def transparency_page(request: Request) -> HTMLResponse:
 @router.post("/console/transparency")
 async def transparency_lookup(request: Request) -> Response:
     """An auditor's look-up of one person, for a stated purpose (CSRF-checked, recorded)."""
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
@@ -457,7 +406,7 @@ def transparency_proof(
     request: Request, origin: Annotated[str, Query(min_length=1, max_length=255)]
 ) -> Response:
     """One log's proof of the data subject's own exchanges, as a file (recorded)."""
-    _, principal = _page(request, Permission.VIEW_OWN_EXCHANGES)
+    _, principal = page_session(request, Permission.VIEW_OWN_EXCHANGES)
     view = _service(request).subject_view(own_subject(principal), principal.name, OWN_VIEW_PURPOSE)
     return _proof_file(view, origin)
 
@@ -465,7 +414,7 @@ def transparency_proof(
 @router.post("/console/transparency/proof")
 async def transparency_lookup_proof(request: Request) -> Response:
     """One log's proof of an auditor's look-up, as a file (CSRF-checked, recorded)."""
-    console = _console(request)
+    console = console_of(request)
     session = console.session(request)
     form = await request.form()
     console.check_csrf(request, session, form)
@@ -499,6 +448,5 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def install_console(app: FastAPI, console: Console) -> None:
-    app.state.console = console
     console.install(app, LOGIN)
     app.include_router(router)

@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -282,8 +282,11 @@ class Console:
     # ------------------------------------------------------------ wiring
 
     def install(self, app: FastAPI, login_path: str) -> None:
-        """Static files, and the console's answers to refusals (a page, not JSON)."""
+        """Static files, the login and logout routes every console shares, and the console's
+        answers to refusals (a page, not JSON)."""
+        app.state.console = self
         app.mount("/console/static", StaticFiles(directory=WEB / "static"), name="static")
+        app.include_router(_login_routes)
 
         def login_required(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, LoginRequired)
@@ -361,3 +364,65 @@ class Console:
             )
             response.delete_cookie(oidc_login.COOKIE, path=oidc_login.COOKIE_PATH)
             return response
+
+
+# -- what every console shares: finding it, a page's session, login and logout ----------
+
+LOGIN = "/console/login"
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def page_session(request: Request, permission: Permission) -> tuple[Session, Principal]:
+    """The request's session and its principal, if it holds `permission` (else a page)."""
+    console = console_of(request)
+    session = console.session(request)
+    return session, console.require(session, permission)
+
+
+_login_routes = APIRouter(include_in_schema=False)
+
+
+@_login_routes.get("/console")
+@_login_routes.get("/console/")
+def _home(request: Request) -> Response:
+    console = console_of(request)
+    session = console.sessions.get(request.cookies.get(SESSION_COOKIE))
+    to = console.home(session.principal) if session is not None else LOGIN
+    return RedirectResponse(to, status_code=303)
+
+
+@_login_routes.get(LOGIN)
+def _login_page(request: Request) -> HTMLResponse:
+    return console_of(request).render(request, "login.html", refused=None)
+
+
+@_login_routes.post(LOGIN)
+def _login(request: Request, api_key: Annotated[str, Form(max_length=200)]) -> Response:
+    console = console_of(request)
+    try:
+        principal = console.authenticator.api_keys.authenticate(api_key.strip())
+    except SpeanError as exc:
+        return console.render(request, "login.html", status=401, refused=exc.message)
+    return console.start_session(principal, api_key.strip(), console.home(principal))
+
+
+@_login_routes.post(f"{LOGIN}/certificate")
+def _login_certificate(request: Request) -> Response:
+    console = console_of(request)
+    try:
+        principal = console.authenticator.authenticate(request)
+    except SpeanError as exc:
+        return console.render(request, "login.html", status=401, refused=exc.message)
+    return console.start_session(principal, None, console.home(principal))
+
+
+@_login_routes.post("/console/logout")
+async def _logout(request: Request) -> Response:
+    console = console_of(request)
+    session = console.session(request)
+    console.check_csrf(request, session, await request.form())
+    return console.end_session(request, LOGIN)
