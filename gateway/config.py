@@ -14,8 +14,10 @@ or from the environment variable ``SPEAN_KEY_PASSPHRASE``.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -43,13 +45,7 @@ def _subsystem(value: str) -> str:
 
 
 def _method_or_star(value: str) -> str:
-    if value == "*":
-        return value
-    try:
-        parse_method(value)
-    except SpeanError as exc:
-        raise ValueError(exc.message) from None
-    return value
+    return value if value == "*" else _method(value)
 
 
 def _method(value: str) -> str:
@@ -82,6 +78,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def https_or_loopback(url: str, what: str) -> str:
+    """`url` if it is https://, or plain http:// to a loopback host; else `ValueError`.
+
+    The host is the URL's parsed host name, so http://localhost.example.org or
+    http://127.example.org (remote hosts) are refused."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise ValueError(f"{what} must be https:// (plain http only to a loopback host)")
 
 
 def _address(value: str) -> str:
@@ -201,8 +210,8 @@ class ServiceConfig(_Model):
     @field_validator("disabled")
     @classmethod
     def _disabled_once(cls, value: list[DisabledMethodConfig]) -> list[DisabledMethodConfig]:
-        methods = [entry.method for entry in value]
-        repeated = sorted({m for m in methods if methods.count(m) > 1})
+        counts = Counter(entry.method for entry in value)
+        repeated = sorted(m for m, n in counts.items() if n > 1)
         if repeated:
             raise ValueError(f"method {repeated[0]} is listed twice")
         return value
@@ -621,11 +630,7 @@ class OidcLoginConfig(_Model):
     @field_validator("authorization_url", "token_url")
     @classmethod
     def _endpoint_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.", "http://localhost")):
-            raise ValueError(
-                "the identity provider's endpoints must be https:// (plain http only on loopback)"
-            )
-        return value
+        return https_or_loopback(value, "the identity provider's endpoints")
 
     @field_validator("scopes")
     @classmethod
@@ -669,9 +674,7 @@ class OidcConfig(_Model):
     @field_validator("jwks_url")
     @classmethod
     def _jwks_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.", "http://localhost")):
-            raise ValueError("jwks_url must be https:// (plain http only on loopback)")
-        return value
+        return https_or_loopback(value, "jwks_url")
 
 
 class ManagementConfig(_Model):

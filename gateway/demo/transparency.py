@@ -86,7 +86,7 @@ def citizen_view(federation: Federation, exchange_id: str) -> CitizenView:
         if signed and signed[-1].size >= size:
             break
         time.sleep(0.1)
-    views = Transparency(config, server.audit).view(CITIZEN, REQUESTED_BY, PURPOSE)
+    views = Transparency(config, server.audit).view(CITIZEN, REQUESTED_BY, PURPOSE).logs
     worker = next((v for v in views if v.proof.origin == server.origin), None)
     if worker is None:
         raise RuntimeError(f"{server.origin} has signed no checkpoint in {PROOF_WAIT_SECONDS} s")

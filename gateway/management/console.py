@@ -27,7 +27,14 @@ from spean.gateway.management.api import OWN_VIEW_PURPOSE, own_subject
 from spean.gateway.management.service import ManagementService
 from spean.gateway.management.traffic_index import Filters
 from spean.gateway.web.charts import Expiry, bar_chart, expiry_timeline
-from spean.gateway.web.console import LOGIN, Console, Session, console_of, page_session
+from spean.gateway.web.console import (
+    LOGIN,
+    Console,
+    Session,
+    console_of,
+    page_session,
+    posted_form,
+)
 from spean.gateway.web.i18n import Translator
 from spean.gateway.web.problems import http_status
 from spean.gateway.web.roles import Permission, Principal
@@ -112,11 +119,7 @@ def _keys_page(
 @router.post("/console/keys/{kind}/{step}")
 async def rotate_key(request: Request, kind: str, step: str) -> Response:
     """One step of a key rotation (the API's), CSRF-checked."""
-    console = console_of(request)
-    session = console.session(request)
-    form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, Permission.ROTATE_KEYS)
+    console, session, principal, form = await posted_form(request, Permission.ROTATE_KEYS)
     if kind not in ("signing", "tls") or step not in ("start", "install", "activate", "abandon"):
         raise NotFound(f"no key step {kind}/{step}")
     keys = _service(request).keys
@@ -171,11 +174,7 @@ def _services_page(
 @router.post("/console/services/{action}")
 async def change_method_state(request: Request, action: str) -> Response:
     """Disable a method (with a notice) or enable it: the API's change, CSRF-checked."""
-    console = console_of(request)
-    session = console.session(request)
-    form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, Permission.EDIT_SERVICES)
+    console, session, principal, form = await posted_form(request, Permission.EDIT_SERVICES)
     if action not in ("disable", "enable"):
         raise NotFound(f"no service action {action!r}: disable or enable")
     t = Translator(console.locale(request))
@@ -222,11 +221,7 @@ def access_page(request: Request) -> HTMLResponse:
 
 @router.post("/console/access/{action}")
 async def change_access(request: Request, action: str) -> Response:
-    console = console_of(request)
-    session = console.session(request)
-    form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, Permission.EDIT_ACCESS)
+    console, session, principal, form = await posted_form(request, Permission.EDIT_ACCESS)
     t = Translator(console.locale(request))
     notice = refused = None
     status = 200
@@ -375,11 +370,7 @@ def transparency_page(request: Request) -> HTMLResponse:
 @router.post("/console/transparency")
 async def transparency_lookup(request: Request) -> Response:
     """An auditor's look-up of one person, for a stated purpose (CSRF-checked, recorded)."""
-    console = console_of(request)
-    session = console.session(request)
-    form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, Permission.LOOK_UP_SUBJECTS)
+    console, session, principal, form = await posted_form(request, Permission.LOOK_UP_SUBJECTS)
     asked = {"subject": str(form.get("subject") or ""), "purpose": str(form.get("purpose") or "")}
     try:
         lookup = models.SubjectLookup.model_validate(asked)
@@ -414,11 +405,7 @@ def transparency_proof(
 @router.post("/console/transparency/proof")
 async def transparency_lookup_proof(request: Request) -> Response:
     """One log's proof of an auditor's look-up, as a file (CSRF-checked, recorded)."""
-    console = console_of(request)
-    session = console.session(request)
-    form = await request.form()
-    console.check_csrf(request, session, form)
-    principal = console.require(session, Permission.LOOK_UP_SUBJECTS)
+    _, _, principal, form = await posted_form(request, Permission.LOOK_UP_SUBJECTS)
     try:
         lookup = models.SubjectLookup.model_validate(
             {"subject": form.get("subject"), "purpose": form.get("purpose")}

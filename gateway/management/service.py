@@ -38,7 +38,7 @@ from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import DisabledMethodConfig, ServerConfig
 from spean.gateway.errors import FailedPrecondition, NotFound, SpeanError
 from spean.gateway.files import keyfiles
-from spean.gateway.files.config import edit_config, load_config, subject_key_for
+from spean.gateway.files.config import edit_config, load_config
 from spean.gateway.globalconf import GlobalConfiguration
 from spean.gateway.identifiers import SubsystemId
 from spean.gateway.management import models
@@ -55,7 +55,6 @@ from spean.gateway.management.admin_log import APPLIED, FAILED, AdminAction, Adm
 from spean.gateway.management.audit_view import AuditView
 from spean.gateway.management.key_rotation import KeyRotation
 from spean.gateway.management.transparency import Transparency
-from spean.gateway.subjects import subject_pseudonym
 from spean.gateway.web.roles import Principal
 
 log = structlog.get_logger("spean.management")
@@ -422,13 +421,10 @@ class ManagementService:
     def subject_view(self, subject: str, requested_by: str, purpose: str) -> models.SubjectView:
         """Every exchange of this server that touched `subject`, proven; the look-up recorded."""
         config = self.server.config
-        logs = Transparency(config, self.server.audit).view(subject, requested_by, purpose)
-        key = subject_key_for(config)
-        assert key is not None  # the view refused a server without one
-        pseudonym = subject_pseudonym(key, subject)
+        views = Transparency(config, self.server.audit).view(subject, requested_by, purpose)
         return models.SubjectView(
             server_id=config.server_id,
-            subject_pseudonym=pseudonym.hex(),
+            subject_pseudonym=views.pseudonym.hex(),
             logs=[
                 models.SubjectLog(
                     origin=log.proof.origin,
@@ -440,7 +436,7 @@ class ManagementService:
                     lookup_exchange_id=log.lookup_exchange_id,
                     proof=log.text.decode("utf-8"),
                 )
-                for log in logs
+                for log in views.logs
             ],
         )
 

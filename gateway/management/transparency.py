@@ -27,6 +27,7 @@ index of pseudonyms is the fix when views become frequent at national scale
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,18 @@ from spean.gateway.config import ServerConfig
 from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument
 from spean.gateway.files import keyfiles
 from spean.gateway.files.config import read_passphrase, subject_key_for
-from spean.gateway.subjects import is_subject
+from spean.gateway.subjects import is_subject, subject_pseudonym
 from spean.gateway.tokens import TokenSigner, new_exchange_id
 
 MAX_PURPOSE_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectViews:
+    """One view: the person's pseudonym (whatever the logs hold), and each log's part."""
+
+    pseudonym: bytes
+    logs: list[LogView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +71,34 @@ def audit_store_url(config: ServerConfig) -> str:
     return url if "://" in url else str(config.resolve(Path(url)))
 
 
+def member_signer(config: ServerConfig) -> TokenSigner:
+    """The member's signing key, which signs a look-up's tokens."""
+    return TokenSigner(
+        keyfiles.load_private_key(config.resolve(config.keys.signing_key), read_passphrase(config)),
+        keyfiles.load_certificate(config.resolve(config.keys.signing_certificate)),
+    )
+
+
+# One writer of the look-up log at a time in this process: two views at once would
+# otherwise each open a writer of SERVER#transparency, and one would be refused.
+_LOOKUPS = threading.Lock()
+
+
 def record_lookup(
-    config: ServerConfig, proof: SubjectProof, text: bytes, requested_by: str, purpose: str
+    config: ServerConfig,
+    proof: SubjectProof,
+    text: bytes,
+    requested_by: str,
+    purpose: str,
+    signer: TokenSigner | None = None,
 ) -> AuditRecord:
     """Append the signed record of one look-up to ``SERVER#transparency``; returns it.
 
     Called before the proof file is handed out (fail closed): a failure to
-    record raises, and the caller answers nothing.
+    record raises, and the caller answers nothing. `signer` saves loading the
+    member's key again for each log of one view.
     """
-    signer = TokenSigner(
-        keyfiles.load_private_key(config.resolve(config.keys.signing_key), read_passphrase(config)),
-        keyfiles.load_certificate(config.resolve(config.keys.signing_certificate)),
-    )
+    signer = signer or member_signer(config)
     origin = f"{config.server_id}#{TRANSPARENCY}"
     record = lookup_record(
         signer,
@@ -89,9 +114,12 @@ def record_lookup(
     # A writer of the look-up log for this one record: it signs a checkpoint as it
     # closes, so the look-up is provable at once, and the next writer (this server or
     # `spean audit subject`) continues from its head.
-    with open_store(
-        audit_store_url(config), origin, checkpoints=server_checkpoint_policy(config)
-    ) as store:
+    with (
+        _LOOKUPS,
+        open_store(
+            audit_store_url(config), origin, checkpoints=server_checkpoint_policy(config)
+        ) as store,
+    ):
         store.append(record)
     return record
 
@@ -113,7 +141,7 @@ class Transparency:
             key=lambda o: (o.endswith(f"#{TRANSPARENCY}"), o),
         )
 
-    def view(self, subject: str, requested_by: str, purpose: str) -> list[LogView]:
+    def view(self, subject: str, requested_by: str, purpose: str) -> SubjectViews:
         """Every proven exchange of `subject` in every log, each log's look-up recorded."""
         config = self._config
         if not is_subject(subject):
@@ -138,6 +166,7 @@ class Transparency:
             anchor_pem = config.resolve(source.anchor).read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        signer = member_signer(config)
         views: list[LogView] = []
         for origin in self.logs():
             bundle = export_bundle(
@@ -147,6 +176,6 @@ class Transparency:
                 continue  # nothing under a signed checkpoint yet
             proof = subject_view(bundle, key, subject)
             text = proof.to_json().encode("utf-8")
-            record = record_lookup(config, proof, text, requested_by, purpose)
+            record = record_lookup(config, proof, text, requested_by, purpose, signer)
             views.append(LogView(proof, text, record.exchange_id))
-        return views
+        return SubjectViews(subject_pseudonym(key, subject), views)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import jinja2
 import structlog
@@ -381,6 +381,25 @@ def page_session(request: Request, permission: Permission) -> tuple[Session, Pri
     console = console_of(request)
     session = console.session(request)
     return session, console.require(session, permission)
+
+
+class Posted(NamedTuple):
+    """A console form that passed the checks every change needs."""
+
+    console: Console
+    session: Session
+    principal: Principal
+    form: Mapping[str, Any]
+
+
+async def posted_form(request: Request, permission: Permission) -> Posted:
+    """A POSTed form: its session (else back to log in), its CSRF token (else 403) and
+    the session's role holding `permission` (else a 403 page), in that order."""
+    console = console_of(request)
+    session = console.session(request)
+    form = await request.form()
+    console.check_csrf(request, session, form)
+    return Posted(console, session, console.require(session, permission), form)
 
 
 _login_routes = APIRouter(include_in_schema=False)

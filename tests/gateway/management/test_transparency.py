@@ -84,7 +84,9 @@ def test_every_workers_log_is_proven_and_only_the_subjects_records_listed(
     first = _write(mpwt, "w0", [CITIZEN, OTHER_CITIZEN])
     second = _write(mpwt, "w1", [OTHER_CITIZEN, CITIZEN, CITIZEN])
     with open_store(audit_store_url(mpwt), f"{mpwt.server_id}#reader") as store:
-        views = Transparency(mpwt, store).view(CITIZEN, "oidc:citizen-1", "own view")
+        seen = Transparency(mpwt, store).view(CITIZEN, "oidc:citizen-1", "own view")
+    views = seen.logs
+    assert seen.pseudonym == subject_pseudonym(subject_key_for(mpwt) or b"", CITIZEN)
     by_origin = {v.proof.origin: v for v in views}
     assert list(by_origin) == [f"{mpwt.server_id}#w0", f"{mpwt.server_id}#w1"]
     listed = {
@@ -103,10 +105,12 @@ def test_each_logs_look_up_is_recorded_and_listed_next_time(mpwt: ServerConfig) 
     _write(mpwt, "w0", [CITIZEN])
     with open_store(audit_store_url(mpwt), f"{mpwt.server_id}#reader") as store:
         transparency = Transparency(mpwt, store)
-        (first,) = transparency.view(CITIZEN, "oidc:citizen-1", "own view")
+        (first,) = transparency.view(CITIZEN, "oidc:citizen-1", "own view").logs
         lookups = f"{mpwt.server_id}#{TRANSPARENCY}"
         assert transparency.logs() == [f"{mpwt.server_id}#w0", lookups]
-        again = {v.proof.origin: v for v in transparency.view(CITIZEN, "oidc:citizen-1", "again")}
+        again = {
+            v.proof.origin: v for v in transparency.view(CITIZEN, "oidc:citizen-1", "again").logs
+        }
     listed = [str(e.summary()["exchange_id"]) for e in again[lookups].proof.entries]
     # The first view's look-up, then this view's look-up of w0 (recorded before the
     # look-up log was read).

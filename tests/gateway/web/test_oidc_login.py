@@ -144,6 +144,9 @@ def test_a_missing_client_secret_file_is_a_config_error(idp: Provider, tmp_path:
     [
         ({"scopes": ["profile"]}, "openid"),
         ({"token_url": "http://id.example.org/token"}, "https"),
+        # A remote host whose name begins like a loopback one is still remote.
+        ({"token_url": "http://localhost.evil.example/token"}, "https"),
+        ({"authorization_url": "http://127.evil.example/authorize"}, "https"),
     ],
 )
 def test_the_login_settings_are_checked(
@@ -153,6 +156,13 @@ def test_the_login_settings_are_checked(
     section["login"].update(change)
     with pytest.raises(ValidationError, match=message):
         OidcConfig.model_validate(section)
+
+
+def test_the_jwks_url_of_a_remote_host_must_be_https(idp: Provider) -> None:
+    section = idp.oidc_section(jwks_url="http://localhost.evil.example/jwks")
+    with pytest.raises(ValidationError, match="jwks_url must be https"):
+        OidcConfig.model_validate(section)
+    assert OidcConfig.model_validate(idp.oidc_section()).jwks_url.startswith("http://127.0.0.1")
 
 
 def test_data_subjects_need_the_claim_that_holds_their_id(idp: Provider) -> None:
