@@ -335,7 +335,8 @@ def admit_provider_call(
             if method not in methods:  # 11
                 raise NotFound(f"{claims.audience} does not publish method {method}")
             rules.policy.check(claims.client, claims.audience, method)  # 12
-            notice = rules.disabled.get(claims.audience, {}).get(method)
+            disabled = rules.disabled.get(claims.audience)
+            notice = disabled.get(method) if disabled else None
             if notice is not None:  # 12a
                 raise FailedPrecondition(
                     f"{method} of {claims.audience} is disabled by its provider"

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from spean.gateway.audit.record import AuditRecord, Kind
 from spean.gateway.digests import ResponseDigest, request_digest
-from spean.gateway.errors import ConfigError, InvalidArgument
+from spean.gateway.errors import ConfigError, FailedPrecondition, InvalidArgument
 
 MAGIC = b"SPB1"
 _KEY = 32
@@ -178,6 +178,17 @@ def check_bodies(record: AuditRecord, bodies: Bodies) -> str:
     ):
         return "the decrypted response does not match the record's digest, count or size"
     return ""
+
+
+def auditor_key(auditor_public_key: bytes, version: int, keeper: str) -> bytes:
+    """The key bodies are sealed to, from a global configuration (its key and version);
+    without one, what `keeper` would keep is refused (fail closed)."""
+    if not auditor_public_key:
+        raise FailedPrecondition(
+            f"{keeper} but global configuration version {version} has no auditor key; the"
+            " federation authority must register one (spean authority set-auditor-key)"
+        )
+    return auditor_public_key
 
 
 def fingerprint(public_key: bytes) -> str:

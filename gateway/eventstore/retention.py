@@ -70,4 +70,6 @@ class Pruner:
                 self.prune_once()
             except SpeanError as exc:
                 log.warning("eventstore.prune_failed", status=exc.code.name, error=exc.message)
+            except Exception:
+                log.exception("eventstore.prune_failed")
             self._stopped.wait(self._interval)

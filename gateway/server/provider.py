@@ -38,12 +38,12 @@ from spean.gateway.admission import (
     ProviderRules,
     admit_provider_call,
 )
+from spean.gateway.audit.bodies import auditor_key
 from spean.gateway.audit.record import Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.config import LimitsConfig
 from spean.gateway.deadlines import hop_budget
 from spean.gateway.errors import (
-    FailedPrecondition,
     Internal,
     ResourceExhausted,
     SpeanError,
@@ -167,7 +167,13 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
             adapter = self._services[claims.audience]
             if claims.audience in self._sealed_bodies:
                 assert not isinstance(conf, SpeanError)  # an admitted call had one
-                ex.keep_bodies(_auditor_key(conf, claims.audience))
+                ex.keep_bodies(
+                    auditor_key(
+                        conf.auditor_public_key,
+                        conf.version,
+                        f"{claims.audience} keeps encrypted bodies (audit_bodies: encrypted)",
+                    )
+                )
             ex.admit()
             ex.forward()
             with tracing.adapter_call(ex, type(adapter).__name__):
@@ -282,17 +288,6 @@ class ProviderEndpoint(grpc.GenericRpcHandler):
                 subject_pseudonym=ex.subject_pseudonym,
             )
         )
-
-
-def _auditor_key(conf: GlobalConfiguration, service: SubsystemId) -> bytes:
-    """The key bodies are sealed to; without one the exchange is refused (fail closed)."""
-    if not conf.auditor_public_key:
-        raise FailedPrecondition(
-            f"{service} keeps encrypted bodies (audit_bodies: encrypted) but global "
-            f"configuration version {conf.version} has no auditor key; the federation "
-            "authority must register one (spean authority set-auditor-key)"
-        )
-    return conf.auditor_public_key
 
 
 def _unary_methods(services: Mapping[SubsystemId, Adapter]) -> frozenset[str]:

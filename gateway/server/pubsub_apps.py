@@ -31,7 +31,7 @@ import grpc
 import structlog
 
 from spean.gateway import metadata
-from spean.gateway.audit.bodies import seal_event
+from spean.gateway.audit.bodies import auditor_key, seal_event
 from spean.gateway.audit.record import AuditRecord, Kind, Side
 from spean.gateway.audit.store import AuditStore
 from spean.gateway.errors import (
@@ -185,7 +185,8 @@ class PubSubApps:
             record = _with(record, peer_certificate_sha256=thumbprint)
             topic = TopicId(client, parse_topic_name(topic_name))
             record = _with(record, topic=topic.name)
-            info = self._configuration().topic(topic)
+            conf = self._configuration()  # one version for the whole publish
+            info = conf.topic(topic)
             if info is None:
                 raise NotFound(
                     f"topic {topic} is not published in the global configuration; the"
@@ -206,7 +207,7 @@ class PubSubApps:
                 self.types.check(info, payload)
             # Checked before the event is stored: an event that could not be recorded
             # as configured is refused, not kept (fail closed).
-            auditor = auditor_key_for_events(self._configuration()) if self._seal_bodies else b""
+            auditor = auditor_key_for_events(conf) if self._seal_bodies else b""
             appended = self._store.append(
                 topic,
                 event_id,
@@ -361,13 +362,11 @@ def _with(record: AuditRecord, **changes: Any) -> AuditRecord:
 
 def auditor_key_for_events(conf: GlobalConfiguration) -> bytes:
     """The key event bytes are sealed to; without one the event is refused (fail closed)."""
-    if not conf.auditor_public_key:
-        raise FailedPrecondition(
-            "this server keeps encrypted event bodies (pubsub.audit_bodies: encrypted) but"
-            f" global configuration version {conf.version} has no auditor key; the"
-            " federation authority must register one (spean authority set-auditor-key)"
-        )
-    return conf.auditor_public_key
+    return auditor_key(
+        conf.auditor_public_key,
+        conf.version,
+        "this server keeps encrypted event bodies (pubsub.audit_bodies: encrypted)",
+    )
 
 
 def _refused(record: AuditRecord, exc: SpeanError) -> AuditRecord:

@@ -84,9 +84,10 @@ class EventReceiver:
         self, request: pb.DeliverRequest, context: grpc.ServicerContext
     ) -> pb.DeliverResponse:
         received = time.time_ns()
+        conf = self._current()
         admitted = admit_delivery(
             self.rules,
-            self._current(),
+            conf,
             peer_pem=peer_certificate_pem(context),
             token=request.event_token,
             payload=request.payload,
@@ -117,12 +118,8 @@ class EventReceiver:
             if admitted.refusal is not None:
                 raise admitted.refusal
             assert claims is not None
-            conf = self._current()
-            auditor = (
-                auditor_key_for_events(conf)
-                if self._seal_bodies and not isinstance(conf, SpeanError)
-                else b""
-            )
+            assert not isinstance(conf, SpeanError)  # admitted: it had a configuration
+            auditor = auditor_key_for_events(conf) if self._seal_bodies else b""
             stored = self._store.receive(
                 Delivery(
                     subscriber=claims.subscriber,
