@@ -105,12 +105,8 @@ def columns_of(descriptor: Descriptor, dropped: Collection[str] = ()) -> tuple[C
     return tuple(columns)
 
 
-def _repeated(fd: FieldDescriptor) -> bool:
-    return bool(fd.is_repeated)
-
-
 def _kind(fd: FieldDescriptor) -> Kind:
-    if _repeated(fd):
+    if fd.is_repeated:
         return "json"
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
         is_time = fd.message_type is not None and fd.message_type.full_name == _TIMESTAMP
@@ -119,7 +115,7 @@ def _kind(fd: FieldDescriptor) -> Kind:
 
 
 def _nullable(fd: FieldDescriptor) -> bool:
-    return not _repeated(fd) and bool(fd.has_presence)
+    return not fd.is_repeated and bool(fd.has_presence)
 
 
 Value = str | int | float | bool | bytes | dt.datetime | None
@@ -131,12 +127,13 @@ class RowEncoder:
     def __init__(self, descriptor: Descriptor, dataset: OpenDataset) -> None:
         self.columns = columns_of(descriptor, dataset.dropped)
         self._dataset = dataset.id
-        self._dropped = {p for p in dataset.dropped if "." not in p}
+        # Nested paths too (owner.id): a dropped field anywhere in the answer stops it.
+        self._dropped = tuple(p.split(".") for p in dataset.dropped)
         self._getters = [_getter(descriptor.fields_by_name[c.name]) for c in self.columns]
 
     def values(self, message: Message) -> tuple[Value, ...]:
         if self._dropped:
-            present = {fd.name for fd, _ in message.ListFields()} & self._dropped
+            present = {".".join(p) for p in self._dropped if _carries(message, p)}
             if present:
                 raise FailedPrecondition(
                     f"dataset {self._dataset}: the provider's answer carries"
@@ -145,6 +142,21 @@ class RowEncoder:
                     " published"
                 )
         return tuple(get(message) for get in self._getters)
+
+
+def _carries(message: Message, path: Sequence[str]) -> bool:
+    """Whether `message` holds a value at the field path (through nested and repeated
+    messages)."""
+    for fd, value in message.ListFields():
+        if fd.name != path[0]:
+            continue
+        if len(path) == 1:
+            return True
+        if fd.message_type is None:
+            return False
+        items = value if fd.is_repeated else [value]
+        return any(_carries(item, path[1:]) for item in items)
+    return False
 
 
 def _getter(fd: FieldDescriptor) -> Callable[[Message], Value]:
@@ -158,7 +170,7 @@ def _getter(fd: FieldDescriptor) -> Callable[[Message], Value]:
             document: object
             if is_map:
                 document = {str(k): _plain(v) for k, v in value.items()}
-            elif _repeated(fd):
+            elif fd.is_repeated:
                 document = [_plain(v) for v in value]
             elif not message.HasField(name):
                 return None

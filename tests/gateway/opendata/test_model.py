@@ -119,3 +119,12 @@ def test_the_index_refuses_a_gap_or_a_repeat() -> None:
 def test_the_checksums_file_is_what_sha256sum_checks() -> None:
     version = _version(2)
     assert checksums_text(version) == f"{2:064x}  fleet-v2.csv\n"
+
+
+def test_a_dropped_nested_field_in_the_answer_is_refused_too() -> None:
+    encoder = RowEncoder(VEHICLE, _dataset(("owner_id", "registration_date.seconds")))
+    registered = Timestamp(seconds=1_363_305_600)
+    with pytest.raises(FailedPrecondition, match=r"carries registration_date\.seconds"):
+        encoder.values(vehicles_pb2.Vehicle(plate="2A-1234", registration_date=registered))
+    # Without a value there, the row goes out.
+    assert encoder.values(vehicles_pb2.Vehicle(plate="2A-1234"))[0] == "2A-1234"
