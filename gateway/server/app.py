@@ -161,18 +161,6 @@ def _client_thumbprints(
     return clients
 
 
-def _client_rules(config: ServerConfig) -> ConsumerRules | None:
-    """How the webhook of publish/subscribe identifies this server's applications."""
-    if config.consumer is None:
-        return None
-    return ConsumerRules(
-        server_id=config.server,
-        clients=_client_thumbprints(config, config.consumer),
-        max_message_bytes=config.limits.max_message_bytes,
-        max_header_bytes=config.limits.max_header_bytes,
-    )
-
-
 def _consumer_tls(
     config: ServerConfig, consumer: ConsumerConfig
 ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
@@ -375,7 +363,7 @@ class SecurityServer:
                 identity=identity,
                 audit=self.audit,
                 check_client=self._check_client,
-                client_rules=_client_rules(config),
+                client_rules=self._consumer_rules if config.consumer is not None else None,
             )
         if config.provider is not None:
             self._start_provider(signer, identity)
@@ -725,6 +713,12 @@ class SecurityServer:
             server.add_registered_method_handlers(name, handlers)
         if self.pubsub is not None:
             self.pubsub.add_consumer_services(server)
+
+    def _consumer_rules(self) -> ConsumerRules:
+        """The consumer endpoint's current rules, for the webhook of publish/subscribe: the
+        same registered clients as gRPC calls, SIGHUP included."""
+        assert self._consumer is not None  # asked for only when there is a consumer side
+        return self._consumer.rules
 
     def _check_client(self, client: SubsystemId, context: grpc.ServicerContext) -> str:
         """Publish/subscribe identify the application as the consumer endpoint does."""

@@ -253,6 +253,11 @@ class ConsumerEndpoint(grpc.GenericRpcHandler):
         # verified under (see `_witnessed`); cleared when it grows.
         self._witnessed_notes: dict[tuple[bytes, MemberId], GlobalConfiguration] = {}
 
+    @property
+    def rules(self) -> ConsumerRules:
+        """The rules calls are admitted by now (the registered clients follow SIGHUP)."""
+        return self._rules
+
     def reconfigure(
         self, *, signer: TokenSigner, clients: Mapping[SubsystemId, str | None]
     ) -> None:

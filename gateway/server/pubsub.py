@@ -82,7 +82,7 @@ class PubSubNode:
         identity: TlsIdentity,
         audit: AuditStore,
         check_client: ClientCheck,
-        client_rules: ConsumerRules | None = None,
+        client_rules: Callable[[], ConsumerRules] | None = None,
     ) -> None:
         pubsub = config.pubsub
         assert pubsub is not None

@@ -95,12 +95,22 @@ Identify = Callable[[], tuple[SubsystemId, str]]
 class WebhookCredentials:
     """Who posted: an API key mapped to a subsystem, or the client's registered certificate."""
 
-    def __init__(self, section: WebhookConfig, store: ApiKeyStore, rules: ConsumerRules) -> None:
+    def __init__(
+        self, section: WebhookConfig, store: ApiKeyStore, rules: Callable[[], ConsumerRules]
+    ) -> None:
         self._keys = {k.id: SubsystemId.parse(k.client) for k in section.keys}
         self.store = store
-        self._rules = rules
+        self._current_rules = rules  # the consumer endpoint's, so SIGHUP reaches them
+
+    @property
+    def _rules(self) -> ConsumerRules:
+        return self._current_rules()
+
+    @property
+    def _keyed_rules(self) -> ConsumerRules:
         # With a key, the key is the credential: no client certificate is required.
-        self._keyed_rules = replace(rules, clients=dict.fromkeys(rules.clients))
+        rules = self._rules
+        return replace(rules, clients=dict.fromkeys(rules.clients))
 
     def identify(self, request: Request) -> tuple[SubsystemId, str]:
         named = request.headers.get("spean-client")
@@ -248,7 +258,9 @@ def webhook_app(apps: PubSubApps, credentials: WebhookCredentials, max_body_byte
 class WebhookPublishing:
     """The webhook listener of one security server: built bound, serving from `start`."""
 
-    def __init__(self, config: ServerConfig, apps: PubSubApps, rules: ConsumerRules) -> None:
+    def __init__(
+        self, config: ServerConfig, apps: PubSubApps, rules: Callable[[], ConsumerRules]
+    ) -> None:
         assert config.pubsub is not None
         assert config.pubsub.webhook is not None
         section = config.pubsub.webhook

@@ -413,3 +413,39 @@ def test_generated_requests_conform_to_the_openapi_document(
         )
 
     check()
+
+
+def test_the_webhook_follows_the_registered_clients_when_the_server_reloads(
+    edges: tuple[World, Webhooks],
+) -> None:
+    """A reload that withdraws the application's certificate withdraws it from the webhook
+    too (it kept the clients of the server's start)."""
+    world, hooks = edges
+    server = world.server(MOI)
+    config = server.config.path
+    original = config.read_text()
+    document = yaml.safe_load(original)
+    for client in document["consumer"]["clients"]:
+        if client["subsystem"] == POPULATION:
+            del client["certificate"]
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        server.reload()
+        with hooks.client(cert=hooks.population_cert) as http:
+            refused = http.post(
+                "/events",
+                content=address_changed(90),
+                headers=headers(**{"Content-Type": "application/x-protobuf"}),
+            )
+        assert refused.status_code == 401, refused.text
+        assert "has no client certificate registered" in refused.text
+    finally:
+        config.write_text(original)
+        server.reload()
+    with hooks.client(cert=hooks.population_cert) as http:
+        again = http.post(
+            "/events",
+            content=address_changed(91),
+            headers=headers(**{"Content-Type": "application/x-protobuf"}),
+        )
+    assert again.status_code == 201, again.text
