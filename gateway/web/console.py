@@ -14,7 +14,8 @@ redirect). Guarantees:
 - Every state change is a POST carrying the session's CSRF token (a hidden
   form field, or the ``X-CSRF-Token`` header htmx sends), compared in
   constant time; a missing or wrong token is refused (403) and logged.
-- Sessions end after 30 minutes idle or 8 hours in all, and on logout.
+- Sessions end after 30 minutes idle or 8 hours in all, and on logout; one
+  made by the identity provider's login also when its ID token expires.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class Sessions:
             session = self._sessions.get(session_id)
             if session is None:
                 return None
-            if now - session.seen > IDLE_SECONDS or now - session.created > MAX_SECONDS:
+            expired = session.expires_at is not None and time.time() >= session.expires_at
+            if now - session.seen > IDLE_SECONDS or now - session.created > MAX_SECONDS or expired:
                 del self._sessions[session_id]
                 return None
             session = self._sessions[session_id] = replace(session, seen=now)
@@ -249,10 +251,8 @@ class Console:
         if session is None:
             raise LoginRequired("no session: log in")
         if session.expires_at is not None:
-            # An identity provider's login holds until its ID token expires.
-            if time.time() >= session.expires_at:
-                self.sessions.drop(session.id)
-                raise LoginRequired("the identity provider's login has expired: log in again")
+            # An identity provider's login: nothing to check again here, and the sessions
+            # end it when its ID token expires.
             return session
         try:
             if session.api_key is not None:
